@@ -1,0 +1,335 @@
+"""Label groups: what the component predicts, in what order, with what loss weight.
+
+Plain Python, no spaCy: the convert command, the component and the scorer all share it.
+A `GroupSchema` is immutable; "changing" it returns a new one.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import Errors, SchemaError, format_labels
+
+MULTICLASS = "multiclass"
+MULTILABEL = "multilabel"
+KINDS = (MULTICLASS, MULTILABEL)
+SEP = "/"
+DEFAULT_THRESHOLD = 0.5
+
+_GROUP_KEYS = (
+    "kind",
+    "labels",
+    "weight",
+    "threshold",
+    "class_weights",
+    "pos_weight",
+    "temperature",
+)
+
+
+def cat_key(group: str, label: str) -> str:
+    """The doc.cats key of a label: '{group}/{label}'."""
+    return f"{group}{SEP}{label}"
+
+
+def split_key(key: str) -> Optional[Tuple[str, str]]:
+    """Split a doc.cats key at its first '/' into (group, label); None if it has no '/'.
+
+    Group names may not contain '/', labels may, so the first '/' is the separator.
+    """
+    group, sep, label = key.partition(SEP)
+    return (group, label) if sep else None
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    """One group of labels predicted together.
+
+    name (str): Group name, the part of the doc.cats key before '/'.
+    kind (str): 'multiclass' (softmax, exactly one label) or 'multilabel' (sigmoid).
+    labels (Tuple[str, ...]): Ordered labels; empty until inferred at initialize.
+    weight (float): Weight of this group's loss in the total loss.
+    thresholds (Dict[str, float]): Per-label decision thresholds (multilabel only); labels
+        not listed use the component-wide threshold.
+    class_weights (Dict[str, float]): Per-class weights of the cross-entropy (multiclass
+        only), torch's `weight=` argument; unlisted classes weigh 1.0.
+    pos_weight (Dict[str, float]): Per-label weight of positives in the binary cross-entropy
+        (multilabel only), torch's `pos_weight=` argument; unlisted labels weigh 1.0.
+    temperature (float): Logits are divided by this before the activation (calibration).
+    """
+
+    name: str
+    kind: str
+    labels: Tuple[str, ...] = ()
+    weight: float = 1.0
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    class_weights: Mapping[str, float] = field(default_factory=dict)
+    pos_weight: Mapping[str, float] = field(default_factory=dict)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not name or SEP in name:
+            raise SchemaError(Errors.E002.format(group=name))
+        if self.kind not in KINDS:
+            raise SchemaError(Errors.E001.format(group=name, kind=self.kind))
+        seen = set()
+        for label in self.labels:
+            if not isinstance(label, str) or not label:
+                raise SchemaError(Errors.E011.format(group=name, value=list(self.labels)))
+            if label in seen:
+                raise SchemaError(Errors.E003.format(group=name, label=label))
+            seen.add(label)
+        _check_positive(name, "weight", self.weight, allow_zero=True)
+        _check_positive(name, "temperature", self.temperature)
+        if self.kind == MULTICLASS:
+            for fld in ("thresholds", "pos_weight"):
+                if getattr(self, fld):
+                    raise SchemaError(Errors.E007.format(group=name, field=fld, kind=MULTILABEL))
+        else:
+            if self.class_weights:
+                raise SchemaError(
+                    Errors.E007.format(group=name, field="class_weights", kind=MULTICLASS)
+                )
+        for label, value in self.thresholds.items():
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise SchemaError(Errors.E009.format(group=name, label=label, value=value))
+        for fld in ("class_weights", "pos_weight"):
+            for value in getattr(self, fld).values():
+                _check_positive(name, fld, value, allow_zero=True)
+        if self.labels:
+            self.check_label_refs()
+
+    def check_label_refs(self) -> None:
+        """Check that per-label settings name labels of the group."""
+        for fld in ("thresholds", "class_weights", "pos_weight"):
+            for label in getattr(self, fld):
+                if label not in self.labels:
+                    raise SchemaError(
+                        Errors.E006.format(
+                            group=self.name,
+                            field=fld,
+                            label=label,
+                            labels=format_labels(self.labels),
+                        )
+                    )
+
+    @property
+    def is_multiclass(self) -> bool:
+        return self.kind == MULTICLASS
+
+    @property
+    def keys(self) -> Tuple[str, ...]:
+        """The group's doc.cats keys, in label order."""
+        return tuple(cat_key(self.name, label) for label in self.labels)
+
+    def threshold_for(self, label: str, default: float = DEFAULT_THRESHOLD) -> float:
+        return float(self.thresholds.get(label, default))
+
+    def label_weights(self, which: str) -> Optional[List[float]]:
+        """Per-label `class_weights` or `pos_weight` as a list in label order, or None."""
+        weights: Mapping[str, float] = getattr(self, which)
+        if not weights:
+            return None
+        return [float(weights.get(label, 1.0)) for label in self.labels]
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "LabelGroup":
+        """Build a group from its config block (the dict under `groups.{name}`)."""
+        if not isinstance(cfg, Mapping):
+            raise SchemaError(f"Group {name!r}: expected a block of settings, got {cfg!r}.")
+        unknown = sorted(set(cfg) - set(_GROUP_KEYS))
+        if unknown:
+            raise SchemaError(
+                Errors.E008.format(group=name, keys=unknown, known=list(_GROUP_KEYS))
+            )
+        if "kind" not in cfg:
+            raise SchemaError(Errors.E012.format(group=name))
+        labels = cfg.get("labels") or []
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+            raise SchemaError(Errors.E011.format(group=name, value=labels))
+        threshold = cfg.get("threshold") or {}
+        if isinstance(threshold, (int, float)):
+            # One number for the whole group: the same threshold for every label.
+            if not labels:
+                raise SchemaError(
+                    f"Group {name!r}: a single-number threshold needs the labels listed; "
+                    "give a {label: threshold} mapping or set the component's threshold."
+                )
+            threshold = {label: float(threshold) for label in labels}
+        return cls(
+            name=name,
+            kind=cfg["kind"],
+            labels=tuple(labels),
+            weight=float(cfg.get("weight", 1.0)),
+            thresholds=_float_map(name, "threshold", threshold),
+            class_weights=_float_map(name, "class_weights", cfg.get("class_weights") or {}),
+            pos_weight=_float_map(name, "pos_weight", cfg.get("pos_weight") or {}),
+            temperature=float(cfg.get("temperature", 1.0)),
+        )
+
+    def to_config(self) -> Dict[str, Any]:
+        """The group's config block; `from_config(name, to_config())` gives it back."""
+        cfg: Dict[str, Any] = {"kind": self.kind, "labels": list(self.labels)}
+        cfg["weight"] = self.weight
+        if self.thresholds:
+            cfg["threshold"] = dict(self.thresholds)
+        if self.class_weights:
+            cfg["class_weights"] = dict(self.class_weights)
+        if self.pos_weight:
+            cfg["pos_weight"] = dict(self.pos_weight)
+        if self.temperature != 1.0:
+            cfg["temperature"] = self.temperature
+        return cfg
+
+
+@dataclass(frozen=True)
+class GroupSchema:
+    """The ordered label groups of one component, and the component-wide threshold."""
+
+    groups: Tuple[LabelGroup, ...]
+    threshold: float = DEFAULT_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            raise SchemaError(Errors.E010)
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"Group names must be unique, got {names}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise SchemaError(f"threshold must be in [0, 1], got {self.threshold!r}.")
+
+    @classmethod
+    def from_config(
+        cls, groups: Mapping[str, Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
+    ) -> "GroupSchema":
+        """Build a schema from the component's `groups` config (group order is kept)."""
+        if not isinstance(groups, Mapping):
+            raise SchemaError(f"`groups` must be a mapping {{name: settings}}, got {groups!r}.")
+        return cls(
+            groups=tuple(LabelGroup.from_config(name, cfg) for name, cfg in groups.items()),
+            threshold=float(threshold),
+        )
+
+    def to_config(self) -> Dict[str, Dict[str, Any]]:
+        return {g.name: g.to_config() for g in self.groups}
+
+    def __iter__(self) -> Iterator[LabelGroup]:
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __contains__(self, name: object) -> bool:
+        return any(g.name == name for g in self.groups)
+
+    def __getitem__(self, name: str) -> LabelGroup:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(f"No group {name!r} in the schema (groups: {self.names}).")
+
+    @property
+    def names(self) -> List[str]:
+        return [g.name for g in self.groups]
+
+    @property
+    def n_labels(self) -> int:
+        """Total number of labels over all groups: the model's output width."""
+        return sum(len(g.labels) for g in self.groups)
+
+    @property
+    def keys(self) -> List[str]:
+        """Every doc.cats key, in model output order."""
+        return [key for g in self.groups for key in g.keys]
+
+    def slices(self) -> List[Tuple[LabelGroup, int, int]]:
+        """(group, start, end) column ranges of each group in the model output."""
+        out = []
+        start = 0
+        for group in self.groups:
+            out.append((group, start, start + len(group.labels)))
+            start += len(group.labels)
+        return out
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every group has at least one label."""
+        return all(g.labels for g in self.groups)
+
+    def check_complete(self) -> None:
+        for group in self.groups:
+            if not group.labels:
+                raise SchemaError(Errors.E004.format(group=group.name))
+            group.check_label_refs()
+
+    def replace_group(self, name: str, **changes: Any) -> "GroupSchema":
+        """A new schema with one group's fields changed (validated again)."""
+        self[name]  # raises KeyError for an unknown group
+        groups = tuple(replace(g, **changes) if g.name == name else g for g in self.groups)
+        return replace(self, groups=groups)
+
+    def with_labels(self, labels: Mapping[str, Sequence[str]]) -> "GroupSchema":
+        """Fill the groups that have no labels yet from `{group: labels}`.
+
+        Groups that already have labels keep them; a name not in the schema is an error.
+        """
+        for name in labels:
+            if name not in self:
+                raise SchemaError(
+                    f"Labels were given for group {name!r}, which is not in the schema "
+                    f"(groups: {self.names}). Add it to `groups` in the config."
+                )
+        groups = tuple(
+            g if g.labels or g.name not in labels else replace(g, labels=tuple(labels[g.name]))
+            for g in self.groups
+        )
+        return replace(self, groups=groups)
+
+
+def infer_labels(keys: Iterable[str], schema: GroupSchema) -> Dict[str, List[str]]:
+    """Labels of the schema's label-less groups found among doc.cats keys, sorted.
+
+    Sorted, not first-seen, so the output order does not depend on corpus order.
+    Keys of groups that already have labels are ignored here (they are checked as gold).
+    Raises SchemaError for a key without '/' or a group the schema does not know.
+    """
+    empty = {g.name for g in schema if not g.labels}
+    found: Dict[str, set] = {name: set() for name in empty}
+    for key in keys:
+        parts = split_key(key)
+        if parts is None:
+            raise SchemaError(
+                f"doc.cats key {key!r} has no '/': spacy_mtl expects '{{group}}/{{label}}'."
+            )
+        group, label = parts
+        if group not in schema:
+            raise SchemaError(
+                f"doc.cats key {key!r} names group {group!r}, which is not in the schema "
+                f"(groups: {schema.names})."
+            )
+        if group in found:
+            found[group].add(label)
+    return {name: sorted(labels) for name, labels in found.items() if labels}
+
+
+def _check_positive(group: str, fld: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        raise SchemaError(Errors.E005.format(group=group, field=fld, value=value))
+
+
+def _float_map(group: str, fld: str, value: Any) -> Dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise SchemaError(
+            f"Group {group!r}: {fld} must be a mapping {{label: number}}, got {value!r}."
+        )
+    out = {}
+    for label, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise SchemaError(
+                f"Group {group!r}: {fld} for label {label!r} must be a number, got {number!r}."
+            )
+        out[str(label)] = float(number)
+    return out
