@@ -1,5 +1,49 @@
-"""Work in progress."""
+"""Registered model builders. Names are versioned and never change once released."""
+
+from typing import List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Dropout, Linear, Model, Relu, chain
+from thinc.types import Floats2d
+
+from .layers import doc_pooling
 
 
-def build_multi_group_classifier(*args, **kwargs):  # replaced shortly
-    raise NotImplementedError
+@registry.architectures("spacy-mtl.MultiGroupClassifier.v1")
+def build_multi_group_classifier(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    *,
+    pooling: str = "mean",
+    hidden_width: int = 0,
+    dropout: float = 0.1,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Token vectors → one pooled vector per doc → (hidden layer) → logits of all labels.
+
+    The output is raw logits, one column per label of every group in schema order; the
+    `mtl_textcat` component applies each group's softmax or sigmoid, so its loss is the true
+    cross-entropy / binary cross-entropy on logits.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors, e.g. a
+        `spacy-transformers.TransformerListener.v1` or a `spacy.Tok2Vec.v2`. It is called once
+        per batch; every group's head reads the same pooled vector.
+    pooling (str): 'mean' (default), 'max', or 'first' / 'cls' (the first token's vector).
+    hidden_width (int): Width of an optional ReLU hidden layer; 0 for none.
+    dropout (float): Dropout on the pooled vector (and after the hidden layer).
+    nO (Optional[int]): Number of labels over all groups; set by the component at initialize.
+    RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+    """
+    layers: List[Model] = [tok2vec, doc_pooling(pooling), Dropout(dropout)]
+    if hidden_width > 0:
+        layers.append(Relu(nO=hidden_width, dropout=dropout))
+    output_layer = Linear(nO=nO)
+    layers.append(output_layer)
+    model: Model[List[Doc], Floats2d] = chain(*layers)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["pooling"] = pooling
+    if nO is not None:
+        model.set_dim("nO", nO)
+    model.name = "mtl_classifier"
+    return model

@@ -1,5 +1,372 @@
-"""Work in progress."""
+"""The `mtl_textcat` component: several label groups, one model, one forward pass.
+
+DOCS: README.md, section "The component".
+"""
+
+import warnings
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+# Registers the architecture and scorer that the default config names: the entry point of
+# the factory must be enough for `spacy train` without --code.
+from . import architectures as _architectures  # noqa: F401
+from . import scorer as _scorer
+from .errors import Errors, MTLWarning, SchemaError
+from .gold import GoldReader
+from .loss import LossResult, activate, group_loss
+from .schema import GroupSchema, cat_key, infer_labels, split_key
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-mtl.MultiGroupClassifier.v1"
+pooling = "mean"
+hidden_width = 0
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+for _name in ("mtl_scores", "mtl_labels"):
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=None)
 
 
-def make_mtl_textcat(*args, **kwargs):  # replaced by the real factory shortly
-    raise NotImplementedError
+@Language.factory(
+    "mtl_textcat",
+    assigns=["doc.cats", "doc._.mtl_scores", "doc._.mtl_labels"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "groups": {},
+        "threshold": 0.5,
+        "scorer": {"@scorers": "spacy-mtl.mtl_scorer.v1"},
+    },
+    default_score_weights={"mtl_score": 1.0},
+)
+def make_mtl_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    groups: Dict[str, Dict[str, Any]],
+    threshold: float,
+    scorer: Optional[Callable],
+) -> "MultiGroupTextCategorizer":
+    """Create a `mtl_textcat` component (see MultiGroupTextCategorizer)."""
+    return MultiGroupTextCategorizer(
+        nlp.vocab, model, name, groups=groups, threshold=threshold, scorer=scorer
+    )
+
+
+class MultiGroupTextCategorizer(TrainablePipe):
+    """Predicts several label groups, multiclass (softmax) and multilabel (sigmoid), at once.
+
+    Gold and predictions live in `doc.cats` under '{group}/{label}' keys; predictions also
+    in `doc._.mtl_scores` ({group: {label: score}}) and `doc._.mtl_labels` ({group: label}
+    for multiclass, {group: [labels at or above threshold]} for multilabel).
+    The schema (groups, labels, weights, thresholds) lives in `self.cfg`, so it is saved and
+    loaded with the component.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], Floats2d],
+        name: str = "mtl_textcat",
+        *,
+        groups: Dict[str, Dict[str, Any]],
+        threshold: float = 0.5,
+        scorer: Optional[Callable] = _scorer.score_mtl,
+    ) -> None:
+        """Initialize the component.
+
+        vocab (Vocab): The shared vocabulary.
+        model (Model[List[Doc], Floats2d]): Maps docs to logits of every label, in schema
+            order (e.g. `spacy-mtl.MultiGroupClassifier.v1`).
+        name (str): The component's name; the key of its loss in `losses`.
+        groups (Dict[str, Dict[str, Any]]): {group: {kind, labels, weight, threshold,
+            class_weights, pos_weight, temperature}}; labels may be [] to infer them.
+        threshold (float): Default decision threshold of multilabel groups.
+        scorer (Optional[Callable]): Scoring function, `spacy-mtl.mtl_scorer.v1` by default.
+        """
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self._rehearsal_model = None
+        schema = GroupSchema.from_config(groups, threshold=threshold)
+        self.cfg: Dict[str, Any] = {"groups": schema.to_config(), "threshold": schema.threshold}
+        self._set_schema(schema)
+
+    # -- schema -------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> GroupSchema:
+        """The component's label groups (read-only; see `set_schema`)."""
+        return self._schema
+
+    def _set_schema(self, schema: GroupSchema) -> None:
+        self._schema = schema
+        self._gold = GoldReader(schema)
+        self.cfg["groups"] = schema.to_config()
+        self.cfg["threshold"] = schema.threshold
+
+    def set_schema(self, schema: GroupSchema) -> None:
+        """Replace the schema, keeping the label layout (e.g. new thresholds or temperatures).
+
+        Adding, removing or reordering labels after the model is initialized is an error:
+        the model's output columns would no longer match.
+        """
+        if self._model_width() is not None and schema.keys != self.schema.keys:
+            raise SchemaError(
+                "set_schema cannot change labels or their order after the model is "
+                f"initialized (was {self.schema.keys}, got {schema.keys})."
+            )
+        self._set_schema(schema)
+
+    def _model_width(self) -> Optional[int]:
+        output = self.model.get_ref("output_layer") if self.model.has_ref("output_layer") else None
+        if output is not None and output.has_dim("nO"):
+            return output.get_dim("nO")
+        return None
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """All doc.cats keys ('{group}/{label}') the component predicts, in output order."""
+        return tuple(self.schema.keys)
+
+    @property
+    def label_data(self) -> Dict[str, List[str]]:
+        """{group: [labels]}: what `spacy init labels` saves and `initialize(labels=)` takes."""
+        return {group.name: list(group.labels) for group in self.schema}
+
+    def add_label(self, label: str) -> int:
+        """Add a '{group}/{label}' key before initialize. Returns 1 if added, 0 if known."""
+        parts = split_key(label)
+        if parts is None or parts[0] not in self.schema:
+            raise SchemaError(
+                f"add_label takes a '{{group}}/{{label}}' key of a configured group "
+                f"(groups: {self.schema.names}), got {label!r}."
+            )
+        group, name = parts
+        if name in self.schema[group].labels:
+            return 0
+        if self._model_width() is not None:
+            raise SchemaError(
+                Errors.E107.format(n_model=self._model_width(), n_schema=self.schema.n_labels + 1)
+            )
+        labels = (*self.schema[group].labels, name)
+        self._set_schema(self.schema.replace_group(group, labels=labels))
+        self.vocab.strings.add(label)
+        return 1
+
+    # -- prediction ---------------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> Floats2d:
+        """Per-group probabilities for a batch of docs, shape (n_docs, n_labels).
+
+        Empty docs get the model's score for a zero vector, the same in any batch.
+        """
+        docs = list(docs)
+        if not docs:
+            return self.model.ops.alloc2f(0, self.schema.n_labels)
+        logits = self.model.predict(docs)
+        return activate(self.model.ops.xp, self.schema, logits)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
+        """Write scores to doc.cats, doc._.mtl_scores and doc._.mtl_labels."""
+        rows = self.model.ops.to_numpy(scores).tolist()
+        slices = self.schema.slices()
+        default = self.schema.threshold
+        for doc, row in zip(docs, rows):
+            by_group: Dict[str, Dict[str, float]] = {}
+            decided: Dict[str, Union[str, List[str]]] = {}
+            for group, start, _ in slices:
+                values = dict(zip(group.labels, row[start : start + len(group.labels)]))
+                by_group[group.name] = values
+                for label, value in values.items():
+                    doc.cats[cat_key(group.name, label)] = value
+                if group.is_multiclass:
+                    decided[group.name] = max(values, key=values.__getitem__)
+                else:
+                    decided[group.name] = [
+                        label
+                        for label, value in values.items()
+                        if value >= group.threshold_for(label, default)
+                    ]
+            # Several mtl_textcat components in one pipeline each add their groups.
+            doc._.mtl_scores = {**(doc._.mtl_scores or {}), **by_group}
+            doc._.mtl_labels = {**(doc._.mtl_labels or {}), **decided}
+
+    # -- training -----------------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: one forward and backward pass for all groups.
+
+        losses[name] gets the weighted total; losses[f"{name}:{group}"] each group's loss.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "MultiGroupTextCategorizer.update")
+        # Gold is checked before begin_update: an error must not leave the listener's
+        # stored transformer output half used.
+        truths, mask = self._examples_to_truth(examples)
+        if not any(len(eg.predicted) for eg in examples):
+            # The transformer skips a batch of empty docs: nothing to listen to.
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        result = self._loss(logits, truths, mask)
+        backprop(result.d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        self._add_losses(losses, result)
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+        """Weighted loss and its gradient, for `scores` = the model's logits."""
+        examples = list(examples)
+        validate_examples(examples, "MultiGroupTextCategorizer.get_loss")
+        truths, mask = self._examples_to_truth(examples)
+        result = self._loss(scores, truths, mask)
+        return result.total, result.d_logits
+
+    def get_group_losses(self, examples: Iterable[Example], scores: Floats2d) -> LossResult:
+        """Like get_loss, with each group's unweighted loss in `per_group`."""
+        truths, mask = self._examples_to_truth(list(examples))
+        return self._loss(scores, truths, mask)
+
+    def _loss(self, logits: Floats2d, truths: Floats2d, mask: Floats2d) -> LossResult:
+        ops = self.model.ops
+        return group_loss(ops.xp, self.schema, logits, ops.asarray(truths), ops.asarray(mask))
+
+    def _add_losses(self, losses: Dict[str, float], result: LossResult) -> None:
+        losses[self.name] += result.total
+        for group, value in result.per_group.items():
+            key = f"{self.name}:{group}"
+            losses[key] = losses.get(key, 0.0) + value
+
+    def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
+        return self._gold.read_batch((eg.reference.cats, eg.reference.text) for eg in examples)
+
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Rehearsal: pull the logits toward those of the model before training resumed."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        if self._rehearsal_model is None:
+            return losses
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update(docs)
+        target = self._rehearsal_model.predict(docs)
+        gradient = logits - target
+        backprop(gradient)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += float((gradient**2).sum())
+        return losses
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, List[str]]] = None,
+    ) -> None:
+        """Infer missing labels, check the gold, and initialize the model.
+
+        get_examples (Callable[[], Iterable[Example]]): The training examples.
+        nlp (Optional[Language]): The pipeline.
+        labels (Optional[Dict[str, List[str]]]): {group: [labels]} as written by
+            `spacy init labels` (this component's `label_data`); fills the groups that have
+            no labels in the config. Without it, those labels are read from the examples.
+        """
+        validate_get_examples(get_examples, "MultiGroupTextCategorizer.initialize")
+        schema = self.schema
+        if labels is not None:
+            if not isinstance(labels, dict):
+                raise SchemaError(Errors.E108.format(value=labels))
+            schema = schema.with_labels(labels)
+        elif not schema.is_complete:
+            keys = (key for eg in get_examples() for key in eg.reference.cats)
+            schema = schema.with_labels(infer_labels(keys, schema))
+        schema.check_complete()
+        self._set_schema(schema)
+        for key in self.labels:
+            self.vocab.strings.add(key)
+        # Check every example's gold now rather than mid-training, and warn about groups
+        # that nothing teaches.
+        n_annotated = {group.name: 0 for group in schema}
+        slices = schema.slices()
+        for eg in get_examples():
+            _, mask = self._gold.read(eg.reference.cats, eg.reference.text)
+            for group, start, end in slices:
+                if mask[start:end].any():
+                    n_annotated[group.name] += 1
+        for group_name, count in n_annotated.items():
+            if count == 0:
+                warnings.warn(Errors.W001.format(group=group_name), MTLWarning, stacklevel=2)
+        sample = [eg.reference for eg in islice(get_examples(), 10)]
+        if not sample:
+            raise ValueError(f"initialize of {self.name!r} got no examples.")
+        self._set_output_width(schema.n_labels)
+        self.model.initialize(X=sample)
+
+    def _set_output_width(self, n_labels: int) -> None:
+        output = self.model.get_ref("output_layer")
+        width = self._model_width()
+        if width is not None and width != n_labels:
+            raise SchemaError(Errors.E107.format(n_model=width, n_schema=n_labels))
+        if width is None:
+            output.set_dim("nO", n_labels)
+            if self.model.has_dim("nO") is None:  # a dim, not yet set
+                self.model.set_dim("nO", n_labels)
+
+    # -- serialization ------------------------------------------------------------------
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()):
+        result = super().from_bytes(bytes_data, exclude=exclude)
+        self._load_schema_from_cfg()
+        return result
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()):
+        result = super().from_disk(path, exclude=exclude)
+        self._load_schema_from_cfg()
+        return result
+
+    def _load_schema_from_cfg(self) -> None:
+        self._set_schema(
+            GroupSchema.from_config(self.cfg["groups"], threshold=self.cfg["threshold"])
+        )

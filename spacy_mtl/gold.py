@@ -1,0 +1,99 @@
+"""Gold `doc.cats` → target and mask arrays, with the missing-label rules of DESIGN.md.
+
+- multiclass group: annotated when exactly one of its present keys is 1.0; no key of the
+  group means the group is missing for the doc (mask 0 on all its columns).
+- multilabel group: each present key is 1.0 or 0.0; an absent key is missing for that label.
+Anything else (no '/', unknown group or label, a value outside {0, 1}, two positives or none
+in a multiclass group) raises GoldError naming the doc, group and label. Nothing is coerced.
+"""
+
+from typing import Dict, Iterable, Mapping, Tuple
+
+import numpy
+
+from .errors import Errors, GoldError, doc_start, format_labels
+from .schema import GroupSchema, split_key
+
+
+class GoldReader:
+    """Reads gold cats against one schema (builds its key index once)."""
+
+    def __init__(self, schema: GroupSchema) -> None:
+        self.schema = schema
+        self.n_labels = schema.n_labels
+        self.columns: Dict[Tuple[str, str], int] = {}
+        self.multiclass: Dict[str, Tuple[int, int]] = {}
+        for group, start, end in schema.slices():
+            for j, label in enumerate(group.labels):
+                self.columns[(group.name, label)] = start + j
+            if group.is_multiclass:
+                self.multiclass[group.name] = (start, end)
+
+    def read(self, cats: Mapping[str, float], text: str = "") -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """One doc's (truth, mask) rows of width n_labels, float32."""
+        truth = numpy.zeros((self.n_labels,), dtype="f")
+        mask = numpy.zeros((self.n_labels,), dtype="f")
+        self._fill(cats, text, truth, mask)
+        return truth, mask
+
+    def read_batch(
+        self, batch: Iterable[Tuple[Mapping[str, float], str]]
+    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """(truths, masks) of shape (n_docs, n_labels) for (cats, text) pairs."""
+        items = list(batch)
+        truths = numpy.zeros((len(items), self.n_labels), dtype="f")
+        masks = numpy.zeros((len(items), self.n_labels), dtype="f")
+        for i, (cats, text) in enumerate(items):
+            self._fill(cats, text, truths[i], masks[i])
+        return truths, masks
+
+    def _fill(
+        self, cats: Mapping[str, float], text: str, truth: numpy.ndarray, mask: numpy.ndarray
+    ) -> None:
+        schema = self.schema
+        for key, value in cats.items():
+            parts = split_key(key)
+            if parts is None:
+                raise GoldError(Errors.E101.format(doc=doc_start(text), key=key))
+            group, label = parts
+            col = self.columns.get(parts)
+            if col is None:
+                if group not in schema:
+                    raise GoldError(
+                        Errors.E102.format(
+                            doc=doc_start(text), group=group, key=key, groups=schema.names
+                        )
+                    )
+                raise GoldError(
+                    Errors.E103.format(
+                        doc=doc_start(text),
+                        group=group,
+                        label=label,
+                        labels=format_labels(schema[group].labels),
+                    )
+                )
+            if value != 1.0 and value != 0.0:
+                raise GoldError(Errors.E104.format(doc=doc_start(text), value=value, key=key))
+            truth[col] = value
+            mask[col] = 1.0
+        for name, (start, end) in self.multiclass.items():
+            present = mask[start:end]
+            if not present.any():
+                continue
+            positives = truth[start:end]
+            n_pos = int(positives.sum())
+            if n_pos != 1:
+                labels = self.schema[name].labels
+                if n_pos > 1:
+                    on = [labels[j] for j in range(end - start) if positives[j] == 1.0]
+                    raise GoldError(
+                        Errors.E105.format(
+                            doc=doc_start(text), group=name, n=n_pos, labels=format_labels(on)
+                        )
+                    )
+                given = [labels[j] for j in range(end - start) if present[j] == 1.0]
+                raise GoldError(
+                    Errors.E106.format(doc=doc_start(text), group=name, labels=format_labels(given))
+                )
+            # The one positive fixes the others: the whole group is annotated.
+            mask[start:end] = 1.0

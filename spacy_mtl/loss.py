@@ -1,0 +1,119 @@
+"""Masked, weighted cross-entropy and binary cross-entropy on logits (numpy or cupy).
+
+The definitions are torch's, with `reduction="mean"` over what is annotated:
+- multiclass: `cross_entropy(logits_g, y, weight=class_weights)` over the docs annotated for
+  the group: Σ_i w[y_i]·(−log softmax(x_i)[y_i]) / Σ_i w[y_i] (without class weights, the
+  plain mean over annotated docs, as torch's `ignore_index` does);
+- multilabel: `binary_cross_entropy_with_logits(x, y, pos_weight=pw)` averaged over the
+  annotated (doc, label) pairs: −[pw·y·log σ(x) + (1−y)·log(1−σ(x))].
+The total is Σ_g weight_g·L_g. A group with nothing annotated in the batch contributes 0 and
+no gradient (torch would return NaN for an empty mean).
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+from .schema import GroupSchema
+
+
+@dataclass
+class LossResult:
+    total: float
+    per_group: Dict[str, float]
+    d_logits: Any  # Floats2d on the ops' device
+
+
+def softplus(xp: Any, x: Any) -> Any:
+    """log(1 + exp(x)) without overflow."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def log_softmax(xp: Any, x: Any) -> Any:
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def sigmoid(xp: Any, x: Any) -> Any:
+    # exp(-|x|) never overflows; the two branches are the same function.
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def softmax(xp: Any, x: Any) -> Any:
+    return xp.exp(log_softmax(xp, x))
+
+
+def multiclass_loss(
+    xp: Any, logits: Any, truths: Any, annotated: Any, class_weights: Any = None
+) -> Tuple[float, Any]:
+    """Cross-entropy of one multiclass group and its gradient on the logits.
+
+    logits, truths (n, k): truths one-hot on annotated rows.
+    annotated (n,): 1.0 where the doc is annotated for the group.
+    class_weights (k,) or None.
+    """
+    log_p = log_softmax(xp, logits)
+    # Weight of each doc: w[y_i] (1.0 without class weights), 0 where not annotated.
+    doc_weight = annotated if class_weights is None else (truths * class_weights).sum(axis=1)
+    doc_weight = doc_weight * annotated
+    denom = float(doc_weight.sum())
+    if denom == 0.0:
+        return 0.0, xp.zeros_like(logits)
+    nll = -(truths * log_p).sum(axis=1)
+    loss = float((doc_weight * nll).sum()) / denom
+    d_logits = (xp.exp(log_p) - truths) * (doc_weight / denom)[:, None]
+    return loss, d_logits.astype(logits.dtype)
+
+
+def multilabel_loss(
+    xp: Any, logits: Any, truths: Any, mask: Any, pos_weight: Any = None
+) -> Tuple[float, Any]:
+    """Binary cross-entropy with logits of one multilabel group and its gradient.
+
+    logits, truths, mask (n, k): mask 1.0 on annotated (doc, label) pairs.
+    pos_weight (k,) or None.
+    """
+    n_annotated = float(mask.sum())
+    if n_annotated == 0.0:
+        return 0.0, xp.zeros_like(logits)
+    pw = 1.0 if pos_weight is None else pos_weight
+    # log σ(x) = −softplus(−x); log(1 − σ(x)) = −softplus(x)
+    losses = pw * truths * softplus(xp, -logits) + (1.0 - truths) * softplus(xp, logits)
+    loss = float((losses * mask).sum()) / n_annotated
+    probs = sigmoid(xp, logits)
+    d_logits = (probs * (pw * truths + 1.0 - truths) - pw * truths) * mask / n_annotated
+    return loss, d_logits.astype(logits.dtype)
+
+
+def group_loss(xp: Any, schema: GroupSchema, logits: Any, truths: Any, mask: Any) -> LossResult:
+    """Σ_g weight_g · L_g over the schema's groups, with the gradient on all logits."""
+    d_logits = xp.zeros_like(logits)
+    per_group: Dict[str, float] = {}
+    total = 0.0
+    for group, start, end in schema.slices():
+        x = logits[:, start:end]
+        y = truths[:, start:end]
+        m = mask[:, start:end]
+        if group.is_multiclass:
+            weights = group.label_weights("class_weights")
+            cw = None if weights is None else xp.asarray(weights, dtype=logits.dtype)
+            loss, d_x = multiclass_loss(xp, x, y, m[:, 0], cw)
+        else:
+            weights = group.label_weights("pos_weight")
+            pw = None if weights is None else xp.asarray(weights, dtype=logits.dtype)
+            loss, d_x = multilabel_loss(xp, x, y, m, pw)
+        per_group[group.name] = loss
+        total += group.weight * loss
+        d_logits[:, start:end] = group.weight * d_x
+    return LossResult(total=total, per_group=per_group, d_logits=d_logits)
+
+
+def activate(xp: Any, schema: GroupSchema, logits: Any) -> Any:
+    """Per-group probabilities: softmax(x / T) for multiclass, sigmoid(x / T) for multilabel."""
+    scores = xp.empty_like(logits)
+    for group, start, end in schema.slices():
+        x = logits[:, start:end]
+        if group.temperature != 1.0:
+            x = x / group.temperature
+        scores[:, start:end] = softmax(xp, x) if group.is_multiclass else sigmoid(xp, x)
+    return scores
