@@ -34,13 +34,18 @@ def build_multi_group_classifier(
     nO (Optional[int]): Number of labels over all groups; set by the component at initialize.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
     """
-    layers: List[Model] = [tok2vec, doc_pooling(pooling), Dropout(dropout)]
+    pool = doc_pooling(pooling)
+    head_layers: List[Model] = [Dropout(dropout)]
     if hidden_width > 0:
-        layers.append(Relu(nO=hidden_width, dropout=dropout))
+        head_layers.append(Relu(nO=hidden_width, dropout=dropout))
     output_layer = Linear(nO=nO)
-    layers.append(output_layer)
-    model: Model[List[Doc], Floats2d] = chain(*layers)
+    head_layers.append(output_layer)
+    head: Model[Floats2d, Floats2d] = chain(*head_layers)
+    model: Model[List[Doc], Floats2d] = chain(tok2vec, pool, head)
+    # The component runs `head` alone for empty docs (pooled vector of zeros).
     model.set_ref("tok2vec", tok2vec)
+    model.set_ref("pooling", pool)
+    model.set_ref("head", head)
     model.set_ref("output_layer", output_layer)
     model.attrs["pooling"] = pooling
     if nO is not None:

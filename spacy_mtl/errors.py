@@ -39,7 +39,10 @@ class Errors:
         "initialize."
     )
     E005 = "Group {group!r}: {field} must be a positive number, got {value!r}."
-    E006 = "Group {group!r}: {field} names label {label!r}, which is not in the group's labels {labels}."
+    E006 = (
+        "Group {group!r}: {field} names label {label!r}, which is not in the group's "
+        "labels {labels}."
+    )
     E007 = "Group {group!r}: {field} is only valid for {kind} groups."
     E008 = "Group {group!r}: unknown setting(s) {keys}. Known: {known}."
     E009 = "Group {group!r}: threshold for {label!r} must be in [0, 1], got {value!r}."

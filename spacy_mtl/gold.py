@@ -29,7 +29,9 @@ class GoldReader:
             if group.is_multiclass:
                 self.multiclass[group.name] = (start, end)
 
-    def read(self, cats: Mapping[str, float], text: str = "") -> Tuple[numpy.ndarray, numpy.ndarray]:
+    def read(
+        self, cats: Mapping[str, float], text: str = ""
+    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
         """One doc's (truth, mask) rows of width n_labels, float32."""
         truth = numpy.zeros((self.n_labels,), dtype="f")
         mask = numpy.zeros((self.n_labels,), dtype="f")

@@ -178,13 +178,28 @@ class MultiGroupTextCategorizer(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         """Per-group probabilities for a batch of docs, shape (n_docs, n_labels).
 
-        Empty docs get the model's score for a zero vector, the same in any batch.
+        Each group's logits are divided by its temperature, then softmax (multiclass) or
+        sigmoid (multilabel). Empty docs get the score of a zero pooled vector, the same in
+        any batch.
         """
+        return activate(self.model.ops.xp, self.schema, self.predict_logits(docs))
+
+    def predict_logits(self, docs: Iterable[Doc]) -> Floats2d:
+        """The model's raw logits for a batch of docs, shape (n_docs, n_labels)."""
         docs = list(docs)
-        if not docs:
-            return self.model.ops.alloc2f(0, self.schema.n_labels)
-        logits = self.model.predict(docs)
-        return activate(self.model.ops.xp, self.schema, logits)
+        ops = self.model.ops
+        filled = [i for i, doc in enumerate(docs) if len(doc)]
+        if len(filled) == len(docs):
+            return self.model.predict(docs)
+        # Empty docs skip the encoder (a transformer gives them no output at all) and
+        # score as a zero pooled vector, independent of the rest of the batch.
+        logits = ops.alloc2f(len(docs), self.schema.n_labels)
+        if filled:
+            logits[ops.xp.asarray(filled)] = self.model.predict([docs[i] for i in filled])
+        empty = [i for i, doc in enumerate(docs) if not len(doc)]
+        width = self.model.get_ref("pooling").get_dim("nO")
+        logits[ops.xp.asarray(empty)] = self.model.get_ref("head").predict(ops.alloc2f(1, width))
+        return logits
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write scores to doc.cats, doc._.mtl_scores and doc._.mtl_labels."""

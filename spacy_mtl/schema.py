@@ -139,9 +139,7 @@ class LabelGroup:
             raise SchemaError(f"Group {name!r}: expected a block of settings, got {cfg!r}.")
         unknown = sorted(set(cfg) - set(_GROUP_KEYS))
         if unknown:
-            raise SchemaError(
-                Errors.E008.format(group=name, keys=unknown, known=list(_GROUP_KEYS))
-            )
+            raise SchemaError(Errors.E008.format(group=name, keys=unknown, known=list(_GROUP_KEYS)))
         if "kind" not in cfg:
             raise SchemaError(Errors.E012.format(group=name))
         labels = cfg.get("labels") or []

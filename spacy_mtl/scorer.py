@@ -103,9 +103,7 @@ def _prf(tp: float, fp: float, fn: float) -> Dict[str, float]:
 
 def _macro(per_type: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     n = len(per_type)
-    return {
-        f"macro_{k}": sum(prf[k] for prf in per_type.values()) / n for k in ("p", "r", "f")
-    }
+    return {f"macro_{k}": sum(prf[k] for prf in per_type.values()) / n for k in ("p", "r", "f")}
 
 
 def _none_scores(names: Iterable[str]) -> Dict[str, Any]:
