@@ -95,6 +95,7 @@ def score_arrays(
 
 
 def _prf(tp: float, fp: float, fn: float) -> Dict[str, float]:
+    tp, fp, fn = float(tp), float(fp), float(fn)  # numpy floats must not leak into JSON
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0

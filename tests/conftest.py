@@ -34,7 +34,7 @@ def write_tiny_bert(path: Path, *, hidden: int = 32, layers: int = 2, seed: int 
         num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=hidden * 2,
-        max_position_embeddings=128,
+        max_position_embeddings=512,
     )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(str(path))

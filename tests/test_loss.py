@@ -1,0 +1,144 @@
+"""The loss and its gradient against torch's own definitions on the same numbers."""
+
+import numpy
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spacy_mtl.loss import activate, group_loss, multiclass_loss, multilabel_loss
+from spacy_mtl.schema import GroupSchema
+
+
+def _rng_logits(n: int, k: int, seed: int, scale: float = 3.0) -> numpy.ndarray:
+    return (numpy.random.default_rng(seed).normal(size=(n, k)) * scale).astype("f")
+
+
+def _torch_grad(fn, logits: numpy.ndarray):
+    x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    loss = fn(x)
+    loss.backward()
+    return float(loss.detach()), x.grad.numpy()
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_multiclass_matches_torch_cross_entropy(with_weights: bool) -> None:
+    logits = _rng_logits(7, 4, seed=1)
+    y = numpy.array([0, 3, 1, 1, 2, 0, 3])
+    annotated = numpy.array([1, 1, 0, 1, 1, 0, 1], dtype="f")
+    truths = numpy.eye(4, dtype="f")[y] * annotated[:, None]
+    weights = numpy.array([0.5, 2.0, 1.0, 3.0], dtype="f") if with_weights else None
+    loss, grad = multiclass_loss(numpy, logits, truths, annotated, weights)
+
+    target = torch.tensor(numpy.where(annotated > 0, y, -100))
+    w = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+    ref_loss, ref_grad = _torch_grad(
+        lambda x: F.cross_entropy(x, target, weight=w, ignore_index=-100), logits
+    )
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    numpy.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    # Unannotated rows get no gradient at all.
+    assert not grad[annotated == 0].any()
+
+
+@pytest.mark.parametrize("with_pos_weight", [False, True])
+def test_multilabel_matches_torch_bce_with_logits(with_pos_weight: bool) -> None:
+    logits = _rng_logits(6, 5, seed=2)
+    rng = numpy.random.default_rng(3)
+    truths = (rng.random((6, 5)) > 0.6).astype("f")
+    mask = (rng.random((6, 5)) > 0.3).astype("f")
+    pos_weight = numpy.array([1.0, 3.0, 0.5, 2.0, 1.0], dtype="f") if with_pos_weight else None
+    loss, grad = multilabel_loss(numpy, logits, truths * mask, mask, pos_weight)
+
+    keep = torch.tensor(mask > 0)
+    pw = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float64)
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        y = torch.tensor(truths, dtype=torch.float64)
+        full = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+        return full[keep].mean()
+
+    ref_loss, ref_grad = _torch_grad(reference, logits)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    numpy.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_group_loss_is_weighted_sum_and_matches_torch() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y", "z"], "weight": 0.7},
+            "b": {"kind": "multilabel", "labels": ["p", "q"], "weight": 4.0},
+        }
+    )
+    logits = _rng_logits(4, 5, seed=4)
+    truths = numpy.array(
+        [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 0, 0]], dtype="f"
+    )
+    mask = numpy.array(
+        [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [0, 0, 0, 1, 1], [1, 1, 1, 0, 0]], dtype="f"
+    )
+    result = group_loss(numpy, schema, logits, truths, mask)
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        y_a = torch.tensor([0, 2, -100, 1])
+        ce = F.cross_entropy(x[:, :3], y_a, ignore_index=-100)
+        keep = torch.tensor(mask[:, 3:] > 0)
+        bce = F.binary_cross_entropy_with_logits(
+            x[:, 3:], torch.tensor(truths[:, 3:], dtype=torch.float64), reduction="none"
+        )[keep].mean()
+        return 0.7 * ce + 4.0 * bce
+
+    ref_loss, ref_grad = _torch_grad(reference, logits)
+    assert result.total == pytest.approx(ref_loss, rel=1e-5)
+    numpy.testing.assert_allclose(result.d_logits, ref_grad, rtol=1e-4, atol=1e-6)
+    assert result.total == pytest.approx(
+        0.7 * result.per_group["a"] + 4.0 * result.per_group["b"], rel=1e-6
+    )
+
+
+def test_nothing_annotated_gives_zero_loss_and_gradient() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y"]},
+            "b": {"kind": "multilabel", "labels": ["p"]},
+        }
+    )
+    logits = _rng_logits(3, 3, seed=5)
+    zeros = numpy.zeros_like(logits)
+    result = group_loss(numpy, schema, logits, zeros, zeros)
+    assert result.total == 0.0
+    assert result.per_group == {"a": 0.0, "b": 0.0}
+    assert not result.d_logits.any()
+
+
+def test_extreme_logits_are_finite() -> None:
+    logits = numpy.array([[1e4, -1e4, 0.0, 1e4, -1e4]], dtype="f")
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y", "z"]},
+            "b": {"kind": "multilabel", "labels": ["p", "q"]},
+        }
+    )
+    truths = numpy.array([[0, 1, 0, 0, 1]], dtype="f")
+    mask = numpy.ones_like(truths)
+    result = group_loss(numpy, schema, logits, truths, mask)
+    assert numpy.isfinite(result.total)
+    assert numpy.isfinite(result.d_logits).all()
+    # CE: the gold class is 2e4 below the top logit; BCE: both labels wrong by 1e4 (mean 1e4).
+    assert result.total == pytest.approx(3e4, rel=1e-4)
+    scores = activate(numpy, schema, logits)
+    assert numpy.isfinite(scores).all()
+    assert scores[0, :3].sum() == pytest.approx(1.0)
+
+
+def test_activate_matches_torch_with_temperature() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y", "z"], "temperature": 2.0},
+            "b": {"kind": "multilabel", "labels": ["p", "q"], "temperature": 0.5},
+        }
+    )
+    logits = _rng_logits(5, 5, seed=6)
+    scores = activate(numpy, schema, logits)
+    x = torch.tensor(logits)
+    numpy.testing.assert_allclose(scores[:, :3], torch.softmax(x[:, :3] / 2.0, dim=1), rtol=1e-5)
+    numpy.testing.assert_allclose(scores[:, 3:], torch.sigmoid(x[:, 3:] / 0.5), rtol=1e-5)

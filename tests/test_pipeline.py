@@ -1,0 +1,240 @@
+"""The mtl_textcat component: training, prediction, serialization, gold checks."""
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy
+import pytest
+import spacy
+from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
+from spacy.language import Language
+from spacy.training import Example
+
+from spacy_mtl.errors import GoldError, MTLWarning, SchemaError
+
+
+def _train(nlp: Language, examples: List[Example], steps: int) -> Dict[str, float]:
+    optimizer = nlp.initialize(lambda: examples)
+    losses: Dict[str, float] = {}
+    for _ in range(steps):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    return losses
+
+
+def _all_scores(nlp: Language, texts: List[str]) -> numpy.ndarray:
+    return numpy.asarray([list(doc.cats.values()) for doc in nlp.pipe(texts)])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert: Path) -> Language:
+    nlp = make_nlp(GROUPS, bert=tiny_bert)
+    losses = _train(nlp, make_examples(nlp), steps=60)
+    assert losses["mtl_textcat"] < 0.5
+    return nlp
+
+
+def test_overfits_partial_labels(trained: Language) -> None:
+    for text, gold in TRAIN_DATA:
+        doc = trained(text)
+        for key, value in gold.items():
+            group, label = key.split("/", 1)
+            if group == "sentiment" and value == 1.0:
+                assert doc._.mtl_labels["sentiment"] == label, text
+            if group == "emotion":
+                predicted = doc._.mtl_scores["emotion"][label]
+                assert (predicted >= 0.5) == (value == 1.0), (text, label, predicted)
+
+
+def test_outputs_shape_and_types(trained: Language) -> None:
+    doc = trained("i love this movie")
+    assert list(doc._.mtl_scores) == ["sentiment", "emotion"]
+    assert list(doc._.mtl_scores["sentiment"]) == ["negative", "neutral", "positive"]
+    assert list(doc._.mtl_scores["emotion"]) == ["anger", "joy", "sadness"]  # inferred, sorted
+    assert set(doc.cats) == {f"{g}/{label}" for g, s in doc._.mtl_scores.items() for label in s}
+    for group, scores in doc._.mtl_scores.items():
+        for label, score in scores.items():
+            assert type(score) is float
+            assert doc.cats[f"{group}/{label}"] == score
+    assert sum(doc._.mtl_scores["sentiment"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert isinstance(doc._.mtl_labels["sentiment"], str)
+    assert isinstance(doc._.mtl_labels["emotion"], list)
+
+
+def test_group_losses_are_reported(tiny_bert: Path) -> None:
+    nlp = make_nlp(GROUPS, bert=tiny_bert)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    losses: Dict[str, float] = {}
+    nlp.update(examples, losses=losses)
+    weighted = 1.0 * losses["mtl_textcat:sentiment"] + 2.0 * losses["mtl_textcat:emotion"]
+    assert losses["mtl_textcat"] == pytest.approx(weighted, rel=1e-6)
+    assert losses["mtl_textcat:sentiment"] > 0
+
+
+def test_serialization_round_trips(trained: Language, tmp_path: Path) -> None:
+    texts = [text for text, _ in TRAIN_DATA] + ["", "something unseen entirely"]
+    expected = _all_scores(trained, texts)
+    trained.to_disk(tmp_path / "model")
+    from_disk = spacy.load(tmp_path / "model")
+    numpy.testing.assert_array_equal(_all_scores(from_disk, texts), expected)
+    assert from_disk.get_pipe("mtl_textcat").schema == trained.get_pipe("mtl_textcat").schema
+
+    # Rebuild from the same config, then load the bytes.
+    fresh = spacy.blank("en").from_config(trained.config)
+    fresh.from_bytes(trained.to_bytes())
+    numpy.testing.assert_array_equal(_all_scores(fresh, texts), expected)
+    assert fresh.get_pipe("mtl_textcat").label_data == trained.get_pipe("mtl_textcat").label_data
+
+
+def test_pipe_batch_size_does_not_change_scores(trained: Language) -> None:
+    texts = [text for text, _ in TRAIN_DATA] * 2 + ["", "ok", "a much longer text " * 20]
+    one_by_one = numpy.asarray([list(trained(text).cats.values()) for text in texts])
+    for batch_size in (2, 3, 16):
+        batched = numpy.asarray(
+            [list(doc.cats.values()) for doc in trained.pipe(texts, batch_size=batch_size)]
+        )
+        numpy.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_empty_docs_have_batch_independent_scores(trained: Language) -> None:
+    alone = trained("").cats
+    with_others = list(trained.pipe(["i love this movie", "", "the food was ok"]))[1].cats
+    only_empty = next(iter(trained.pipe(["", ""]))).cats
+    assert alone == with_others == only_empty
+    assert sum(v for k, v in alone.items() if k.startswith("sentiment/")) == pytest.approx(1.0)
+
+
+def test_evaluation_leaves_unannotated_groups_out(trained: Language) -> None:
+    nlp = trained
+    annotated = [(t, c) for t, c in TRAIN_DATA if any(k.startswith("sentiment/") for k in c)]
+    only_emotion = [
+        (t, {k: v for k, v in c.items() if k.startswith("emotion/")}) for t, c in TRAIN_DATA
+    ]
+    scores = nlp.evaluate(make_examples(nlp, only_emotion))
+    assert scores["mtl_sentiment_acc"] is None
+    assert scores["mtl_sentiment_macro_f"] is None
+    assert scores["mtl_emotion_macro_f"] is not None
+    # mtl_score falls back to the groups that were scored.
+    assert scores["mtl_score"] == pytest.approx(scores["mtl_emotion_macro_f"])
+    # Adding docs that lack the sentiment group does not change the sentiment scores.
+    with_missing = [*annotated, ("a sad sad day", {"emotion/sadness": 1.0})]
+    a = nlp.evaluate(make_examples(nlp, annotated))
+    b = nlp.evaluate(make_examples(nlp, with_missing))
+    for key in ("mtl_sentiment_acc", "mtl_sentiment_macro_f"):
+        assert a[key] == b[key]
+
+
+@pytest.mark.parametrize(
+    "cats,fragments",
+    [
+        ({"positive": 1.0}, ["has no '/'", "'positive'"]),
+        ({"colour/red": 1.0}, ["group 'colour'", "i love"]),
+        ({"sentiment/happy": 1.0}, ["no label 'happy'", "'sentiment'"]),
+        ({"emotion/joy": 0.7}, ["0.7", "'emotion/joy'"]),
+        (
+            {"sentiment/positive": 1.0, "sentiment/negative": 1.0},
+            ["2 positive labels", "'sentiment'"],
+        ),
+        ({"sentiment/positive": 0.0}, ["none is 1.0", "'sentiment'"]),
+    ],
+)
+def test_bad_gold_raises_before_the_update(
+    trained: Language, cats: Dict[str, float], fragments: List[str]
+) -> None:
+    nlp = trained
+    bad = Example.from_dict(nlp.make_doc("i love this movie"), {"cats": cats})
+    good = make_examples(nlp)
+    with pytest.raises(GoldError) as err:
+        nlp.update([*good[:2], bad])
+    for fragment in fragments:
+        assert fragment in str(err.value)
+    assert isinstance(err.value, ValueError)
+    # The listener was not left half used: the next update works.
+    losses: Dict[str, float] = {}
+    nlp.update(good, losses=losses)
+    assert losses["mtl_textcat"] > 0
+
+
+def test_works_with_a_plain_tok2vec() -> None:
+    nlp = make_nlp(GROUPS)
+    assert "transformer" not in nlp.pipe_names
+    losses = _train(nlp, make_examples(nlp), steps=40)
+    assert losses["mtl_textcat"] < 0.2
+    assert nlp("i hate this awful film")._.mtl_labels["sentiment"] == "negative"
+
+
+@pytest.mark.parametrize("pooling", ["max", "first", "cls"])
+def test_other_poolings_learn(pooling: str) -> None:
+    nlp = spacy.blank("en")
+    model = {**TOK2VEC_MODEL, "pooling": pooling, "hidden_width": 16}
+    nlp.add_pipe("mtl_textcat", config={"groups": GROUPS, "model": model})
+    losses = _train(nlp, make_examples(nlp), steps=40)
+    assert losses["mtl_textcat"] < 0.5
+
+
+def test_labels_from_init_labels_and_label_data() -> None:
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp)
+    label_data = {
+        "sentiment": ["negative", "neutral", "positive"],
+        "emotion": ["joy", "anger", "sadness"],
+    }
+    nlp.get_pipe("mtl_textcat").initialize(lambda: examples, nlp=nlp, labels=label_data)
+    assert nlp.get_pipe("mtl_textcat").label_data == label_data  # order as given
+    with pytest.raises(SchemaError, match="spacy init labels"):
+        make_nlp(GROUPS).get_pipe("mtl_textcat").initialize(lambda: examples, labels=["x"])
+
+
+def test_init_labels_round_trip(tmp_path: Path) -> None:
+    """`spacy init labels` output feeds `[initialize.components.mtl_textcat.labels]`."""
+    import srsly
+
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    path = tmp_path / "mtl_textcat.json"
+    srsly.write_json(path, nlp.get_pipe("mtl_textcat").label_data)
+    fresh = make_nlp(GROUPS)
+    fresh.get_pipe("mtl_textcat").initialize(lambda: examples, labels=srsly.read_json(path))
+    assert fresh.get_pipe("mtl_textcat").labels == nlp.get_pipe("mtl_textcat").labels
+
+
+def test_group_without_annotations_warns() -> None:
+    groups = {**GROUPS, "topic": {"kind": "multiclass", "labels": ["a", "b"]}}
+    nlp = make_nlp(groups)
+    with pytest.warns(MTLWarning, match="group 'topic'"):
+        nlp.initialize(lambda: make_examples(nlp))
+
+
+def test_uninferable_group_is_an_error() -> None:
+    groups = {**GROUPS, "topic": {"kind": "multilabel", "labels": []}}
+    nlp = make_nlp(groups)
+    with pytest.raises(SchemaError, match="Group 'topic' has no labels"):
+        nlp.initialize(lambda: make_examples(nlp))
+
+
+def test_add_label_before_and_after_initialize() -> None:
+    nlp = make_nlp({"a": {"kind": "multiclass", "labels": ["x"]}})
+    component = nlp.get_pipe("mtl_textcat")
+    assert component.add_label("a/y") == 1
+    assert component.add_label("a/y") == 0
+    assert component.labels == ("a/x", "a/y")
+    with pytest.raises(SchemaError, match="configured group"):
+        component.add_label("b/z")
+    examples = [Example.from_dict(nlp.make_doc("t"), {"cats": {"a/x": 1.0}})]
+    nlp.initialize(lambda: examples)
+    with pytest.raises(SchemaError, match="re-run initialize"):
+        component.add_label("a/z")
+
+
+def test_set_schema_keeps_the_label_layout(trained: Language) -> None:
+    component = trained.get_pipe("mtl_textcat")
+    schema = component.schema
+    component.set_schema(schema.replace_group("emotion", thresholds={"joy": 0.99}))
+    try:
+        assert trained("i love this movie")._.mtl_labels["emotion"] == []
+        with pytest.raises(SchemaError, match="cannot change labels"):
+            component.set_schema(schema.replace_group("emotion", labels=("joy",)))
+    finally:
+        component.set_schema(schema)

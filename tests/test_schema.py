@@ -1,0 +1,96 @@
+import pytest
+
+from spacy_mtl.errors import SchemaError
+from spacy_mtl.schema import GroupSchema, LabelGroup, infer_labels, split_key
+
+CONFIG = {
+    "sentiment": {"kind": "multiclass", "labels": ["neg", "pos"], "class_weights": {"neg": 2.0}},
+    "emotion": {
+        "kind": "multilabel",
+        "labels": ["joy", "anger/rage"],
+        "weight": 2.0,
+        "threshold": {"joy": 0.3},
+        "pos_weight": {"anger/rage": 4.0},
+    },
+}
+
+
+def test_round_trip_and_order() -> None:
+    schema = GroupSchema.from_config(CONFIG, threshold=0.4)
+    assert schema.names == ["sentiment", "emotion"]
+    assert schema.keys == ["sentiment/neg", "sentiment/pos", "emotion/joy", "emotion/anger/rage"]
+    assert [(g.name, s, e) for g, s, e in schema.slices()] == [
+        ("sentiment", 0, 2),
+        ("emotion", 2, 4),
+    ]
+    again = GroupSchema.from_config(schema.to_config(), threshold=schema.threshold)
+    assert again == schema
+    emotion = schema["emotion"]
+    assert emotion.threshold_for("joy", 0.4) == 0.3
+    assert emotion.threshold_for("anger/rage", 0.4) == 0.4
+    assert emotion.label_weights("pos_weight") == [1.0, 4.0]
+    assert schema["sentiment"].label_weights("class_weights") == [2.0, 1.0]
+
+
+def test_split_key_uses_first_slash() -> None:
+    assert split_key("emotion/anger/rage") == ("emotion", "anger/rage")
+    assert split_key("nogroup") is None
+
+
+@pytest.mark.parametrize(
+    "groups,message",
+    [
+        ({"a": {"kind": "multi", "labels": ["x"]}}, "unknown kind 'multi'"),
+        ({"a/b": {"kind": "multiclass", "labels": ["x"]}}, "may not contain '/'"),
+        ({"a": {"kind": "multiclass", "labels": ["x", "x"]}}, "'x' is listed more than once"),
+        ({"a": {"labels": ["x"]}}, "`kind` is required"),
+        ({"a": {"kind": "multiclass", "labels": "x"}}, "must be a list of strings"),
+        ({"a": {"kind": "multiclass", "labels": ["x"], "weight": -1}}, "weight must be"),
+        ({"a": {"kind": "multiclass", "labels": ["x"], "threshold": {"x": 0.2}}}, "threshold"),
+        ({"a": {"kind": "multilabel", "labels": ["x"], "class_weights": {"x": 1}}}, "class_w"),
+        ({"a": {"kind": "multilabel", "labels": ["x"], "threshold": {"y": 0.2}}}, "'y'"),
+        ({"a": {"kind": "multilabel", "labels": ["x"], "threshold": {"x": 1.5}}}, "[0, 1]"),
+        ({"a": {"kind": "multilabel", "labels": ["x"], "colour": 1}}, "unknown setting"),
+        ({}, "no groups"),
+    ],
+)
+def test_invalid_schemas(groups: dict, message: str) -> None:
+    with pytest.raises(SchemaError, match=None) as err:
+        GroupSchema.from_config(groups)
+    assert message in str(err.value)
+
+
+def test_empty_group_after_initialize_is_an_error() -> None:
+    schema = GroupSchema.from_config({"a": {"kind": "multilabel", "labels": []}})
+    assert not schema.is_complete
+    with pytest.raises(SchemaError, match="Group 'a' has no labels"):
+        schema.check_complete()
+
+
+def test_infer_labels_sorted_and_checked() -> None:
+    schema = GroupSchema.from_config(
+        {"a": {"kind": "multilabel", "labels": []}, "b": {"kind": "multiclass", "labels": ["x"]}}
+    )
+    keys = ["a/zeta", "b/x", "a/alpha", "a/zeta"]
+    assert infer_labels(keys, schema) == {"a": ["alpha", "zeta"]}
+    with pytest.raises(SchemaError, match="group 'c'"):
+        infer_labels(["c/x"], schema)
+    with pytest.raises(SchemaError, match="has no '/'"):
+        infer_labels(["plain"], schema)
+
+
+def test_with_labels_only_fills_empty_groups() -> None:
+    schema = GroupSchema.from_config(
+        {"a": {"kind": "multilabel", "labels": []}, "b": {"kind": "multiclass", "labels": ["x"]}}
+    )
+    filled = schema.with_labels({"a": ["p", "q"], "b": ["ignored"]})
+    assert filled["a"].labels == ("p", "q")
+    assert filled["b"].labels == ("x",)
+    with pytest.raises(SchemaError, match="not in the schema"):
+        schema.with_labels({"zzz": ["p"]})
+
+
+def test_label_group_is_immutable() -> None:
+    group = LabelGroup(name="a", kind="multiclass", labels=("x", "y"))
+    with pytest.raises(AttributeError):
+        group.labels = ("z",)  # type: ignore[misc]
