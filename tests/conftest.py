@@ -23,8 +23,8 @@ def write_tiny_bert(path: Path, *, hidden: int = 32, layers: int = 2, seed: int 
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS, *_CHARS]
-    vocab += ["##" + c for c in _CHARS]
+    pieces = [*_WORDS, *_CHARS, *("##" + c for c in _CHARS)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(pieces)]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(str(path))

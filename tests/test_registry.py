@@ -20,6 +20,7 @@ REGISTRIES = {
     "spacy_architectures": "architectures",
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
+    "spacy_loggers": "loggers",
 }
 
 
@@ -44,6 +45,7 @@ def test_entry_point_resolves(group: str, name: str, target: str) -> None:
 
 def test_every_registered_name_has_an_entry_point() -> None:
     import spacy_mtl.architectures
+    import spacy_mtl.logger
     import spacy_mtl.pipeline
     import spacy_mtl.scorer
     import spacy_mtl.util  # noqa: F401

@@ -1,0 +1,99 @@
+"""A `spacy train` console logger whose table shows each group's loss.
+
+spaCy's own console logger prints one loss column per trainable component. Ours adds one
+column per group of every `mtl_textcat` component (the unweighted `L_g` the component reports
+as `losses["{component}:{group}"]`), and keeps spaCy's score columns.
+
+    [training.logger]
+    @loggers = "spacy-mtl.ConsoleLogger.v1"
+"""
+
+import sys
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+
+import srsly
+from spacy.language import Language
+from spacy.util import registry
+from wasabi import Printer
+
+LogStep = Callable[[Optional[Dict[str, Any]]], None]
+
+
+@registry.loggers("spacy-mtl.ConsoleLogger.v1")
+def make_console_logger(
+    output_file: Optional[str] = None,
+) -> Callable[[Language, IO, IO], Tuple[LogStep, Callable[[], None]]]:
+    """Console table with a loss column per mtl_textcat group.
+
+    output_file (Optional[str]): Also write each row as JSON lines to this file.
+    """
+
+    def setup_printer(
+        nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
+    ) -> Tuple[LogStep, Callable[[], None]]:
+        msg = Printer(no_print=True)
+        loss_keys = _loss_keys(nlp)
+        score_weights = nlp.config["training"]["score_weights"]
+        score_cols = [col for col, weight in score_weights.items() if weight is not None]
+        header = ["E", "#"] + [_short(k) for k in loss_keys] + score_cols + ["Score"]
+        widths = [3, 6] + [max(8, len(_short(k))) for k in loss_keys]
+        widths += [max(6, len(c)) for c in score_cols] + [6]
+        aligns = ["r"] * len(header)
+        # Closed in finalize(), which spaCy calls when training ends.
+        stream = open(output_file, "w", encoding="utf8") if output_file else None  # noqa: SIM115
+
+        def write(text: str) -> None:
+            print(text, file=stdout, flush=True)
+
+        write(msg.row(header, widths=widths, aligns=aligns, spacing=2))
+        write(msg.row(["-" * w for w in widths], spacing=2))
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            if info is None:
+                return
+            losses = [float(info["losses"].get(k, 0.0)) for k in loss_keys]
+            scores = []
+            for col in score_cols:
+                value = info["other_scores"].get(col)
+                value = 0.0 if not isinstance(value, (int, float)) else float(value)
+                scores.append(value if col == "speed" else value * 100)
+            row = [info["epoch"], info["step"]]
+            row += [f"{x:.2f}" for x in losses] + [f"{x:.2f}" for x in scores]
+            row.append(f"{float(info['score']):.2f}")
+            write(msg.row(row, widths=widths, aligns=aligns, spacing=2))
+            if stream is not None:
+                record = {
+                    "epoch": info["epoch"],
+                    "step": info["step"],
+                    "losses": dict(zip(loss_keys, losses)),
+                    "scores": dict(zip(score_cols, scores)),
+                    "score": float(info["score"]),
+                }
+                stream.write(srsly.json_dumps(record) + "\n")
+                stream.flush()
+
+        def finalize() -> None:
+            if stream is not None:
+                stream.close()
+
+        return log_step, finalize
+
+    return setup_printer
+
+
+def _loss_keys(nlp: Language) -> List[str]:
+    """Each trainable component's loss key, followed by its groups' keys (mtl_textcat)."""
+    keys = []
+    for name, pipe in nlp.pipeline:
+        if not getattr(pipe, "is_trainable", False):
+            continue
+        keys.append(name)
+        schema = getattr(pipe, "schema", None)
+        if schema is not None:
+            keys.extend(f"{name}:{group.name}" for group in schema)
+    return keys
+
+
+def _short(key: str) -> str:
+    """Column title: 'Loss transformer', 'L emotion' for a group."""
+    return f"L {key.split(':', 1)[1]}" if ":" in key else f"Loss {key}"
