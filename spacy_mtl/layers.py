@@ -3,7 +3,7 @@
 from typing import Callable, List, Optional, Tuple
 
 from thinc.api import Model
-from thinc.types import Floats2d, Ints1d
+from thinc.types import Floats2d, Ints2d
 
 from .errors import Errors
 
@@ -57,7 +57,7 @@ def forward(model: Model[InT, OutT], Xs: InT, is_train: bool) -> Tuple[OutT, Cal
     lengths = ops.asarray1i([Xs[i].shape[0] for i in rows])
     flat = ops.xp.concatenate([Xs[i] for i in rows])
     index = ops.xp.asarray(rows)
-    which: Optional[Ints1d] = None
+    which: Optional[Ints2d] = None
     if pooling == "mean":
         pooled = ops.reduce_mean(flat, lengths)
     elif pooling == "max":
@@ -72,6 +72,7 @@ def forward(model: Model[InT, OutT], Xs: InT, is_train: bool) -> Tuple[OutT, Cal
         if pooling == "mean":
             d_flat = ops.backprop_reduce_mean(d_pooled, lengths)
         elif pooling == "max":
+            assert which is not None
             d_flat = ops.backprop_reduce_max(d_pooled, which, lengths)
         else:
             d_flat = ops.alloc2f(*flat.shape)

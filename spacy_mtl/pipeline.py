@@ -284,7 +284,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
             losses[key] = losses.get(key, 0.0) + value
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
-        return self._gold.read_batch((eg.reference.cats, eg.reference.text) for eg in examples)
+        return self._gold.read_batch(  # type: ignore[return-value](eg.reference.cats, eg.reference.text) for eg in examples)
 
     def rehearse(
         self,
