@@ -284,7 +284,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
             losses[key] = losses.get(key, 0.0) + value
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
-        return self._gold.read_batch(  # type: ignore[return-value](eg.reference.cats, eg.reference.text) for eg in examples)
+        pairs = ((eg.reference.cats, eg.reference.text) for eg in examples)
+        return self._gold.read_batch(pairs)  # type: ignore[return-value]
 
     def rehearse(
         self,
