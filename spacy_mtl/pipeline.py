@@ -4,9 +4,10 @@ DOCS: README.md, section "The component".
 """
 
 import warnings
-from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from itertools import islice, repeat
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
+import numpy
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -19,6 +20,7 @@ from thinc.types import Floats2d
 # the factory must be enough for `spacy train` without --code.
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
+from .distill import TEACHER_ATTR, TeacherReader, blend_targets
 from .errors import Errors, MTLWarning, SchemaError
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
@@ -41,7 +43,20 @@ upstream = "*"
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-for _name in ("mtl_scores", "mtl_labels"):
+# Only docs that carry teacher logits (doc._.mtl_teacher) are affected: see distill.py.
+DEFAULT_DISTILL_CONFIG = """
+[distill]
+temperature = 1.0
+
+[distill.gold_weight]
+@schedules = "spacy-mtl.linear.v1"
+start = 0.0
+stop = 1.0
+steps = 2000
+"""
+DEFAULT_DISTILL = Config().from_str(DEFAULT_DISTILL_CONFIG)["distill"]
+
+for _name in ("mtl_scores", "mtl_labels", TEACHER_ATTR):
     if not Doc.has_extension(_name):
         Doc.set_extension(_name, default=None)
 
@@ -53,6 +68,7 @@ for _name in ("mtl_scores", "mtl_labels"):
         "model": DEFAULT_MODEL,
         "groups": {},
         "threshold": 0.5,
+        "distill": DEFAULT_DISTILL,
         "scorer": {"@scorers": "spacy-mtl.mtl_scorer.v1"},
     },
     default_score_weights={"mtl_score": 1.0},
@@ -63,11 +79,18 @@ def make_mtl_textcat(
     model: Model[List[Doc], Floats2d],
     groups: Dict[str, Dict[str, Any]],
     threshold: float,
+    distill: Dict[str, Any],
     scorer: Optional[Callable],
 ) -> "MultiGroupTextCategorizer":
     """Create a `mtl_textcat` component (see MultiGroupTextCategorizer)."""
     return MultiGroupTextCategorizer(
-        nlp.vocab, model, name, groups=groups, threshold=threshold, scorer=scorer
+        nlp.vocab,
+        model,
+        name,
+        groups=groups,
+        threshold=threshold,
+        distill=distill,
+        scorer=scorer,
     )
 
 
@@ -89,6 +112,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         *,
         groups: Dict[str, Dict[str, Any]],
         threshold: float = 0.5,
+        distill: Optional[Dict[str, Any]] = None,
         scorer: Optional[Callable] = _scorer.score_mtl,
     ) -> None:
         """Initialize the component.
@@ -100,6 +124,10 @@ class MultiGroupTextCategorizer(TrainablePipe):
         groups (Dict[str, Dict[str, Any]]): {group: {kind, labels, weight, threshold,
             class_weights, pos_weight, temperature}}; labels may be [] to infer them.
         threshold (float): Default decision threshold of multilabel groups.
+        distill (Optional[Dict[str, Any]]): For docs with teacher logits in
+            `doc._.mtl_teacher`: `gold_weight`, a schedule (an iterator of floats, one per
+            update) of λ in target = λ·gold + (1 − λ)·teacher, and `temperature`, which
+            divides the teacher's logits. Docs without teacher logits train on gold alone.
         scorer (Optional[Callable]): Scoring function, `spacy-mtl.mtl_scorer.v1` by default.
         """
         self.vocab = vocab
@@ -107,6 +135,10 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self._rehearsal_model = None
+        distill = distill or {}
+        self._gold_weights: Iterator[float] = iter(distill.get("gold_weight") or repeat(1.0))
+        self.distill_temperature = float(distill.get("temperature", 1.0))
+        self.gold_weight = 1.0  # λ of the latest update (1.0 until an update draws one)
         schema = GroupSchema.from_config(groups, threshold=threshold)
         self.cfg: Dict[str, Any] = {"groups": schema.to_config(), "threshold": schema.threshold}
         self._set_schema(schema)
@@ -121,6 +153,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
     def _set_schema(self, schema: GroupSchema) -> None:
         self._schema = schema
         self._gold = GoldReader(schema)
+        self._teacher = TeacherReader(schema)
         self.cfg["groups"] = schema.to_config()
         self.cfg["threshold"] = schema.threshold
 
@@ -247,7 +280,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
         validate_examples(examples, "MultiGroupTextCategorizer.update")
         # Gold is checked before begin_update: an error must not leave the listener's
         # stored transformer output half used.
-        truths, mask = self._examples_to_truth(examples)
+        self.gold_weight = float(next(self._gold_weights))
+        truths, mask = self._targets(examples)
         if not any(len(eg.predicted) for eg in examples):
             # The transformer skips a batch of empty docs: nothing to listen to.
             return losses
@@ -264,13 +298,13 @@ class MultiGroupTextCategorizer(TrainablePipe):
         """Weighted loss and its gradient, for `scores` = the model's logits."""
         examples = list(examples)
         validate_examples(examples, "MultiGroupTextCategorizer.get_loss")
-        truths, mask = self._examples_to_truth(examples)
+        truths, mask = self._targets(examples)
         result = self._loss(scores, truths, mask)
         return result.total, result.d_logits
 
     def get_group_losses(self, examples: Iterable[Example], scores: Floats2d) -> LossResult:
         """Like get_loss, with each group's unweighted loss in `per_group`."""
-        truths, mask = self._examples_to_truth(list(examples))
+        truths, mask = self._targets(list(examples))
         return self._loss(scores, truths, mask)
 
     def _loss(self, logits: Floats2d, truths: Floats2d, mask: Floats2d) -> LossResult:
@@ -282,6 +316,22 @@ class MultiGroupTextCategorizer(TrainablePipe):
         for group, value in result.per_group.items():
             key = f"{self.name}:{group}"
             losses[key] = losses.get(key, 0.0) + value
+
+    def _targets(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
+        """Loss targets and mask: the gold, blended with teacher logits where docs have them."""
+        truths, mask = self._examples_to_truth(examples)
+        logits, taught, found = self._teacher.read_batch(eg.reference for eg in examples)
+        if not found:
+            return truths, mask
+        return blend_targets(  # type: ignore[return-value]
+            self.schema,
+            truths,  # type: ignore[arg-type]
+            mask,  # type: ignore[arg-type]
+            logits,
+            taught,
+            self.gold_weight,
+            self.distill_temperature,
+        )
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
         pairs = ((eg.reference.cats, eg.reference.text) for eg in examples)
@@ -348,6 +398,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
         slices = schema.slices()
         for eg in get_examples():
             _, mask = self._gold.read(eg.reference.cats, eg.reference.text)
+            _, taught, _ = self._teacher.read_batch([eg.reference])
+            mask = numpy.maximum(mask, taught[0])
             for group, start, end in slices:
                 if mask[start:end].any():
                     n_annotated[group.name] += 1

@@ -21,6 +21,7 @@ REGISTRIES = {
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
     "spacy_loggers": "loggers",
+    "thinc_schedules": "schedules",
 }
 
 
@@ -45,6 +46,7 @@ def test_entry_point_resolves(group: str, name: str, target: str) -> None:
 
 def test_every_registered_name_has_an_entry_point() -> None:
     import spacy_mtl.architectures
+    import spacy_mtl.distill
     import spacy_mtl.logger
     import spacy_mtl.pipeline
     import spacy_mtl.scorer

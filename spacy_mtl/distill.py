@@ -1,0 +1,144 @@
+"""Distillation: teacher logits stored with each doc, blended with gold during training.
+
+A teacher (a trained pipeline with an `mtl_textcat`) writes its raw logits into
+`doc._.mtl_teacher` as `{"{group}/{label}": logit}`; the student's `mtl_textcat` trains on
+
+    target = λ·gold + (1 − λ)·activation(teacher_logit / T)   where the doc has gold,
+    target = activation(teacher_logit / T)                      where only the teacher has it,
+    target = gold                                               where only gold has it,
+
+with λ (the gold weight) from a schedule that rises from 0 to 1 over training by default:
+teacher annealing (Clark et al., 2019, "BAM! Born-Again Multi-Task Networks"). The loss is the
+same CE / BCE as for gold (torch's soft-target definitions), so a student never needs its own
+training loop: it is `spacy train` with a corpus that carries teacher logits.
+"""
+
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import minibatch, registry
+
+from .errors import GoldError, doc_start
+from .loss import sigmoid, softmax
+from .schema import GroupSchema
+
+TEACHER_ATTR = "mtl_teacher"
+
+
+@registry.schedules("spacy-mtl.linear.v1")
+def linear_schedule(start: float = 0.0, stop: float = 1.0, steps: int = 1000) -> Iterator[float]:
+    """Yield values from `start` to `stop` in `steps` equal steps, then `stop` for ever.
+
+    The default gold-weight schedule of teacher annealing: 0 → 1 over the training run (set
+    `steps` to `${training.max_steps}`).
+    """
+    if steps <= 0:
+        raise ValueError(f"spacy-mtl.linear.v1: steps must be positive, got {steps}.")
+    for i in range(steps):
+        yield start + (stop - start) * i / steps
+    while True:
+        yield stop
+
+
+class TeacherReader:
+    """Reads `doc._.mtl_teacher` logits against a schema."""
+
+    def __init__(self, schema: GroupSchema) -> None:
+        self.schema = schema
+        self.columns = {key: i for i, key in enumerate(schema.keys)}
+        self.group_of = {
+            key: (start, end) for group, start, end in schema.slices() for key in group.keys
+        }
+
+    def read_batch(self, docs: Iterable[Doc]) -> Tuple[numpy.ndarray, numpy.ndarray, bool]:
+        """(logits, mask, any_teacher) arrays of shape (n_docs, n_labels).
+
+        Keys of groups the student does not have are ignored (a teacher may know more).
+        A multiclass group counts as taught only when the teacher gave all of its labels.
+        """
+        docs = list(docs)
+        n = self.schema.n_labels
+        logits = numpy.zeros((len(docs), n), dtype="f")
+        mask = numpy.zeros((len(docs), n), dtype="f")
+        found = False
+        for i, doc in enumerate(docs):
+            teacher: Optional[Mapping[str, float]] = doc._.get(TEACHER_ATTR)
+            if not teacher:
+                continue
+            for key, value in teacher.items():
+                col = self.columns.get(key)
+                if col is None:
+                    continue
+                if not numpy.isfinite(value):
+                    raise GoldError(
+                        f"Doc {doc_start(doc.text)}: teacher logit for {key!r} is {value!r}; "
+                        "teacher logits must be finite numbers."
+                    )
+                logits[i, col] = value
+                mask[i, col] = 1.0
+                found = True
+        for group, start, end in self.schema.slices():
+            if group.is_multiclass:
+                complete = mask[:, start:end].all(axis=1)
+                mask[:, start:end] = complete[:, None]
+        return logits, mask, found
+
+
+def blend_targets(
+    schema: GroupSchema,
+    truths: numpy.ndarray,
+    gold_mask: numpy.ndarray,
+    teacher_logits: numpy.ndarray,
+    teacher_mask: numpy.ndarray,
+    gold_weight: float,
+    temperature: float = 1.0,
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Targets and mask for the loss: λ·gold + (1 − λ)·teacher where both, else either one.
+
+    gold_weight (float): λ in [0, 1].
+    temperature (float): The teacher's logits are divided by this before the activation.
+    RETURNS (Tuple[ndarray, ndarray]): (targets, mask), both (n_docs, n_labels).
+    """
+    if not 0.0 <= gold_weight <= 1.0:
+        raise ValueError(f"The gold weight must be in [0, 1], got {gold_weight}.")
+    teacher = numpy.zeros_like(teacher_logits)
+    for group, start, end in schema.slices():
+        x = teacher_logits[:, start:end] / temperature
+        teacher[:, start:end] = softmax(numpy, x) if group.is_multiclass else sigmoid(numpy, x)
+    has_gold = gold_mask > 0
+    has_teacher = teacher_mask > 0
+    both = gold_weight * truths + (1.0 - gold_weight) * teacher
+    targets = numpy.where(has_gold & has_teacher, both, numpy.where(has_gold, truths, teacher))
+    mask = (has_gold | has_teacher).astype("f")
+    return (targets * mask).astype("f"), mask
+
+
+def teacher_logits(
+    teachers: List[Language],
+    docs: Iterable[Doc],
+    *,
+    component: str = "mtl_textcat",
+    batch_size: int = 64,
+) -> Iterator[Doc]:
+    """Run each teacher's component over the docs and store its logits in doc._.mtl_teacher.
+
+    Several teachers (e.g. a sentiment model and a hate-speech model) each add their groups;
+    a later teacher overrides an earlier one for a group both know. The docs' gold `cats` are
+    kept as they are. Docs are yielded in input order.
+    """
+    for batch in minibatch(docs, size=batch_size):
+        texts = [doc.text for doc in batch]
+        merged: List[Dict[str, float]] = [dict(doc._.get(TEACHER_ATTR) or {}) for doc in batch]
+        for nlp in teachers:
+            pipe: Any = nlp.get_pipe(component)
+            # The teacher's own tokenization and earlier components (its transformer).
+            analysed = list(nlp.pipe(texts, disable=[component]))
+            logits = nlp.get_pipe(component).model.ops.to_numpy(pipe.predict_logits(analysed))
+            keys = pipe.schema.keys
+            for row, values in zip(merged, logits.tolist()):
+                row.update(zip(keys, values))
+        for doc, row in zip(batch, merged):
+            doc._.set(TEACHER_ATTR, row)
+            yield doc
