@@ -13,11 +13,14 @@ same CE / BCE as for gold (torch's soft-target definitions), so a student never 
 training loop: it is `spacy train` with a corpus that carries teacher logits.
 """
 
+from itertools import islice
+from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy
+import srsly
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch, registry
 
 from .errors import GoldError, doc_start
@@ -142,3 +145,68 @@ def teacher_logits(
         for doc, row in zip(batch, merged):
             doc._.set(TEACHER_ATTR, row)
             yield doc
+
+
+def read_docs(path: Path, nlp: Language) -> Iterator[Doc]:
+    """Docs from a .spacy file, a folder of them, or a text file (.txt: one text per line;
+    .jsonl: one {"text": ...} object per line) of unlabelled texts."""
+    if path.is_dir() or path.suffix == ".spacy":
+        files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(f"No .spacy files under {path}.")
+        for file in files:
+            yield from DocBin().from_disk(file).get_docs(nlp.vocab)
+        return
+    with path.open(encoding="utf8") as lines:
+        for line_no, line in enumerate(lines, start=1):
+            if path.suffix == ".jsonl":
+                if not line.strip():
+                    continue
+                try:
+                    record = srsly.json_loads(line)
+                    text = record["text"]
+                except (ValueError, KeyError, TypeError) as err:
+                    raise ValueError(
+                        f"{path}:{line_no}: expected a JSON object with a 'text' field ({err})."
+                    ) from None
+            else:
+                text = line.rstrip("\n")
+            yield nlp.make_doc(text)
+
+
+def distill_corpus(
+    teachers: List[Path],
+    corpus: Path,
+    output: Path,
+    *,
+    component: str = "mtl_textcat",
+    batch_size: int = 64,
+    limit: int = 0,
+) -> int:
+    """Write `corpus` with each teacher's logits in doc._.mtl_teacher to a .spacy file.
+
+    teachers (List[Path]): Trained pipelines (folders or package names).
+    corpus (Path): Labelled or unlabelled docs (see read_docs); gold cats are kept.
+    output (Path): The .spacy file to write (its folder is created).
+    RETURNS (int): The number of docs written.
+    """
+    import spacy
+    from tqdm import tqdm
+
+    loaded = [spacy.load(teacher) for teacher in teachers]
+    docs: Iterable[Doc] = read_docs(corpus, loaded[0])
+    if limit:
+        docs = islice(docs, limit)
+    out = DocBin(store_user_data=True)
+    for doc in tqdm(
+        teacher_logits(loaded, docs, component=component, batch_size=batch_size),
+        desc="teacher logits",
+        unit="doc",
+        disable=None,
+    ):
+        out.add(doc)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    out.to_disk(tmp)
+    tmp.replace(output)
+    return len(out)

@@ -154,3 +154,32 @@ def test_docs_without_gold_or_teacher_contribute_nothing() -> None:
     # Student logits == teacher logits: the gradient of CE/BCE vanishes at the target.
     assert numpy.abs(result.d_logits).max() < 1e-6
     assert result.per_group["sentiment"] > 0  # the entropy of the teacher's distribution
+
+
+def test_distill_corpus_keeps_gold_and_adds_teacher(tmp_path) -> None:
+    from spacy.tokens import DocBin
+
+    from spacy_mtl.distill import distill_corpus
+
+    teacher = make_nlp(GROUPS)
+    _train(teacher, make_examples(teacher), steps=5)
+    teacher.to_disk(tmp_path / "teacher")
+    labelled = DocBin()
+    for eg in make_examples(teacher)[:3]:
+        labelled.add(eg.reference)
+    labelled.to_disk(tmp_path / "gold.spacy")
+    (tmp_path / "raw.txt").write_text("\n".join(UNLABELLED[:4]) + "\n", encoding="utf8")
+
+    n = distill_corpus([tmp_path / "teacher"], tmp_path / "gold.spacy", tmp_path / "a.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "a.spacy").get_docs(teacher.vocab))
+    assert n == len(docs) == 3
+    gold_docs = [eg.reference for eg in make_examples(teacher)[:3]]
+    keys = set(teacher.get_pipe("mtl_textcat").labels)
+    for doc, gold in zip(docs, gold_docs):
+        assert doc.cats == gold.cats
+        assert set(doc._.mtl_teacher) == keys
+
+    n = distill_corpus([tmp_path / "teacher"], tmp_path / "raw.txt", tmp_path / "b.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(teacher.vocab))
+    assert [doc.text for doc in docs] == UNLABELLED[:4]
+    assert all(doc._.mtl_teacher and not doc.cats for doc in docs)
