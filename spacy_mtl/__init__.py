@@ -3,9 +3,13 @@
 DOCS: README.md
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import GoldError, MTLWarning, SchemaError
-from .pipeline import MultiGroupTextCategorizer
 from .schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
+
+if TYPE_CHECKING:
+    from .pipeline import MultiGroupTextCategorizer
 
 __version__ = "0.1.0"
 
@@ -20,3 +24,13 @@ __all__ = [
     "SchemaError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The component imports spaCy; loading it lazily keeps `spacy-mtl --help` and the
+    # schema types fast to import.
+    if name == "MultiGroupTextCategorizer":
+        from .pipeline import MultiGroupTextCategorizer
+
+        return MultiGroupTextCategorizer
+    raise AttributeError(f"module 'spacy_mtl' has no attribute {name!r}")

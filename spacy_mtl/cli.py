@@ -5,6 +5,9 @@ and prints with wasabi. Heavy imports happen inside the commands, so `spacy-mtl 
 stays fast.
 """
 
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
 
 app = typer.Typer(
@@ -19,6 +22,536 @@ app = typer.Typer(
 def _callback() -> None:
     """spacy_mtl: one spaCy text classifier for several label groups."""
     # With a callback, a single command still needs its name: `spacy-mtl convert ...`.
+
+
+@app.command("convert")
+def convert_command(
+    inputs: list[Path] = typer.Argument(
+        ..., help="Input files: CSV, TSV, JSONL or one text per line (also .gz/.bz2/.xz)."
+    ),
+    output_dir: Path = typer.Argument(..., help="Folder for the .spacy files (created)."),
+    spec: Path = typer.Option(
+        ..., "--spec", "-s", help="Spec file (YAML or JSON): text column and label groups."
+    ),
+    name: Optional[str] = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="Read all inputs into one corpus of this name (default: one per input, "
+        "named after the file).",
+    ),
+    lang: str = typer.Option("en", "--lang", "-l", help="Tokenizer language (spacy.blank)."),
+    split: Optional[str] = typer.Option(
+        None,
+        "--split",
+        help="Split each corpus, e.g. train=0.8,dev=0.1,test=0.1 (stratified by the first "
+        "multiclass group) into OUTPUT_DIR/<split>/.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of --split."),
+    on_error: str = typer.Option(
+        "fail",
+        "--on-error",
+        help="fail: stop at the first bad row and write nothing. skip: write the good rows "
+        "and list every bad one in the rejects file.",
+    ),
+    rejects: Optional[Path] = typer.Option(
+        None,
+        "--rejects",
+        help="Rejects CSV for --on-error skip (default OUTPUT_DIR/<name>.rejects.csv).",
+    ),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", min=1, help="Read at most N rows of each input."
+    ),
+    # 50,000 is convert.DEFAULT_SHARD_SIZE, written out to keep `--help` free of spaCy.
+    shard_size: int = typer.Option(
+        50_000,
+        "--shard-size",
+        min=1,
+        help="Most docs per .spacy file; more are written as <name>-000.spacy, ...",
+    ),
+) -> None:
+    """Convert tabular files to .spacy corpora with label groups in doc.cats.
+    See docs/convert.md for the spec format.
+    """
+    from wasabi import msg
+
+    from .convert import ConvertError, convert_files, load_spec
+
+    try:
+        summary = convert_files(
+            inputs,
+            output_dir,
+            load_spec(spec),
+            split=split,
+            seed=seed,
+            on_error=on_error,
+            rejects=rejects,
+            limit=limit,
+            lang=lang,
+            name=name,
+            shard_size=shard_size,
+            progress=True,
+        )
+    except ConvertError as err:
+        msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
+    for corpus in summary.corpora:
+        msg.divider(corpus.name)
+        splits = list(corpus.docs)
+        msg.text(
+            f"rows read {corpus.rows_read:,} = docs written {corpus.docs_written:,} "
+            f"+ rows rejected {corpus.rows_rejected:,}"
+        )
+        file_rows = [
+            (split_name, f"{corpus.docs[split_name]:,}", ", ".join(map(str, paths)))
+            for split_name, paths in corpus.files.items()
+        ]
+        msg.table(
+            file_rows, header=("split", "docs", "files"), divider=True, aligns=("l", "r", "l")
+        )
+        totals = corpus.total_label_counts()
+        annotated = corpus.total_annotated()
+        for group in summary.schema.groups if summary.schema is not None else ():
+            header = ("label", *splits, "total") if len(splits) > 1 else ("label", "docs")
+            rows = [
+                (
+                    "(annotated)",
+                    *(
+                        [f"{corpus.annotated[s][group.name]:,}" for s in splits]
+                        if len(splits) > 1
+                        else []
+                    ),
+                    f"{annotated[group.name]:,}",
+                )
+            ]
+            for label in group.labels:
+                per_split = [f"{corpus.label_counts[s][group.name][label]:,}" for s in splits]
+                rows.append(
+                    (
+                        label,
+                        *(per_split if len(splits) > 1 else []),
+                        f"{totals[group.name][label]:,}",
+                    )
+                )
+            msg.text(f"{group.name} ({group.kind}): docs with each label", spaced=False)
+            aligns = ("l",) + ("r",) * (len(header) - 1)
+            msg.table(rows, header=header, divider=True, aligns=aligns)
+        for line in corpus.first_rejects:
+            msg.text(f"  rejected: {line}", spaced=False)
+    for warning in summary.warnings:
+        msg.warn(warning)
+    if summary.rejects is not None:
+        if summary.rows_rejected:
+            msg.warn(f"{summary.rows_rejected:,} rows rejected, listed in", str(summary.rejects))
+        else:
+            msg.good("No rows rejected; empty rejects file", str(summary.rejects))
+    msg.good(
+        f"Wrote {summary.docs_written:,} docs of {summary.rows_read:,} rows read "
+        f"({summary.rows_rejected:,} rejected) to {output_dir}"
+    )
+
+
+@app.command("tune")
+def tune_command(
+    model_dir: Path = typer.Argument(..., help="Trained pipeline folder (training/model-best)."),
+    dev_path: Path = typer.Argument(..., help="Dev corpus: a .spacy file or a folder of them."),
+    output_dir: Path = typer.Argument(..., help="Folder to save the tuned pipeline to."),
+    component: str = typer.Option("mtl_textcat", "--component", "-c", help="Component to tune."),
+    min_threshold: float = typer.Option(0.05, "--min-threshold", help="Lowest threshold allowed."),
+    max_threshold: float = typer.Option(0.95, "--max-threshold", help="Highest threshold allowed."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per batch."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Where to write the JSON report (default OUTPUT_DIR/tune.json)."
+    ),
+    temperature: bool = typer.Option(
+        True, "--temperature/--no-temperature", help="Fit a temperature per group."
+    ),
+    thresholds: bool = typer.Option(
+        True, "--thresholds/--no-thresholds", help="Tune multilabel thresholds."
+    ),
+) -> None:
+    """Calibrate a trained pipeline on dev data (a temperature per group, then per-label
+    thresholds for multilabel groups) and save it to OUTPUT_DIR. See docs/evaluate.md.
+    """
+    import srsly
+    from wasabi import msg
+
+    from .report import load_corpus
+    from .tune import tune_pipeline
+
+    if not model_dir.exists():
+        msg.fail("Model folder not found", str(model_dir), exits=1)
+    if not dev_path.exists():
+        msg.fail("Dev corpus not found", str(dev_path), exits=1)
+    if not 0.0 <= min_threshold <= max_threshold <= 1.0:
+        msg.fail(
+            f"Need 0 <= --min-threshold <= --max-threshold <= 1, got {min_threshold} and "
+            f"{max_threshold}.",
+            exits=1,
+        )
+    nlp = _load_pipeline(model_dir, gpu_id)
+    try:
+        examples = load_corpus(nlp, dev_path)
+        msg.info(f"Tuning {component!r} on {len(examples)} dev docs from {dev_path}")
+        result = tune_pipeline(
+            nlp,
+            examples,
+            component=component,
+            floor=min_threshold,
+            ceiling=max_threshold,
+            batch_size=batch_size,
+            temperatures=temperature,
+            thresholds=thresholds,
+            show_progress=True,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    nlp.to_disk(output_dir)
+    report_path = report if report is not None else output_dir / "tune.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(report_path, result.to_dict())
+
+    def arrow(before: Optional[float], after: Optional[float], digits: int = 3) -> str:
+        def fmt(v: Optional[float]) -> str:
+            return "-" if v is None else f"{v:.{digits}f}"
+
+        return f"{fmt(before)} -> {fmt(after)}"
+
+    rows = []
+    for g in result.groups:
+        n_tuned = sum(lab.tuned for lab in g.labels.values())
+        rows.append(
+            (
+                g.group,
+                g.kind,
+                g.n_docs,
+                arrow(g.temperature_before, g.temperature, 2),
+                arrow(g.nll_before, g.nll_after),
+                arrow(g.ece_before, g.ece_after),
+                arrow(g.macro_f_before, g.macro_f_after),
+                f"{n_tuned}/{len(g.labels)}" if g.kind == "multilabel" else "-",
+            )
+        )
+    header = ("group", "kind", "docs", "temperature", "NLL", "ECE", "macro F", "thresholds")
+    msg.table(rows, header=header, divider=True)
+    for g in result.groups:
+        if g.temperature_at_bound:
+            msg.warn(
+                f"Group {g.group!r}: the temperature fit stopped at a bound ({g.temperature:g}); "
+                "the dev set does not constrain it (is the model perfect on dev, or is dev "
+                "part of the training data?)."
+            )
+    msg.good("Saved the tuned pipeline", str(output_dir))
+    msg.good("Saved the tuning report", str(report_path))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model_dir: Path = typer.Argument(..., help="Trained pipeline folder or package name."),
+    data_path: Path = typer.Argument(..., help="Gold corpus: a .spacy file or a folder of them."),
+    output: Path = typer.Option(
+        Path("metrics"), "--output", "-o", help="Folder for metrics.json, report.md, plots/."
+    ),
+    component: Optional[str] = typer.Option(
+        None, "--component", "-c", help="Report on this mtl_textcat component only."
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per batch."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw PNG plots (matplotlib)."),
+) -> None:
+    """Evaluate a pipeline: OUTPUT/metrics.json (like `spacy evaluate`) and a Markdown report
+    with per-group tables and plots (OUTPUT/report.md, OUTPUT/plots/). See docs/evaluate.md.
+    """
+    from wasabi import msg
+
+    from .report import evaluate_to_dir, load_corpus
+
+    if not data_path.exists():
+        msg.fail("Evaluation data not found", str(data_path), exits=1)
+    nlp = _load_pipeline(model_dir, gpu_id)
+    try:
+        examples = load_corpus(nlp, data_path)
+        msg.info(f"Evaluating on {len(examples)} docs from {data_path}")
+        result = evaluate_to_dir(
+            nlp,
+            examples,
+            output,
+            components=[component] if component else None,
+            batch_size=batch_size,
+            plots=plots,
+            model_name=str(model_dir),
+            data_name=str(data_path),
+        )
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        msg.fail(str(err), exits=1)
+
+    def fmt(v: Optional[float]) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = [
+        (
+            g.name,
+            g.group.kind,
+            g.n_docs,
+            fmt(g.macro_f),
+            fmt(g.acc if g.group.is_multiclass else g.micro_f),
+            fmt(g.macro_auc),
+            fmt(g.ece),
+        )
+        for g in result.groups
+    ]
+    header = ("group", "kind", "docs", "macro F", "acc/micro F", "macro AUC", "ECE")
+    msg.table(rows, header=header, divider=True)
+    if "mtl_score" in result.metrics:
+        score, speed = result.metrics["mtl_score"], result.metrics.get("speed", 0.0)
+        msg.text(f"mtl_score {score:.3f}, {speed:.0f} words/s")
+    msg.good("Saved metrics", str(result.metrics_path))
+    msg.good("Saved report", str(result.report_path))
+
+
+@app.command("predict")
+def predict_command(
+    model: str = typer.Argument(..., help="Trained pipeline folder or installed package name."),
+    input_path: Path = typer.Argument(
+        ..., help="CSV, TSV, JSONL or Parquet file (text formats also .gz/.bz2/.xz)."
+    ),
+    output: Path = typer.Argument(..., help="Output file: every input row, predictions added."),
+    text_column: str = typer.Option("text", "--text-column", "-t", help="Column of the texts."),
+    input_format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="csv|tsv|jsonl|parquet (default: from the file name)."
+    ),
+    output_format: Optional[str] = typer.Option(
+        None,
+        "--output-format",
+        "-F",
+        help="csv|tsv|jsonl|parquet (default: from the output name, else the input's).",
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
+    n_process: int = typer.Option(
+        1, "--n-process", "-n", min=1, help="Processes for nlp.pipe (CPU only)."
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    scores: bool = typer.Option(
+        False, "--scores/--labels", help="Also write every label's score (default: labels)."
+    ),
+    # 10,000 is predict.DEFAULT_CHUNK_SIZE, written out to keep `--help` free of spaCy.
+    chunk_size: int = typer.Option(
+        10_000,
+        "--chunk-size",
+        min=1,
+        help="Rows read, predicted and saved together; an interrupted run resumes after "
+        "the last saved chunk.",
+    ),
+    component: str = typer.Option(
+        "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
+    ),
+    columns: Optional[str] = typer.Option(
+        None, "--columns", help="Column names of a CSV/TSV without a header, e.g. text,label,id."
+    ),
+    quoting: bool = typer.Option(
+        True, "--quoting/--no-quoting", help='Whether CSV/TSV input quotes cells ("a, b").'
+    ),
+    prefix: str = typer.Option("", "--prefix", help="Prefix of the added column names."),
+    label_sep: str = typer.Option(
+        "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUTPUT (and forget an unfinished run into it)."
+    ),
+) -> None:
+    """Predict the label groups of every row of a file. Writes the input rows in order with
+    one column per group (the label, or the labels at or above their thresholds) and, with
+    --scores, a score per label. Rerun the same command to continue an interrupted run.
+    See docs/predict.md.
+    """
+    import os
+
+    from wasabi import msg
+
+    from .predict import PredictError, predict_file, progress_path
+
+    if n_process > 1:
+        # The tokenizers library warns in every forked process otherwise.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    resuming = progress_path(output).exists() and not overwrite
+    try:
+        summary = predict_file(
+            model,
+            input_path,
+            output,
+            text_column=text_column,
+            input_format=input_format,
+            output_format=output_format,
+            component=component,
+            scores=scores,
+            batch_size=batch_size,
+            n_process=n_process,
+            gpu_id=gpu_id,
+            chunk_size=chunk_size,
+            columns=[c.strip() for c in columns.split(",")] if columns else None,
+            quoting=quoting,
+            prefix=prefix,
+            label_sep=label_sep,
+            overwrite=overwrite,
+            progress=True,
+        )
+    except (PredictError, OSError) as err:
+        msg.fail("Prediction stopped", str(err), exits=1)
+    except KeyboardInterrupt:
+        msg.warn(
+            "Interrupted. Run the same command again to continue after the last saved chunk",
+            str(progress_path(output)),
+            exits=130,
+        )
+    if resuming:
+        msg.info(f"Continued an interrupted run after {summary.resumed_rows:,} rows")
+    rows = [
+        ("rows written", f"{summary.rows:,}"),
+        ("predicted by this run", f"{summary.rows_this_run:,}"),
+        ("empty or missing text (empty prediction)", f"{summary.empty:,}"),
+        ("texts cut to nlp.max_length", f"{summary.truncated:,}"),
+        ("time", f"{summary.seconds:,.1f} s (loading the pipeline: {summary.load_seconds:.1f} s)"),
+        ("speed (loading not counted)", f"{summary.docs_per_second:,.1f} docs/s"),
+    ]
+    msg.table(rows, max_col=60)
+    msg.good(f"Wrote {summary.output_format.upper()} with predictions", str(output))
+
+
+@app.command("predict-distributed")
+def predict_distributed_command(
+    model: str = typer.Argument(
+        ..., help="Pipeline folder every worker can read, or an installed package name."
+    ),
+    inputs: list[str] = typer.Argument(
+        ..., help="Input files, folders, globs or URIs (s3://...): Parquet, JSONL, CSV, TSV."
+    ),
+    output: str = typer.Argument(
+        ..., help="Output: a file (out.csv) or a folder / URI of part files (see --mode)."
+    ),
+    text_column: str = typer.Option("text", "--text-column", "-t", help="Column of the texts."),
+    input_format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="csv|tsv|jsonl|parquet (default: from the first name)."
+    ),
+    output_format: Optional[str] = typer.Option(
+        None, "--output-format", "-F", help="csv|tsv|jsonl|parquet (default: as for predict)."
+    ),
+    mode: Optional[str] = typer.Option(
+        None,
+        "--mode",
+        help="file: one file written by this process (same as predict); dir: part files "
+        "written by the workers. Default: file for local names like out.csv, else dir.",
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster to use ('auto', 'ray://host:10001'); default: start a local "
+        "cluster on this machine (loopback only) for the run.",
+    ),
+    workers: int = typer.Option(2, "--workers", "-w", min=1, help="Workers (model copies)."),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs per worker."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker."),
+    local_cpus: Optional[int] = typer.Option(
+        None,
+        "--local-cpus",
+        help="CPUs of the local cluster (default: workers x CPUs per worker, plus one "
+        "for reading and writing).",
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
+    rows_per_call: int = typer.Option(
+        1024, "--rows-per-call", min=1, help="Rows handed to a worker at a time."
+    ),
+    scores: bool = typer.Option(
+        False, "--scores/--labels", help="Also write every label's score (default: labels)."
+    ),
+    component: str = typer.Option(
+        "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
+    ),
+    columns: Optional[str] = typer.Option(
+        None, "--columns", help="Column names of CSV/TSV files without a header."
+    ),
+    quoting: bool = typer.Option(
+        True, "--quoting/--no-quoting", help="Whether CSV/TSV input quotes cells."
+    ),
+    prefix: str = typer.Option("", "--prefix", help="Prefix of the added column names."),
+    label_sep: str = typer.Option(
+        "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT."),
+) -> None:
+    """Predict on a Ray cluster (pip install "spacy-mtl[distributed]"): the pipeline is
+    loaded once per worker; the output has the columns `predict` writes. See
+    docs/predict.md, section "Scale out".
+    """
+    import math
+    from contextlib import nullcontext
+
+    from wasabi import msg
+
+    from .distributed import local_cluster, predict_distributed
+    from .predict import PredictError
+
+    try:
+        if address is None:
+            cpus = local_cpus or math.ceil(workers * cpus_per_worker) + 1
+            msg.info(f"Starting a local Ray cluster ({cpus} CPUs, loopback only)")
+            cluster: Any = local_cluster(cpus, num_gpus=math.ceil(workers * gpus_per_worker))
+        else:
+            import ray
+
+            ray.init(address=address)
+            cluster = nullcontext()
+        with cluster:
+            summary = predict_distributed(
+                model,
+                inputs,
+                output,
+                text_column=text_column,
+                input_format=input_format,
+                output_format=output_format,
+                mode=mode,
+                component=component,
+                scores=scores,
+                batch_size=batch_size,
+                rows_per_call=rows_per_call,
+                num_workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+                columns=[c.strip() for c in columns.split(",")] if columns else None,
+                quoting=quoting,
+                prefix=prefix,
+                label_sep=label_sep,
+                overwrite=overwrite,
+                progress=True,
+            )
+    except (PredictError, OSError) as err:
+        msg.fail("Prediction stopped", str(err), exits=1)
+    rows = [
+        ("rows written", f"{summary.rows:,}"),
+        ("empty or missing text (empty prediction)", f"{summary.empty:,}"),
+        ("texts cut to nlp.max_length", f"{summary.truncated:,}"),
+        ("workers", str(summary.workers)),
+        ("time (cluster start not included)", f"{summary.seconds:,.1f} s"),
+        ("speed", f"{summary.docs_per_second:,.1f} docs/s"),
+    ]
+    msg.table(rows, max_col=60)
+    where = output if summary.mode == "file" else f"{output} ({len(summary.files)} part files)"
+    msg.good(f"Wrote {summary.output_format.upper()} with predictions", where)
+
+
+def _load_pipeline(model: Path, gpu_id: int) -> Any:
+    """Load a pipeline (folder or package), on GPU `gpu_id` when it is >= 0."""
+    import spacy
+    from wasabi import msg
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+        msg.info(f"Using GPU {gpu_id}")
+    if not model.exists() and not spacy.util.is_package(str(model)):
+        msg.fail("Model not found (no such folder or installed package)", str(model), exits=1)
+    try:
+        return spacy.load(str(model))
+    except (OSError, ValueError) as err:
+        msg.fail(f"Could not load the pipeline {model}", str(err), exits=1)
 
 
 def main() -> None:

@@ -82,6 +82,150 @@ class Errors:
     )
     E109 = "Pooling {pooling!r} is not known; use one of {known}."
 
+    # convert: `spacy-mtl convert` (spacy_mtl/convert.py). Documented in docs/convert.md.
+    # Spec errors (the spec file itself is wrong).
+    E201 = "Spec {spec}: expected a mapping of settings at the top level, got {value!r}."
+    E202 = "Spec {spec}: unknown setting(s) {keys}{where}. Known: {known}."
+    E203 = "Spec {spec}: `{key}`{where} must be {expected}, got {value!r}."
+    E204 = "Spec {spec}: format {value!r} is not known. Use one of {known}."
+    E205 = (
+        "Spec {spec}: group {group!r} needs exactly one of `column` (labels in one cell), "
+        "`columns` (one 0/1 column per label) or `from` (derived from another group); "
+        "got {given}."
+    )
+    E206 = "Spec {spec}: group {group!r}: `{key}` is only valid {where}."
+    E207 = (
+        "Spec {spec}: group {group!r}: `from: {source}` names no group defined above it "
+        "(groups so far: {groups})."
+    )
+    E208 = (
+        "Spec {spec}: group {group!r}: the mapping does not cover label(s) {labels} of group "
+        "{source!r}. Every source label must map to at least one label, e.g. add "
+        "`neutral: [neutral]`."
+    )
+    E209 = (
+        "Spec {spec}: group {group!r}: mapping entry {label!r} lists {value!r}, which is not "
+        "a label of group {source!r} {labels}."
+    )
+    E210 = (
+        "Spec {spec}: group {group!r}: label {label!r} of group {source!r} maps to several "
+        "labels {targets}, but {group!r} is multiclass: such rows would get two labels."
+    )
+    E211 = "Spec {spec}: `pattern` {pattern!r} is not a valid regular expression: {error}."
+    E212 = (
+        "Spec {spec}: `pattern` has no named group for the text column {text!r}; add one, "
+        "e.g. (?P<{text}>.*)."
+    )
+    E213 = (
+        "Spec {spec}: group {group!r}: cell value {value!r} is listed twice in `labels` "
+        "(keys are compared as strings, so YAML 1 and '1' are the same value)."
+    )
+    E214 = (
+        "Spec {spec}: encoding {encoding!r} cannot be read line by line (it is unknown or "
+        "not ASCII-compatible); re-encode the file as UTF-8."
+    )
+    E215 = "Spec {spec}: {error}"
+    E216 = (
+        "Spec {spec}: `labels_file` pairs a one-text-per-line file with a label file, so "
+        "`format` must be 'lines', got {format!r}."
+    )
+    # Input, output and option errors.
+    E220 = (
+        "--split {value!r}: {problem}. Write it as train=0.8,dev=0.1,test=0.1 (names of "
+        "letters, digits, '_' or '-'; positive fractions that sum to 1)."
+    )
+    E221 = (
+        "{path}: cannot tell the format from the file name; set `format` in the spec to one "
+        "of {known}."
+    )
+    E222 = (
+        "{path}: a {format} file without a header row needs column names: give them with "
+        "`columns` in the spec."
+    )
+    E223 = (
+        "Output name {name!r} comes from two inputs ({first} and {second}); give --name to "
+        "combine them into one corpus, or convert them separately."
+    )
+    E224 = "Output name {name!r} is not usable: {why}."
+    E225 = "{path}: labels file {labels} does not exist (from `labels_file` in the spec)."
+    E226 = "on_error must be 'fail' or 'skip', got {value!r}."
+    E227 = (
+        "A rejects file is only written with --on-error skip (with 'fail' the first bad row "
+        "stops the conversion); use --on-error skip or leave out --rejects."
+    )
+    E228 = (
+        "{path}: DocBin could not serialize {n:,} docs (the data is too large for one file); "
+        "use a smaller --shard-size."
+    )
+    E229 = "Language {lang!r} could not be loaded: {error}"
+    E230 = "{path}: the input file does not exist."
+    E231 = "{n} must be a positive whole number, got {value!r}."
+    E232 = (
+        "{name}: the inputs gave different rows on the second pass of --split; were they "
+        "changed while converting?"
+    )
+    E233 = "{path}: the output folder is a file; give a folder."
+    # File errors: the whole file is unusable, so they stop the conversion even in skip mode.
+    E235 = "{loc}: column {column!r}: not in the header. The file's columns are {columns}."
+    E236 = (
+        "{loc}: column name {column!r} appears more than once in the header; rename it in the "
+        "file, or name the columns with `columns` and `header: true` in the spec."
+    )
+    E237 = "{loc}: the header has {n} columns but the spec's `columns` names {m}: {columns}."
+    E238 = (
+        "{loc}: column {column!r}: not produced by this file: a '{format}' file gives the "
+        "columns {columns}."
+    )
+    # Row errors: `{file}:{line}: column {column!r}: {reason}`; one bad row, skippable.
+    E240 = "{file}:{line}: column {column!r}: {reason}"
+    E241 = "{file}:{line}: {reason}"
+    E242 = "unknown label value {value!r}; known values: {known}."
+    E243 = "{n} labels {labels} in one cell, but group {group!r} is multiclass (exactly one label)."
+    E244 = "empty text."
+    E245 = "bytes {data} at position {pos} of the line are not valid {encoding}."
+    E246 = "missing: the row has {n} fields, expected {m} ({columns})."
+    E247 = (
+        "the row has {n} fields, expected {m} ({columns}); a field that contains the "
+        "delimiter {sep!r} needs quotes."
+    )
+    E248 = "invalid JSON: {error}."
+    E249 = "expected one JSON object per line, got {kind}."
+    E250 = "missing: the object has no key {column!r} (use null to mark a label as missing)."
+    E251 = "the line does not match the pattern {pattern!r}."
+    E252 = (
+        "value {value!r} is not 0 or 1 (a one-column-per-label group needs 0 or 1, or an "
+        "empty cell for a missing label)."
+    )
+    E253 = "no line {line} in the labels file {labels}: it has {n} lines, fewer than the texts."
+    E254 = "no line {line} in the text file {text}: the labels file has more lines."
+    E255 = (
+        "group {group!r}: labels {labels} of group {source!r} map to {n} labels {targets}, but "
+        "{group!r} is multiclass."
+    )
+    E256 = (
+        "group {group!r}: group {source!r} has no positive label here, so multiclass group "
+        "{group!r} would get none."
+    )
+    E257 = (
+        "group {group!r} is multiclass but {n} of its columns are 1 ({labels}); exactly one "
+        "must be 1, or all empty to mark the group missing."
+    )
+    E258 = (
+        "group {group!r} is partly annotated: {missing} empty, {present} not. A multiclass "
+        "group is annotated in all its columns or in none."
+    )
+    E259 = "no label (an empty list) for multiclass group {group!r}; use null to mark it missing."
+    E260 = "a {kind} is not a label value; use a string, a number or a list of them."
+    E261 = "the text must be a string, got {value!r}."
+    E262 = "the row cannot be parsed: {error}."
+    E263 = "the text is {n:,} characters long, more than nlp.max_length ({limit:,})."
+    # Notes for the conversion summary (printed by the CLI, kept in ConvertSummary.warnings).
+    W201 = (
+        "Group {group!r}: labels inferred from the data: {labels}. List them in the spec "
+        "(`labels:`) so that every file gets the same keys in the same order."
+    )
+    W202 = "{name}: split {split!r} got no docs; its file holds an empty DocBin."
+
     # warnings
     W001 = (
         "No training example is annotated for group {group!r}: its head will not learn. "
