@@ -193,7 +193,8 @@ def distill_corpus(
     import spacy
     from tqdm import tqdm
 
-    loaded = [spacy.load(teacher) for teacher in teachers]
+    # str: spacy.load then takes an installed package name as well as a folder.
+    loaded = [spacy.load(str(teacher)) for teacher in teachers]
     docs: Iterable[Doc] = read_docs(corpus, loaded[0])
     if limit:
         docs = islice(docs, limit)

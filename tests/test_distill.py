@@ -183,3 +183,27 @@ def test_distill_corpus_keeps_gold_and_adds_teacher(tmp_path) -> None:
     docs = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(teacher.vocab))
     assert [doc.text for doc in docs] == UNLABELLED[:4]
     assert all(doc._.mtl_teacher and not doc.cats for doc in docs)
+
+
+def test_distill_labels_cli(tmp_path) -> None:
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    teacher = make_nlp(GROUPS)
+    _train(teacher, make_examples(teacher), steps=2)
+    teacher.to_disk(tmp_path / "teacher")
+    (tmp_path / "raw.jsonl").write_text('{"text": "i love it"}\n\n{"text": "bad"}\n')
+    out = tmp_path / "out" / "distilled.spacy"
+    args = ["distill-labels", str(tmp_path / "teacher"), "-c", str(tmp_path / "raw.jsonl")]
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 2 docs" in result.output
+    docs = list(DocBin().from_disk(out).get_docs(teacher.vocab))
+    assert [d.text for d in docs] == ["i love it", "bad"]
+
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "oops"}\n')
+    result = CliRunner().invoke(app, [*args[:2], "-c", str(tmp_path / "bad.jsonl"), "-o", str(out)])
+    assert result.exit_code != 0
+    assert "bad.jsonl:2" in str(result.exception)

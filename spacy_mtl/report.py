@@ -1,0 +1,722 @@
+"""Evaluate a pipeline on a DocBin corpus: `metrics.json`, and a Markdown report with plots.
+
+`evaluate_to_dir` runs the pipeline once and writes, under the output folder:
+- `metrics.json`: the scores of `nlp.evaluate` (as `spacy evaluate` computes them), top-level
+  numbers only, as plain floats, plus `speed` (words per second);
+- `report.md`: per group, a summary table (macro F, accuracy or micro F, macro AUC, ECE,
+  annotated docs), a per-label table, and links to the PNGs in `plots/`: per-label F1
+  bars, a confusion matrix (multiclass), precision-recall curves (multilabel) and a
+  reliability diagram.
+
+matplotlib is an optional dependency (`pip install spacy-mtl[report]`), imported only when
+plots are drawn; figures are drawn with the Agg canvas, never through pyplot's global state.
+
+DOCS: docs/evaluate.md
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from timeit import default_timer as timer
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.training import Corpus, Example
+
+from .calibration import (
+    N_BINS,
+    ReliabilityBins,
+    average_precision,
+    calibration_pairs,
+    precision_recall_curve,
+    reliability_bins,
+)
+from .pipeline import MultiGroupTextCategorizer
+from .schema import GroupSchema, LabelGroup
+from .scorer import roc_auc, score_arrays
+from .tune import get_mtl_component, read_gold
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+# PR small multiples: more labels than this and only the most frequent are drawn.
+MAX_PR_LABELS = 30
+# Confusion matrices write the counts in the cells up to this many classes.
+MAX_ANNOTATED_CLASSES = 15
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class LabelReport:
+    """One label's scores in the report (None where undefined)."""
+
+    label: str
+    support: int
+    n_annotated: int
+    p: float
+    r: float
+    f: float
+    auc: Optional[float]
+    ap: Optional[float] = None
+    threshold: Optional[float] = None
+
+
+@dataclass
+class GroupReport:
+    """One group's scores, and the arrays its plots are drawn from.
+
+    component (str): Name of the mtl_textcat component predicting the group.
+    group (LabelGroup): The group (labels, kind, thresholds, temperature).
+    n_docs (int): Docs annotated for the group (for at least one label if multilabel).
+    macro_f, acc, micro_f, macro_auc, ece: Group scores; acc for multiclass, micro_f for
+        multilabel, None where undefined.
+    labels (List[LabelReport]): Per-label scores in label order.
+    plots (Dict[str, Path]): {plot kind: PNG path}, filled by `write_plots`.
+    """
+
+    component: str
+    group: LabelGroup
+    n_docs: int
+    macro_f: Optional[float]
+    acc: Optional[float]
+    micro_f: Optional[float]
+    macro_auc: Optional[float]
+    ece: Optional[float]
+    labels: List[LabelReport]
+    truths: numpy.ndarray = field(repr=False)
+    masks: numpy.ndarray = field(repr=False)
+    probs: numpy.ndarray = field(repr=False)
+    plots: Dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    def reliability(self) -> ReliabilityBins:
+        conf, outcome = calibration_pairs(
+            self.group.is_multiclass, self.probs, self.truths, self.masks
+        )
+        return reliability_bins(conf, outcome, N_BINS)
+
+    def confusion(self) -> numpy.ndarray:
+        """Counts (gold row, predicted column) over annotated docs (multiclass)."""
+        rows = self.masks[:, 0] > 0
+        k = len(self.group.labels)
+        gold = self.truths[rows].argmax(axis=1)
+        pred = self.probs[rows].argmax(axis=1)
+        matrix = numpy.zeros((k, k), dtype=int)
+        numpy.add.at(matrix, (gold, pred), 1)
+        return matrix
+
+
+@dataclass
+class EvaluateResult:
+    """What `evaluate_to_dir` measured and wrote."""
+
+    metrics: Dict[str, float]
+    scores: Dict[str, Any]
+    groups: List[GroupReport]
+    metrics_path: Path
+    report_path: Path
+    plot_paths: List[Path]
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def load_corpus(nlp: Language, path: PathLike) -> List[Example]:
+    """Examples from a .spacy file or a folder of them (as spaCy's Corpus reads them).
+
+    Raises FileNotFoundError naming the path when it does not exist or holds no .spacy
+    file, and ValueError when it holds no doc.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Corpus not found: {path} (expected a .spacy file or a folder).")
+    if path.is_dir() and not any(path.rglob("*.spacy")):
+        raise FileNotFoundError(f"No .spacy file in the folder {path}.")
+    examples = list(Corpus(path)(nlp))
+    if not examples:
+        raise ValueError(f"The corpus {path} holds no docs.")
+    return examples
+
+
+def predict_examples(
+    nlp: Language, examples: Iterable[Example], *, batch_size: int = 64
+) -> Tuple[List[Example], Dict[str, Any]]:
+    """Run the pipeline over the examples' texts and score them, as `nlp.evaluate` does.
+
+    Returns (the examples with their predicted docs, the scores dict with `speed` in words
+    per second). `nlp.evaluate` keeps its predictions to itself; the report needs them, so
+    this repeats its steps (tokenizer timed with the pipeline) on copies of the examples.
+    """
+    examples = [Example(nlp.make_doc(eg.reference.text), eg.reference) for eg in examples]
+    start = timer()
+    for eg in examples:
+        nlp.make_doc(eg.reference.text)  # timed, as nlp.evaluate times the tokenizer
+    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
+    for eg, doc in zip(examples, docs):
+        eg.predicted = doc
+    elapsed = timer() - start
+    scores = Scorer(nlp=nlp).score(examples)
+    n_words = sum(len(eg.predicted) for eg in examples)
+    scores["speed"] = n_words / elapsed if elapsed > 0 else 0.0
+    return examples, scores
+
+
+def metrics_dict(scores: Dict[str, Any]) -> Dict[str, float]:
+    """The top-level numeric scores as plain floats (nested per-label dicts and None left out)."""
+    out: Dict[str, float] = {}
+    for key, value in scores.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)):
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            out[key] = value
+    return out
+
+
+def mtl_components(nlp: Language, names: Optional[Sequence[str]] = None) -> List[str]:
+    """Names of the pipeline's mtl_textcat components (checked when given)."""
+    if names:
+        for name in names:
+            if name not in nlp.pipe_names:
+                raise ValueError(
+                    f"The pipeline has no component {name!r} (components: {nlp.pipe_names})."
+                )
+            if not isinstance(nlp.get_pipe(name), MultiGroupTextCategorizer):
+                raise ValueError(f"Component {name!r} is not an mtl_textcat component.")
+        return list(names)
+    found = [name for name, proc in nlp.pipeline if isinstance(proc, MultiGroupTextCategorizer)]
+    if not found:
+        raise ValueError(
+            f"The pipeline has no mtl_textcat component (components: {nlp.pipe_names})."
+        )
+    return found
+
+
+def group_reports(
+    nlp: Language, examples: Sequence[Example], components: Optional[Sequence[str]] = None
+) -> List[GroupReport]:
+    """Per-group report data from examples whose predicted docs hold the pipeline's cats."""
+    reports = []
+    for name in mtl_components(nlp, components):
+        schema: GroupSchema = get_mtl_component(nlp, name).schema
+        truths, masks = read_gold(schema, examples)
+        probs = numpy.asarray(
+            [[float(eg.predicted.cats.get(key, 0.0)) for key in schema.keys] for eg in examples],
+            dtype="f8",
+        ).reshape((len(examples), schema.n_labels))
+        scores = score_arrays(schema, truths, masks, probs)
+        for group, start, end in schema.slices():
+            reports.append(
+                _group_report(
+                    name,
+                    schema,
+                    group,
+                    scores,
+                    truths[:, start:end],
+                    masks[:, start:end],
+                    probs[:, start:end],
+                )
+            )
+    return reports
+
+
+def _group_report(
+    component: str,
+    schema: GroupSchema,
+    group: LabelGroup,
+    scores: Dict[str, Any],
+    y: numpy.ndarray,
+    m: numpy.ndarray,
+    p: numpy.ndarray,
+) -> GroupReport:
+    prefix = f"mtl_{group.name}_"
+    per_type = scores[prefix + "f_per_type"] or {}
+    mc = group.is_multiclass
+    annotated = m > 0
+    labels = []
+    for j, label in enumerate(group.labels):
+        rows = annotated[:, 0] if mc else annotated[:, j]
+        gold = y[rows, j] > 0.5
+        prf = per_type.get(label, {"p": 0.0, "r": 0.0, "f": 0.0})
+        labels.append(
+            LabelReport(
+                label=label,
+                support=int(gold.sum()),
+                n_annotated=int(rows.sum()),
+                p=prf["p"],
+                r=prf["r"],
+                f=prf["f"],
+                auc=roc_auc(gold, p[rows, j]),
+                ap=None if mc else average_precision(p[rows, j], gold),
+                threshold=None if mc else group.threshold_for(label, schema.threshold),
+            )
+        )
+    conf, outcome = calibration_pairs(mc, p, y, m)
+    ece = reliability_bins(conf, outcome).ece if len(conf) else None
+    if mc:
+        aucs = [lab.auc for lab in labels if lab.auc is not None]
+        macro_auc = sum(aucs) / len(aucs) if aucs else None
+    else:
+        macro_auc = scores[prefix + "macro_auc"]
+    return GroupReport(
+        component=component,
+        group=group,
+        n_docs=int(annotated.any(axis=1).sum()),
+        macro_f=scores[prefix + "macro_f"],
+        acc=scores.get(prefix + "acc"),
+        micro_f=scores.get(prefix + "micro_f"),
+        macro_auc=macro_auc,
+        ece=ece,
+        labels=labels,
+        truths=y,
+        masks=m,
+        probs=p,
+    )
+
+
+def evaluate_to_dir(
+    nlp: Language,
+    examples: Iterable[Example],
+    output_dir: PathLike,
+    *,
+    components: Optional[Sequence[str]] = None,
+    batch_size: int = 64,
+    plots: bool = True,
+    model_name: str = "",
+    data_name: str = "",
+) -> EvaluateResult:
+    """Evaluate the pipeline and write metrics.json, report.md and plots/ under output_dir.
+
+    nlp (Language): The trained pipeline.
+    examples (Iterable[Example]): Gold examples (e.g. from `load_corpus`).
+    output_dir (PathLike): Folder to write to (created if needed).
+    components (Optional[Sequence[str]]): mtl_textcat components to report on; all by default.
+    batch_size (int): Docs per batch through the pipeline.
+    plots (bool): Draw the PNG plots (needs matplotlib).
+    model_name, data_name (str): Shown in the report's heading.
+    RETURNS (EvaluateResult): The metrics, group reports and the paths written.
+
+    DOCS: docs/evaluate.md
+    """
+    output_dir = Path(output_dir)
+    examples = list(examples)
+    if not examples:
+        raise ValueError("evaluate got no examples: check the corpus path.")
+    components = mtl_components(nlp, components)
+    if plots:
+        _matplotlib()  # fail before the (slow) prediction, not after it
+    predicted, scores = predict_examples(nlp, examples, batch_size=batch_size)
+    reports = group_reports(nlp, predicted, components)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics = metrics_dict(scores)
+    metrics_path = output_dir / METRICS_FILE
+    srsly.write_json(metrics_path, metrics)
+    plot_paths: List[Path] = []
+    if plots:
+        plot_dir = output_dir / PLOTS_DIR
+        plot_dir.mkdir(exist_ok=True)
+        prefix_component = len(components) > 1
+        for report in reports:
+            plot_paths.extend(write_plots(report, plot_dir, prefix_component=prefix_component))
+    report_path = output_dir / REPORT_FILE
+    text = render_report(
+        reports,
+        metrics,
+        n_docs=len(predicted),
+        n_words=sum(len(eg.predicted) for eg in predicted),
+        model_name=model_name or _model_name(nlp),
+        data_name=data_name,
+        base=output_dir,
+    )
+    report_path.write_text(text, encoding="utf8")
+    return EvaluateResult(
+        metrics=metrics,
+        scores=scores,
+        groups=reports,
+        metrics_path=metrics_path,
+        report_path=report_path,
+        plot_paths=plot_paths,
+    )
+
+
+def _model_name(nlp: Language) -> str:
+    meta = nlp.meta
+    return f"{meta.get('lang', '')}_{meta.get('name', 'pipeline')}-{meta.get('version', '')}"
+
+
+# -- the Markdown report ----------------------------------------------------------------
+
+
+def render_report(
+    reports: Sequence[GroupReport],
+    metrics: Dict[str, float],
+    *,
+    n_docs: int,
+    n_words: int,
+    model_name: str,
+    data_name: str,
+    base: Path,
+) -> str:
+    """The Markdown report; PNG links are relative to `base` (the report's folder)."""
+    lines = [f"# Evaluation: `{model_name}`", ""]
+    on = f" on `{data_name}`" if data_name else ""
+    speed = metrics.get("speed")
+    lines.append(
+        f"{n_docs} docs{on}, {n_words} words"
+        + (f", {speed:,.0f} words/s" if speed is not None else "")
+        + ". Scores at the model's own thresholds and temperatures; docs not annotated for"
+        " a group are left out of that group's scores."
+    )
+    lines.append("")
+    if "mtl_score" in metrics:
+        lines += [
+            f"**mtl_score** (weighted mean of the groups' macro F): {metrics['mtl_score']:.3f}",
+            "",
+        ]
+    lines += [
+        "## Summary",
+        "",
+        "| group | kind | labels | docs annotated | macro F | acc / micro F | macro AUC | ECE |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    multi_component = len({r.component for r in reports}) > 1
+    for r in reports:
+        name = f"{r.component}:{r.name}" if multi_component else r.name
+        second = r.acc if r.group.is_multiclass else r.micro_f
+        second_name = "acc" if r.group.is_multiclass else "micro F"
+        lines.append(
+            f"| {name} | {r.group.kind} | {len(r.group.labels)} | {r.n_docs} | "
+            f"{_fmt(r.macro_f)} | {_fmt(second)} ({second_name}) | {_fmt(r.macro_auc)} | "
+            f"{_fmt(r.ece)} |"
+        )
+    lines += [
+        "",
+        f"ECE: expected calibration error, {N_BINS} equal-width bins (lower is better).",
+        "",
+    ]
+    for r in reports:
+        lines += _group_section(r, base, multi_component)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _group_section(r: GroupReport, base: Path, multi_component: bool) -> List[str]:
+    g = r.group
+    title = f"{r.component}:{g.name}" if multi_component else g.name
+    lines = [
+        f"## Group `{title}`",
+        "",
+        f"{g.kind}, {len(g.labels)} labels, {r.n_docs} docs annotated, "
+        f"temperature {g.temperature:g}.",
+        "",
+    ]
+    if g.is_multiclass:
+        lines += [
+            "| label | P | R | F | support | AUC |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for lab in r.labels:
+            lines.append(
+                f"| {_md(lab.label)} | {_fmt(lab.p)} | {_fmt(lab.r)} | {_fmt(lab.f)} | "
+                f"{lab.support} | {_fmt(lab.auc)} |"
+            )
+    else:
+        lines += [
+            "| label | threshold | P | R | F | support / annotated | AUC | AP |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for lab in r.labels:
+            lines.append(
+                f"| {_md(lab.label)} | {_fmt(lab.threshold, 2)} | {_fmt(lab.p)} | {_fmt(lab.r)} | "
+                f"{_fmt(lab.f)} | {lab.support} / {lab.n_annotated} | {_fmt(lab.auc)} | "
+                f"{_fmt(lab.ap)} |"
+            )
+    lines.append("")
+    captions = {
+        "f1": "Per-label F1",
+        "confusion": "Confusion matrix",
+        "pr": "Precision-recall curves",
+        "reliability": "Reliability diagram",
+    }
+    for kind, path in r.plots.items():
+        rel = Path(path).resolve().relative_to(base.resolve()).as_posix()
+        lines += [f"![{captions.get(kind, kind)}: {title}]({rel})", ""]
+    return lines
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+# -- plots ------------------------------------------------------------------------------
+
+
+def _matplotlib() -> Any:
+    """matplotlib, or an ImportError that says how to install it."""
+    try:
+        import matplotlib
+        import matplotlib.figure
+        from matplotlib.backends import backend_agg  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "The evaluate report draws its plots with matplotlib, which is not installed. "
+            "Install it with: pip install spacy-mtl[report] (or run without plots)."
+        ) from err
+    return matplotlib
+
+
+def _new_figure(width: float, height: float) -> Any:
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)  # Agg canvas: no display, no pyplot global state
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(str(path), format="png", bbox_inches="tight")
+    return path
+
+
+def safe_filename(name: str) -> str:
+    """A file name part from a group or component name ('/' and spaces replaced)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "group"
+
+
+def write_plots(
+    report: GroupReport, plot_dir: Path, *, prefix_component: bool = False
+) -> List[Path]:
+    """Draw one group's plots into plot_dir; fills `report.plots` and returns the paths."""
+    stem = safe_filename(report.name)
+    if prefix_component:
+        stem = f"{safe_filename(report.component)}_{stem}"
+    g = report.group
+    paths: Dict[str, Path] = {}
+    paths["f1"] = plot_label_f1(
+        [lab.label for lab in report.labels],
+        [lab.f for lab in report.labels],
+        [lab.support for lab in report.labels],
+        plot_dir / f"{stem}_f1.png",
+        title=f"{report.name}: per-label F1 (macro F {_fmt(report.macro_f)})",
+        macro_f=report.macro_f,
+    )
+    if g.is_multiclass:
+        paths["confusion"] = plot_confusion(
+            list(g.labels),
+            report.confusion(),
+            plot_dir / f"{stem}_confusion.png",
+            title=f"{report.name}: confusion matrix (acc {_fmt(report.acc)})",
+        )
+    else:
+        curves = []
+        for j, lab in enumerate(report.labels):
+            rows = report.masks[:, j] > 0
+            curves.append(
+                (
+                    lab.label,
+                    report.probs[rows, j],
+                    report.truths[rows, j],
+                    lab.threshold if lab.threshold is not None else 0.5,
+                )
+            )
+        paths["pr"] = plot_pr_curves(
+            curves,
+            plot_dir / f"{stem}_pr.png",
+            title=f"{report.name}: precision-recall per label (macro AUC {_fmt(report.macro_auc)})",
+        )
+    what = "top-label confidence" if g.is_multiclass else "per-label probability"
+    paths["reliability"] = plot_reliability(
+        report.reliability(),
+        plot_dir / f"{stem}_reliability.png",
+        title=f"{report.name}: reliability ({what}), ECE {_fmt(report.ece)}",
+    )
+    report.plots = paths
+    return list(paths.values())
+
+
+def plot_label_f1(
+    labels: Sequence[str],
+    f1: Sequence[float],
+    support: Sequence[int],
+    path: Path,
+    *,
+    title: str = "",
+    macro_f: Optional[float] = None,
+) -> Path:
+    """Horizontal F1 bars, best label on top, with each label's gold support."""
+    order = sorted(range(len(labels)), key=lambda i: (-f1[i], labels[i]))
+    height = max(2.2, 0.28 * len(labels) + 1.2)
+    fig = _new_figure(6.5, height)
+    ax = fig.add_subplot(1, 1, 1)
+    ys = numpy.arange(len(order))[::-1]
+    values = [f1[i] for i in order]
+    ax.barh(ys, values, color="#4C72B0", height=0.7)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{labels[i]} (n={support[i]})" for i in order], fontsize=8)
+    for y, v in zip(ys, values):
+        ax.text(min(v + 0.01, 0.93), y, f"{v:.2f}", va="center", fontsize=7)
+    if macro_f is not None:
+        ax.axvline(
+            macro_f, color="#C44E52", linestyle="--", linewidth=1, label=f"macro F {macro_f:.2f}"
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.set_xlabel("F1")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion(
+    labels: Sequence[str], matrix: numpy.ndarray, path: Path, *, title: str = ""
+) -> Path:
+    """Confusion matrix: gold rows, predicted columns; colour = share of the gold row."""
+    k = len(labels)
+    size = max(3.5, 0.45 * k + 2.0)
+    fig = _new_figure(size + 0.8, size)
+    ax = fig.add_subplot(1, 1, 1)
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = numpy.divide(matrix, totals, out=numpy.zeros(matrix.shape), where=totals > 0)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of gold row (recall)")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    if k <= MAX_ANNOTATED_CLASSES:
+        for i in range(k):
+            for j in range(k):
+                color = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_pr_curves(
+    curves: Sequence[Tuple[str, numpy.ndarray, numpy.ndarray, float]],
+    path: Path,
+    *,
+    title: str = "",
+    max_labels: int = MAX_PR_LABELS,
+) -> Path:
+    """Small multiples of precision-recall curves, one panel per label, most frequent first.
+
+    curves: (label, scores, gold, threshold) per label, over the docs annotated for it.
+    Each panel shows the curve, the label's base rate (a random ranker's precision) and a
+    dot where the label's threshold operates. Past max_labels only the most frequent labels
+    are drawn (the title says how many).
+    """
+    ranked = sorted(curves, key=lambda c: (-int((numpy.asarray(c[2]) > 0.5).sum()), c[0]))
+    shown = ranked[:max_labels]
+    n = len(shown)
+    ncols = min(n, 6) if n > 4 else max(n, 1)
+    nrows = max(1, math.ceil(n / ncols))
+    fig = _new_figure(2.3 * ncols, 2.1 * nrows + 0.5)
+    for i, (label, scores, gold, threshold) in enumerate(shown):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        gold_b = numpy.asarray(gold) > 0.5
+        precision, recall, thresholds = precision_recall_curve(scores, gold_b)
+        support = int(gold_b.sum())
+        if precision.size == 0:
+            ax.text(0.5, 0.5, "no positives", ha="center", va="center", fontsize=8)
+            ax.set_title(f"{label} (n=0)", fontsize=8)
+        else:
+            ax.step(
+                numpy.r_[0.0, recall],
+                numpy.r_[precision[0], precision],
+                where="post",
+                linewidth=1.2,
+            )
+            ax.axhline(support / len(gold_b), color="grey", linestyle=":", linewidth=0.8)
+            # The operating point: the lowest curve threshold still >= the label's threshold.
+            at = numpy.flatnonzero(thresholds >= threshold)
+            if at.size:
+                k = at[-1]
+                ax.plot([recall[k]], [precision[k]], "o", color="#C44E52", markersize=4)
+            ap = average_precision(scores, gold_b)
+            ax.set_title(f"{label} (n={support}) AP {ap:.2f}", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=6)
+        if i % ncols == 0:
+            ax.set_ylabel("precision", fontsize=7)
+        if i >= n - ncols:
+            ax.set_xlabel("recall", fontsize=7)
+    note = f" (top {n} of {len(curves)} labels by support)" if len(curves) > n else ""
+    fig.suptitle(title + note + "\n• = operating threshold, dotted = base rate", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(bins: ReliabilityBins, path: Path, *, title: str = "") -> Path:
+    """Reliability diagram: observed frequency per bin (bars) against the bin's mean predicted
+    probability (red lines) and the diagonal, with the bin counts below (log scale)."""
+    fig = _new_figure(5.0, 5.6)
+    grid = fig.add_gridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
+    ax = fig.add_subplot(grid[0])
+    hist = fig.add_subplot(grid[1], sharex=ax)
+    width = bins.edges[1] - bins.edges[0]
+    centers = bins.edges[:-1] + width / 2
+    filled = bins.counts > 0
+    ax.bar(
+        centers[filled],
+        bins.accuracy[filled],
+        width=width,
+        color="#4C72B0",
+        edgecolor="white",
+        label="observed frequency",
+    )
+    # Mean confidence as a line across each bar: the bar's top above or below it is the
+    # gap (under- or over-confidence); shaded gap bars would hide the bar beneath them.
+    left = bins.edges[:-1][filled]
+    ax.hlines(
+        bins.confidence[filled],
+        left + 0.1 * width,
+        left + 0.9 * width,
+        colors="#C44E52",
+        linewidth=2.5,
+        label="mean predicted probability",
+    )
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("observed frequency")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelbottom=False)
+    hist.bar(centers, bins.counts, width=width, color="grey", edgecolor="white")
+    if bins.counts.max(initial=0) > 0:
+        hist.set_yscale("log")
+    hist.set_ylabel("count", fontsize=8)
+    hist.set_xlabel("predicted probability (bin)")
+    return _save(fig, path)
+
+
+__all__ = [
+    "EvaluateResult",
+    "GroupReport",
+    "LabelReport",
+    "evaluate_to_dir",
+    "group_reports",
+    "load_corpus",
+    "metrics_dict",
+    "predict_examples",
+]

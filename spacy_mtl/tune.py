@@ -1,0 +1,366 @@
+"""Tune a trained `mtl_textcat` on dev data: a temperature per group, then per-label thresholds.
+
+1. Temperature scaling (Guo et al. 2017): each group's logits are divided by one scalar T
+   fit on dev by minimising the group's NLL. It changes probabilities, never the ranking,
+   so a multiclass group's decisions stay the same while its confidences become honest.
+2. Thresholds: each multilabel label gets the threshold in [floor, ceiling] that maximises
+   its F1 on the calibrated dev scores (docs annotated for that label only). A label with no
+   positive in dev keeps its threshold.
+Both are written into the component's schema (`set_schema`), so `doc._.mtl_labels`, the
+scorer and `nlp.to_disk` use them.
+
+DOCS: docs/evaluate.md
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import minibatch
+
+from .calibration import (
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    apply_temperature,
+    best_threshold,
+    calibration_pairs,
+    expected_calibration_error,
+    fit_temperature,
+    group_nll,
+)
+from .gold import GoldReader
+from .pipeline import MultiGroupTextCategorizer
+from .schema import GroupSchema, LabelGroup, split_key
+from .scorer import score_arrays
+
+DEFAULT_FLOOR = 0.05
+DEFAULT_CEILING = 0.95
+
+
+@dataclass
+class LabelTuneResult:
+    """One multilabel label: its threshold and dev F1 before and after tuning."""
+
+    threshold_before: float
+    threshold: float
+    f1_before: float
+    f1_after: float
+    n_positive: int
+    n_annotated: int
+    tuned: bool
+
+
+@dataclass
+class GroupTuneResult:
+    """One group's calibration and decision quality on dev, before and after tuning.
+
+    "before" is the component as it was (its temperature and thresholds), "after" the tuned
+    one. `temperature_at_bound` is set when the fit ended at a bound of the search
+    (MIN_TEMPERATURE, MAX_TEMPERATURE): the dev set could not pin T down, typically because
+    the model separates every dev doc (then T only sharpens). NLL and ECE are computed on
+    the annotated docs (multiclass) or annotated (doc, label) pairs (multilabel); macro F
+    as the scorer computes it.
+    """
+
+    group: str
+    kind: str
+    n_docs: int
+    temperature_before: float
+    temperature: float
+    nll_before: Optional[float]
+    nll_after: Optional[float]
+    ece_before: Optional[float]
+    ece_after: Optional[float]
+    macro_f_before: Optional[float]
+    macro_f_after: Optional[float]
+    labels: Dict[str, LabelTuneResult] = field(default_factory=dict)
+    temperature_at_bound: bool = False
+
+
+@dataclass
+class TuneResult:
+    """What `tune_pipeline` changed and measured.
+
+    component (str): The tuned component's name.
+    n_docs (int): Number of dev docs.
+    groups (List[GroupTuneResult]): One entry per group, in schema order.
+    schema (GroupSchema): The tuned schema (already set on the component).
+    floor, ceiling (float): The threshold bounds used.
+    """
+
+    component: str
+    n_docs: int
+    groups: List[GroupTuneResult]
+    schema: GroupSchema
+    floor: float = DEFAULT_FLOOR
+    ceiling: float = DEFAULT_CEILING
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict (the content of tune.json)."""
+        return {
+            "component": self.component,
+            "n_docs": self.n_docs,
+            "floor": self.floor,
+            "ceiling": self.ceiling,
+            "groups": {g.group: _json_ready(asdict(g)) for g in self.groups},
+        }
+
+
+def tune_pipeline(
+    nlp: Language,
+    examples: Iterable[Example],
+    *,
+    component: str = "mtl_textcat",
+    floor: float = DEFAULT_FLOOR,
+    ceiling: float = DEFAULT_CEILING,
+    batch_size: int = 64,
+    temperatures: bool = True,
+    thresholds: bool = True,
+    show_progress: bool = False,
+) -> TuneResult:
+    """Fit each group's temperature and each multilabel label's threshold on dev examples.
+
+    The component's schema is replaced in place (`set_schema`); save with `nlp.to_disk`.
+
+    nlp (Language): A trained pipeline holding the component.
+    examples (Iterable[Example]): Dev examples with gold `doc.cats` ('{group}/{label}' keys).
+    component (str): Name of the `mtl_textcat` component to tune.
+    floor, ceiling (float): Bounds of the tuned thresholds.
+    batch_size (int): Docs per batch through the pipeline.
+    temperatures (bool): Whether to fit temperatures (else they are kept).
+    thresholds (bool): Whether to tune thresholds (else they are kept).
+    show_progress (bool): Show a tqdm progress bar while predicting.
+    RETURNS (TuneResult): Before/after NLL, ECE and macro F per group, and the new schema.
+
+    DOCS: docs/evaluate.md
+    """
+    comp = get_mtl_component(nlp, component)
+    examples = list(examples)
+    if not examples:
+        raise ValueError("tune got no dev examples: check the dev corpus path.")
+    truths, masks = read_gold(comp.schema, examples)
+    logits = collect_logits(
+        nlp,
+        (eg.reference.text for eg in examples),
+        component=component,
+        batch_size=batch_size,
+        n_docs=len(examples),
+        show_progress=show_progress,
+    )
+    schema, groups = tune_arrays(
+        comp.schema,
+        logits,
+        truths,
+        masks,
+        floor=floor,
+        ceiling=ceiling,
+        temperatures=temperatures,
+        thresholds=thresholds,
+    )
+    comp.set_schema(schema)
+    return TuneResult(
+        component=component,
+        n_docs=len(examples),
+        groups=groups,
+        schema=schema,
+        floor=floor,
+        ceiling=ceiling,
+    )
+
+
+def tune_arrays(
+    schema: GroupSchema,
+    logits: numpy.ndarray,
+    truths: numpy.ndarray,
+    masks: numpy.ndarray,
+    *,
+    floor: float = DEFAULT_FLOOR,
+    ceiling: float = DEFAULT_CEILING,
+    temperatures: bool = True,
+    thresholds: bool = True,
+) -> Tuple[GroupSchema, List[GroupTuneResult]]:
+    """The tuning maths on arrays: (tuned schema, per-group results).
+
+    logits, truths, masks (numpy.ndarray): (n_docs, n_labels) in schema order: raw logits,
+        gold values and annotation masks (as `GoldReader.read_batch` gives them).
+    Other arguments as in `tune_pipeline`.
+    """
+    if not 0.0 <= floor <= ceiling <= 1.0:
+        raise ValueError(
+            f"Thresholds need 0 <= min-threshold <= max-threshold <= 1, got {floor} and {ceiling}."
+        )
+    logits = numpy.asarray(logits, dtype="f8")
+    if logits.shape != (truths.shape[0], schema.n_labels):
+        raise ValueError(
+            f"Logits have shape {logits.shape}; expected ({truths.shape[0]}, {schema.n_labels}) "
+            "for this schema."
+        )
+    new_schema = schema
+    results = []
+    for group, start, end in schema.slices():
+        x, y, m = logits[:, start:end], truths[:, start:end], masks[:, start:end]
+        mc = group.is_multiclass
+        tuned_labels: Set[str] = set()
+        at_bound = False
+        if temperatures:
+            fitted = fit_temperature(mc, x, y, m)
+            if fitted is not None:
+                at_bound = not MIN_TEMPERATURE * 1.01 < fitted < MAX_TEMPERATURE / 1.01
+                new_schema = new_schema.replace_group(group.name, temperature=round(fitted, 6))
+        probs_before = apply_temperature(mc, x, group.temperature)
+        probs_after = apply_temperature(mc, x, new_schema[group.name].temperature)
+        if not mc and thresholds:
+            new_thresholds = dict(group.thresholds)
+            for j, label in enumerate(group.labels):
+                rows = m[:, j] > 0
+                choice = best_threshold(
+                    probs_after[rows, j],
+                    y[rows, j],
+                    floor=floor,
+                    ceiling=ceiling,
+                    default=group.threshold_for(label, schema.threshold),
+                )
+                if choice is not None:
+                    new_thresholds[label] = round(choice.threshold, 6)
+                    tuned_labels.add(label)
+            new_schema = new_schema.replace_group(group.name, thresholds=new_thresholds)
+        new_group = new_schema[group.name]
+        label_results: Dict[str, LabelTuneResult] = {}
+        before = _group_scores(schema, group, y, m, probs_before)
+        after = _group_scores(new_schema, new_group, y, m, probs_after)
+        if not mc:
+            for j, label in enumerate(group.labels):
+                rows = m[:, j] > 0
+                label_results[label] = LabelTuneResult(
+                    threshold_before=group.threshold_for(label, schema.threshold),
+                    threshold=new_group.threshold_for(label, schema.threshold),
+                    f1_before=before["f_per_type"][label]["f"] if before["f_per_type"] else 0.0,
+                    f1_after=after["f_per_type"][label]["f"] if after["f_per_type"] else 0.0,
+                    n_positive=int((y[rows, j] > 0.5).sum()),
+                    n_annotated=int(rows.sum()),
+                    tuned=label in tuned_labels,
+                )
+        conf_b, out_b = calibration_pairs(mc, probs_before, y, m)
+        conf_a, out_a = calibration_pairs(mc, probs_after, y, m)
+        results.append(
+            GroupTuneResult(
+                group=group.name,
+                kind=group.kind,
+                n_docs=int((m > 0).any(axis=1).sum()),
+                temperature_before=group.temperature,
+                temperature=new_group.temperature,
+                nll_before=_finite(group_nll(mc, x, y, m, group.temperature)),
+                nll_after=_finite(group_nll(mc, x, y, m, new_group.temperature)),
+                ece_before=_finite(expected_calibration_error(conf_b, out_b)),
+                ece_after=_finite(expected_calibration_error(conf_a, out_a)),
+                macro_f_before=before["macro_f"],
+                macro_f_after=after["macro_f"],
+                labels=label_results,
+                temperature_at_bound=at_bound,
+            )
+        )
+    return new_schema, results
+
+
+def get_mtl_component(nlp: Language, name: str) -> MultiGroupTextCategorizer:
+    """The pipeline's `mtl_textcat` component called `name`, with a clear error otherwise."""
+    if name not in nlp.pipe_names:
+        raise ValueError(
+            f"The pipeline has no component {name!r} (components: {nlp.pipe_names}). "
+            "Pass the name of the mtl_textcat component with --component."
+        )
+    comp = nlp.get_pipe(name)
+    if not isinstance(comp, MultiGroupTextCategorizer):
+        raise ValueError(
+            f"Component {name!r} is a {type(comp).__name__}, not an mtl_textcat component."
+        )
+    return comp
+
+
+def read_gold(
+    schema: GroupSchema, examples: Iterable[Example]
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """(truths, masks) of the examples' gold cats for this schema's groups.
+
+    Keys of groups the schema does not know are left out, so a pipeline with several
+    mtl_textcat components (or a plain textcat beside) can be read one schema at a time.
+    """
+    reader = GoldReader(schema)
+    rows = []
+    for eg in examples:
+        cats = eg.reference.cats
+        mine = {k: v for k, v in cats.items() if (split_key(k) or ("", ""))[0] in schema}
+        rows.append((mine, eg.reference.text))
+    return reader.read_batch(rows)
+
+
+def collect_logits(
+    nlp: Language,
+    texts: Iterable[str],
+    *,
+    component: str = "mtl_textcat",
+    batch_size: int = 64,
+    n_docs: Optional[int] = None,
+    show_progress: bool = False,
+) -> numpy.ndarray:
+    """Raw logits of the component for texts, (n_docs, n_labels), as numpy.
+
+    The components before it (e.g. the transformer its listener reads) run first; the
+    component itself and the ones after it do not run.
+    """
+    comp = get_mtl_component(nlp, component)
+    before = []
+    for name, proc in nlp.pipeline:
+        if name == component:
+            break
+        before.append(proc)
+    docs: Iterable[Doc] = (nlp.make_doc(text) for text in texts)
+    for proc in before:
+        if hasattr(proc, "pipe"):
+            docs = proc.pipe(docs, batch_size=batch_size)
+        else:
+            docs = (proc(doc) for doc in docs)
+    ops = comp.model.ops
+    chunks = []
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=n_docs, desc="predict", unit="doc", leave=False)
+    for batch in minibatch(docs, size=batch_size):
+        chunks.append(ops.to_numpy(comp.predict_logits(batch)))
+        if progress is not None:
+            progress.update(len(batch))
+    if progress is not None:
+        progress.close()
+    if not chunks:
+        return numpy.zeros((0, comp.schema.n_labels), dtype="f")
+    return numpy.concatenate(chunks, axis=0)
+
+
+def _group_scores(
+    schema: GroupSchema, group: LabelGroup, y: numpy.ndarray, m: numpy.ndarray, p: numpy.ndarray
+) -> Dict[str, Any]:
+    """The scorer's metrics of one group (keys without the mtl_{group}_ prefix)."""
+    one = GroupSchema(groups=(group,), threshold=schema.threshold)
+    scores = score_arrays(one, y, m, p)
+    prefix = f"mtl_{group.name}_"
+    return {k[len(prefix) :]: v for k, v in scores.items() if k.startswith(prefix)}
+
+
+def _finite(value: float) -> Optional[float]:
+    # nan → None (JSON null); + 0.0 turns a -0.0 into 0.0
+    return None if value != value else float(value) + 0.0
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (numpy.floating, numpy.integer)):
+        return value.item()
+    return value
