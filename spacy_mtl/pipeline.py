@@ -435,6 +435,18 @@ class MultiGroupTextCategorizer(TrainablePipe):
         return result
 
     def _load_schema_from_cfg(self) -> None:
-        self._set_schema(
-            GroupSchema.from_config(self.cfg["groups"], threshold=self.cfg["threshold"])
-        )
+        # srsly's JSON reader can return a float one ulp off what was written (0.6 comes back
+        # as 0.6000000000000001); 15 significant digits give the written value back.
+        groups = _round_floats(self.cfg["groups"])
+        threshold = _round_floats(self.cfg["threshold"])
+        self._set_schema(GroupSchema.from_config(groups, threshold=threshold))
+
+
+def _round_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.15g}")
+    if isinstance(value, dict):
+        return {key: _round_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_round_floats(item) for item in value]
+    return value

@@ -228,6 +228,20 @@ def test_add_label_before_and_after_initialize() -> None:
         component.add_label("a/z")
 
 
+def test_tuned_floats_survive_to_disk_exactly(trained: Language, tmp_path: Path) -> None:
+    component = trained.get_pipe("mtl_textcat")
+    schema = component.schema
+    tuned = schema.replace_group("emotion", thresholds={"joy": 0.6, "anger": 0.289986})
+    component.set_schema(tuned.replace_group("sentiment", temperature=1.58))
+    try:
+        trained.to_disk(tmp_path / "tuned")
+        loaded = spacy.load(tmp_path / "tuned").get_pipe("mtl_textcat").schema
+        assert loaded == component.schema
+        assert loaded["emotion"].thresholds == {"joy": 0.6, "anger": 0.289986}
+    finally:
+        component.set_schema(schema)
+
+
 def test_set_schema_keeps_the_label_layout(trained: Language) -> None:
     component = trained.get_pipe("mtl_textcat")
     schema = component.schema
