@@ -331,6 +331,19 @@ def predict_command(
         1, "--n-process", "-n", min=1, help="Processes for nlp.pipe (CPU only)."
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="torch threads (default: torch's, one per core); on a busy machine 1 can be "
+        "faster. With --n-process > 1 each process uses 1.",
+    ),
+    sort_by_length: bool = typer.Option(
+        False,
+        "--sort-by-length",
+        help="Run each chunk's texts sorted by length: less padding in a transformer's "
+        "batches (--n-process 1 only).",
+    ),
     scores: bool = typer.Option(
         False, "--scores/--labels", help="Also write every label's score (default: labels)."
     ),
@@ -373,6 +386,10 @@ def predict_command(
     if n_process > 1:
         # The tokenizers library warns in every forked process otherwise.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     resuming = progress_path(output).exists() and not overwrite
     try:
         summary = predict_file(
@@ -387,6 +404,7 @@ def predict_command(
             batch_size=batch_size,
             n_process=n_process,
             gpu_id=gpu_id,
+            sort_by_length=sort_by_length,
             chunk_size=chunk_size,
             columns=[c.strip() for c in columns.split(",")] if columns else None,
             quoting=quoting,
@@ -498,7 +516,8 @@ def predict_distributed_command(
         else:
             import ray
 
-            ray.init(address=address)
+            if not ray.is_initialized():
+                ray.init(address=address)
             cluster = nullcontext()
         with cluster:
             summary = predict_distributed(
@@ -552,6 +571,39 @@ def _load_pipeline(model: Path, gpu_id: int) -> Any:
         return spacy.load(str(model))
     except (OSError, ValueError) as err:
         msg.fail(f"Could not load the pipeline {model}", str(err), exits=1)
+
+
+@app.command("distill-labels")
+def distill_labels_command(
+    teachers: list[Path] = typer.Argument(
+        ..., help="Trained teacher pipeline(s): folders or package names; later ones win."
+    ),
+    corpus: Path = typer.Option(
+        ..., "--corpus", "-c", help=".spacy file or folder, or unlabelled .txt / .jsonl"
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="The .spacy file to write."),
+    component: str = typer.Option("mtl_textcat", "--component", help="Teacher component."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    limit: int = typer.Option(0, "--limit", min=0, help="Read at most N docs (0: all)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run the teachers on (-1: CPU)."),
+) -> None:
+    """Store each teacher's logits with every doc (doc._.mtl_teacher) for a student to learn
+    from; gold doc.cats are kept. See README, "Distillation".
+    """
+    from wasabi import msg
+
+    from .distill import distill_corpus
+
+    if gpu_id >= 0:
+        import spacy
+
+        spacy.require_gpu(gpu_id)
+    if not corpus.exists():
+        msg.fail(f"Corpus not found: {corpus}", exits=1)
+    n = distill_corpus(
+        teachers, corpus, output, component=component, batch_size=batch_size, limit=limit
+    )
+    msg.good(f"Wrote {n} docs with teacher logits to {output}")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ only when every input converted, so a failed run leaves no partial corpus.
 import bz2
 import codecs
 import csv
+import sys
 import gzip
 import hashlib
 import itertools
@@ -912,6 +913,9 @@ class _Reader:
         sep = spec.sep or ("\t" if self.format == "tsv" else ",")
         quoting: Literal[0, 3] = csv.QUOTE_MINIMAL if spec.quoting else csv.QUOTE_NONE
         source = self._source
+        # Python's csv refuses cells over 128 KiB by default; a long document is a row to
+        # convert, not an error (the limit is process-wide; predict.py raises it the same way).
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         reader = csv.reader(source, delimiter=sep, quoting=quoting)
         names: Optional[List[str]] = None if self._has_header else list(spec.columns)
         if names is not None:

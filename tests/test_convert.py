@@ -1011,3 +1011,10 @@ def test_real_tweeteval_hate_blank_lines(tmp_path: Path) -> None:
     )
     corpus = summary.corpora[0]
     assert (corpus.rows_read, corpus.docs_written, corpus.rows_rejected) == (9_000, 8_993, 7)
+
+
+def test_a_cell_over_csv_default_field_limit_converts(tmp_path: Path, nlp: Language) -> None:
+    long_text = "word " * 40_000  # 200,000 characters: over csv's 131,072 default limit
+    content = f'text,label\n"{long_text}",1\nshort,0\n'
+    _, docs = run(tmp_path, nlp, "long.csv", content, SENTIMENT)
+    assert [len(doc.text) for doc in docs] == [len(long_text), 5]

@@ -1,0 +1,228 @@
+"""predict_distributed (Ray Data) against predict_file: the worker alone (fast), and on a
+local 2-worker Ray cluster over real GoEmotions texts (slow)."""
+
+import csv
+import json
+import shutil
+import signal
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from conftest import GROUPS, make_examples, make_nlp, shared_data_dir
+from typer.testing import CliRunner
+
+from spacy_mtl.cli import app
+from spacy_mtl.distributed import MTLPredictor, output_mode
+from spacy_mtl.predict import PredictError, predict_file
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+TEXTS = ["i love this movie", "", "NA", 'said "hi, there"\nsad', "   ", "so sad 😢", None]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small trained Tok2Vec pipeline (sentiment multiclass, emotion multilabel)."""
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(8):
+        nlp.update(examples, sgd=optimizer)
+    path = tmp_path_factory.mktemp("distributed_model") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+def _local(model_dir: Path, tmp_path: Path, fmt: str, **kwargs: Any) -> List[Dict[str, Any]]:
+    """predict_file over TEXTS (as Parquet input), read back."""
+    src = tmp_path / "in.parquet"
+    if not src.exists():
+        table = pa.table({"id": list(range(len(TEXTS))), "text": TEXTS})
+        pq.write_table(table, str(src))
+    out = tmp_path / f"local.{fmt}"
+    predict_file(model_dir, src, out, overwrite=True, **kwargs)
+    if fmt == "jsonl":
+        return [json.loads(line) for line in out.read_text(encoding="utf8").splitlines()]
+    if fmt == "csv":
+        with open(out, encoding="utf8", newline="") as file:
+            return list(csv.DictReader(file))
+    return pq.read_table(str(out)).to_pylist()
+
+
+@pytest.mark.parametrize("layout", ["parquet", "jsonl", "csv"])
+def test_worker_gives_the_local_columns(model_dir: Path, tmp_path: Path, layout: str) -> None:
+    """One worker (no cluster): a batch in, the batch with predict_file's columns out."""
+    worker = MTLPredictor(str(model_dir), text_column="text", layout=layout, scores=True)
+    batch = pa.table({"id": list(range(len(TEXTS))), "text": TEXTS})
+    rows = worker(batch).to_pylist()
+    expected = _local(model_dir, tmp_path, layout, scores=True)
+    assert [row["id"] for row in rows] == list(range(len(TEXTS)))
+    for row, want in zip(rows, expected):
+        if layout == "csv":  # CSV cells are strings; Ray's writer formats them
+            row = {k: "" if v is None else v for k, v in row.items()}
+            assert row["emotion"] == want["emotion"] and row["sentiment"] == want["sentiment"]
+            for key in ("sentiment/positive", "emotion/joy"):
+                assert row[key] == (float(want[key]) if want[key] else "")
+        else:
+            assert {k: v for k, v in row.items() if k != "id"} == {
+                k: v for k, v in want.items() if k != "id"
+            }
+
+
+def test_worker_raw_layout_and_errors(model_dir: Path) -> None:
+    worker = MTLPredictor(str(model_dir), text_column="text", layout="raw")
+    result = worker(pa.table({"text": ["i love it", None]}))
+    assert "sentiment" not in result.column_names  # labels are decided on the driver
+    assert result.column("sentiment/positive").to_pylist()[1] is None
+    with pytest.raises(PredictError, match=r"no column 'text'.*\['body'\]"):
+        worker(pa.table({"body": ["x"]}))
+    clash = MTLPredictor(str(model_dir), text_column="text", layout="parquet")
+    with pytest.raises(PredictError, match="--prefix"):
+        clash(pa.table({"text": ["x"], "sentiment": ["positive"]}))
+
+
+def test_output_mode() -> None:
+    assert output_mode("out.csv") == "file"
+    assert output_mode("out/") == "dir"
+    assert output_mode("predictions") == "dir"
+    assert output_mode("s3://bucket/predictions.parquet") == "dir"
+    assert output_mode("out.csv", "dir") == "dir"
+    with pytest.raises(PredictError, match="'file' or 'dir'"):
+        output_mode("x", "folder")
+
+
+# -- a local cluster ----------------------------------------------------------------------
+
+
+@contextmanager
+def deadline(seconds: int, what: str) -> Iterator[None]:
+    """Fail (rather than hang) if the block takes longer than `seconds`."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"{what} took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A Ray cluster on this machine: 2 worker CPUs plus 1 for reading and writing,
+    loopback only, a small object store; started and stopped here."""
+    pytest.importorskip("ray.data")
+    from spacy_mtl.distributed import local_cluster
+
+    # A short session path: Ray puts Unix sockets in it (at most 107 characters).
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    cluster = local_cluster(3, num_gpus=0, object_store_memory=200 * 2**20, temp_dir=temp_dir)
+    try:
+        with deadline(120, "starting the local Ray cluster"):
+            ray = cluster.__enter__()
+        yield ray
+    finally:
+        with deadline(60, "stopping the local Ray cluster"):
+            cluster.__exit__(None, None, None)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _goemotions_sample(tmp_path: Path, n: int = 300) -> Path:
+    source = shared_data_dir() / "goemotions" / "test.tsv"
+    if not source.exists():
+        pytest.skip(f"GoEmotions test.tsv not found at {source} (set SPACY_MTL_DATA)")
+    with open(source, encoding="utf8", newline="") as file:
+        rows = [row for _, row in zip(range(n), csv.reader(file, delimiter="\t"))]
+    # Plus what real exports contain: an empty text, a text "NA", one with a newline.
+    rows[10][0] = ""
+    rows[20][0] = "NA"
+    rows[30][0] = rows[30][0] + "\nsecond line, with a comma"
+    path = tmp_path / "goemotions.tsv"
+    with open(path, "w", encoding="utf8", newline="") as file:
+        csv.writer(file, delimiter="\t").writerows(rows)
+    return path
+
+
+def _assert_same_rows(got: List[Dict[str, Any]], want: List[Dict[str, Any]]) -> None:
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert list(a) == list(b), i
+        for key, value in b.items():
+            if isinstance(value, float):
+                assert a[key] == pytest.approx(value, abs=1e-6), (i, key)
+            elif isinstance(value, dict):
+                for group, scores in value.items():
+                    assert a[key][group] == pytest.approx(scores, abs=1e-6), (i, key)
+            else:
+                assert a[key] == value, (i, key)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's own, from DataContext
+def test_distributed_matches_local(ray_cluster: Any, model_dir: Path, tmp_path: Path) -> None:
+    """300 real texts: predict_distributed on 2 workers gives predict_file's rows, in
+    order, as one file (written by the driver) and as part files (written by workers)."""
+    assert {node["NodeManagerAddress"] for node in ray_cluster.nodes()} == {"127.0.0.1"}
+    src = _goemotions_sample(tmp_path)
+    options: Dict[str, Any] = {"columns": ["text", "labels", "id"], "scores": True}
+    with deadline(300, "the distributed predictions"):
+        predict_file(model_dir, src, tmp_path / "local.csv", **options)
+        predict_file(model_dir, src, tmp_path / "local.parquet", **options)
+        predict_file(model_dir, src, tmp_path / "local.jsonl", **options)
+
+        one_file = tmp_path / "ray.csv"
+        summary = _run(model_dir, src, one_file, options, rows=64)
+        assert summary.mode == "file" and summary.rows == 300 and summary.empty == 1
+        with open(tmp_path / "local.csv", encoding="utf8", newline="") as file:
+            local_csv = list(csv.DictReader(file))
+        with open(one_file, encoding="utf8", newline="") as file:
+            ray_csv = list(csv.DictReader(file))
+        _assert_same_rows([_floats(r) for r in ray_csv], [_floats(r) for r in local_csv])
+
+        parts = tmp_path / "ray_parquet"
+        summary = _run(model_dir, src, parts, options, rows=64, output_format="parquet")
+        assert summary.mode == "dir" and summary.rows == 300 and summary.empty == 1
+        assert len(summary.files) > 1  # several workers' parts, named in input order
+        rows = [row for part in summary.files for row in pq.read_table(part).to_pylist()]
+        _assert_same_rows(rows, pq.read_table(str(tmp_path / "local.parquet")).to_pylist())
+
+        parts = tmp_path / "ray_jsonl"
+        summary = _run(model_dir, src, parts, options, rows=100, output_format="jsonl")
+        rows = [
+            json.loads(line) for f in summary.files for line in Path(f).read_text().splitlines()
+        ]
+        local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+        _assert_same_rows(rows, local)
+
+        # The command line, on the cluster this process already runs.
+        cli_out = tmp_path / "cli.csv"
+        args = ["predict-distributed", str(model_dir), str(src), str(cli_out), "--address"]
+        args += ["auto", "--columns", "text,labels,id", "--scores", "--workers", "2"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "rows written 300" in " ".join(result.output.split())
+        with open(cli_out, encoding="utf8", newline="") as file:
+            cli_csv = list(csv.DictReader(file))
+        _assert_same_rows([_floats(r) for r in cli_csv], [_floats(r) for r in local_csv])
+
+
+def _run(
+    model_dir: Path, src: Path, output: Path, options: Dict[str, Any], rows: int, **kw: Any
+) -> Any:
+    from spacy_mtl.distributed import predict_distributed
+
+    return predict_distributed(
+        model_dir, src, output, num_workers=2, rows_per_call=rows, **options, **kw
+    )
+
+
+def _floats(row: Dict[str, str]) -> Dict[str, Any]:
+    """CSV cells, with the score cells as floats (compared with a tolerance)."""
+    return {k: float(v) if "/" in k and v else v for k, v in row.items()}
