@@ -15,7 +15,6 @@ only when every input converted, so a failed run leaves no partial corpus.
 import bz2
 import codecs
 import csv
-import sys
 import gzip
 import hashlib
 import itertools
@@ -26,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from array import array
 from dataclasses import dataclass, field, replace
