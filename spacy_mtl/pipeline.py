@@ -69,6 +69,7 @@ for _name in ("mtl_scores", "mtl_labels", TEACHER_ATTR):
         "groups": {},
         "threshold": 0.5,
         "distill": DEFAULT_DISTILL,
+        "lr_scale": 1.0,
         "scorer": {"@scorers": "spacy-mtl.mtl_scorer.v1"},
     },
     default_score_weights={"mtl_score": 1.0},
@@ -80,6 +81,7 @@ def make_mtl_textcat(
     groups: Dict[str, Dict[str, Any]],
     threshold: float,
     distill: Dict[str, Any],
+    lr_scale: float,
     scorer: Optional[Callable],
 ) -> "MultiGroupTextCategorizer":
     """Create a `mtl_textcat` component (see MultiGroupTextCategorizer)."""
@@ -90,6 +92,7 @@ def make_mtl_textcat(
         groups=groups,
         threshold=threshold,
         distill=distill,
+        lr_scale=lr_scale,
         scorer=scorer,
     )
 
@@ -113,6 +116,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         groups: Dict[str, Dict[str, Any]],
         threshold: float = 0.5,
         distill: Optional[Dict[str, Any]] = None,
+        lr_scale: float = 1.0,
         scorer: Optional[Callable] = _scorer.score_mtl,
     ) -> None:
         """Initialize the component.
@@ -128,6 +132,10 @@ class MultiGroupTextCategorizer(TrainablePipe):
             `doc._.mtl_teacher`: `gold_weight`, a schedule (an iterator of floats, one per
             update) of λ in target = λ·gold + (1 − λ)·teacher, and `temperature`, which
             divides the teacher's logits. Docs without teacher logits train on gold alone.
+        lr_scale (float): Multiplies the optimizer's learning rate for this component's own
+            weights. With a transformer listener those are the pooling heads only (the
+            transformer component updates the encoder at the base rate), so a fresh head can
+            learn faster than a fine-tuning rate of 2e-5..1e-4 allows.
         scorer (Optional[Callable]): Scoring function, `spacy-mtl.mtl_scorer.v1` by default.
         """
         self.vocab = vocab
@@ -139,6 +147,9 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self._gold_weights: Iterator[float] = iter(distill.get("gold_weight") or repeat(1.0))
         self.distill_temperature = float(distill.get("temperature", 1.0))
         self.gold_weight = 1.0  # λ of the latest update (1.0 until an update draws one)
+        if lr_scale <= 0:
+            raise ValueError(f"lr_scale must be positive, got {lr_scale}.")
+        self.lr_scale = float(lr_scale)
         schema = GroupSchema.from_config(groups, threshold=threshold)
         self.cfg: Dict[str, Any] = {"groups": schema.to_config(), "threshold": schema.threshold}
         self._set_schema(schema)
@@ -422,6 +433,12 @@ class MultiGroupTextCategorizer(TrainablePipe):
             if self.model.has_dim("nO") is None:  # a dim, not yet set
                 self.model.set_dim("nO", n_labels)
 
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update this component's weights, at `lr_scale` times the optimizer's rate."""
+        self.model.finish_update(
+            sgd if self.lr_scale == 1.0 else _ScaledOptimizer(sgd, self.lr_scale)
+        )
+
     # -- serialization ------------------------------------------------------------------
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()):
@@ -440,6 +457,20 @@ class MultiGroupTextCategorizer(TrainablePipe):
         groups = _round_floats(self.cfg["groups"])
         threshold = _round_floats(self.cfg["threshold"])
         self._set_schema(GroupSchema.from_config(groups, threshold=threshold))
+
+
+class _ScaledOptimizer:
+    """An optimizer seen through a learning-rate factor (thinc's `lr_scale` argument)."""
+
+    def __init__(self, optimizer: Optimizer, scale: float) -> None:
+        self._optimizer = optimizer
+        self._scale = scale
+
+    def __call__(self, key: Any, weights: Any, gradient: Any, *, lr_scale: float = 1.0) -> Any:
+        return self._optimizer(key, weights, gradient, lr_scale=lr_scale * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._optimizer, name)
 
 
 def _round_floats(value: Any) -> Any:

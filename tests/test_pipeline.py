@@ -299,3 +299,22 @@ def test_minilm_learns_real_partial_labels() -> None:
     doc = nlp(rows[0][0])
     assert set(doc._.mtl_scores) == {"emotion", "offense"}
     assert len(doc._.mtl_scores["emotion"]) == 28
+
+
+def test_lr_scale_multiplies_the_head_update() -> None:
+    """With plain SGD, the head's weight change scales exactly with lr_scale."""
+    from thinc.api import SGD
+
+    deltas = []
+    for scale in (1.0, 10.0):
+        nlp = make_nlp(GROUPS, lr_scale=scale)
+        examples = make_examples(nlp)
+        nlp.initialize(lambda egs=examples: egs)
+        output = nlp.get_pipe("mtl_textcat").model.get_ref("output_layer")
+        before = output.get_param("W").copy()
+        nlp.update(examples, sgd=SGD(0.01))
+        deltas.append(output.get_param("W") - before)
+    numpy.testing.assert_allclose(deltas[1], 10.0 * deltas[0], rtol=1e-4, atol=1e-7)
+    assert numpy.abs(deltas[0]).max() > 0
+    with pytest.raises(ValueError, match="lr_scale must be positive"):
+        make_nlp(GROUPS, lr_scale=0.0)
