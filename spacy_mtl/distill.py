@@ -84,7 +84,7 @@ class TeacherReader:
                 found = True
         for group, start, end in self.schema.slices():
             if group.is_multiclass:
-                complete = mask[:, start:end].all(axis=1)
+                complete = numpy.asarray(mask[:, start:end].all(axis=1))
                 mask[:, start:end] = complete[:, None]
         return logits, mask, found
 
@@ -138,7 +138,7 @@ def teacher_logits(
             pipe: Any = nlp.get_pipe(component)
             # The teacher's own tokenization and earlier components (its transformer).
             analysed = list(nlp.pipe(texts, disable=[component]))
-            logits = nlp.get_pipe(component).model.ops.to_numpy(pipe.predict_logits(analysed))
+            logits = pipe.model.ops.to_numpy(pipe.predict_logits(analysed))
             keys = pipe.schema.keys
             for row, values in zip(merged, logits.tolist()):
                 row.update(zip(keys, values))

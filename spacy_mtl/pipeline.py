@@ -435,9 +435,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update this component's weights, at `lr_scale` times the optimizer's rate."""
-        self.model.finish_update(
-            sgd if self.lr_scale == 1.0 else _ScaledOptimizer(sgd, self.lr_scale)
-        )
+        scaled = sgd if self.lr_scale == 1.0 else _ScaledOptimizer(sgd, self.lr_scale)
+        self.model.finish_update(scaled)  # type: ignore[arg-type]
 
     # -- serialization ------------------------------------------------------------------
 
