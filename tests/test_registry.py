@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import spacy_transformers  # noqa: F401  (adds registry.span_getters)
 from spacy.util import registry
 
 if sys.version_info >= (3, 11):
@@ -22,6 +23,7 @@ REGISTRIES = {
     "spacy_misc": "misc",
     "spacy_loggers": "loggers",
     "thinc_schedules": "schedules",
+    "spacy_span_getters": "span_getters",  # added to spaCy's registry by spacy-transformers
 }
 
 
@@ -50,6 +52,7 @@ def test_every_registered_name_has_an_entry_point() -> None:
     import spacy_mtl.logger
     import spacy_mtl.pipeline
     import spacy_mtl.scorer
+    import spacy_mtl.span_getters
     import spacy_mtl.util  # noqa: F401
 
     for group, reg in REGISTRIES.items():
