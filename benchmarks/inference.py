@@ -1,0 +1,481 @@
+"""Inference speed and memory: mtl_textcat against what users would otherwise run.
+
+    python benchmarks/inference.py                  # the full run (~10 minutes on 2 cores)
+    python benchmarks/inference.py --n-texts 64 --n-long 8 --model /tmp/tiny_bert   # smoke
+
+Contenders, all on the same transformer weights, batch size and thread count, run in turns
+(`--step` docs each) so they share the machine's load:
+- ours: `nlp.pipe` over transformer + mtl_textcat (3 groups);
+- ours, sorted: `spacy_mtl.batching.pipe_by_length` (length-sorted across batches);
+- ours, wordpiece windows (long texts): `spacy-mtl.wordpiece_spans.v1`;
+- the limit: a hand-written PyTorch loop (AutoTokenizer + AutoModel, mean pooling, linear,
+  softmax / sigmoid), unsorted and sorted by length over the whole input;
+- spaCy's built-ins on one shared transformer (textcat + textcat_multilabel, listeners);
+- K separate pipelines, each a transformer + one built-in component.
+Peak memory is measured per contender in its own subprocess (`--worker`).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="HF model folder (default: MiniLM)")
+    parser.add_argument("--n-texts", type=int, default=2000, help="short texts")
+    parser.add_argument("--n-long", type=int, default=64, help="long texts (0: skip)")
+    parser.add_argument("--long-words", type=int, default=500)
+    parser.add_argument(
+        "--long-batch-size",
+        type=int,
+        default=8,
+        help="long docs per nlp.pipe batch and per turn (~60 windows, like the loop's 64)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--step", type=int, default=64, help="docs per turn")
+    parser.add_argument("--window", type=int, default=128, help="wordpieces per window")
+    parser.add_argument(
+        "--scaling",
+        default="1x28,3x35,10x100,30x300,3x1000,30x1000",
+        help="GROUPSxLABELS grid for the scaling runs ('' to skip)",
+    )
+    parser.add_argument("--scale-texts", type=int, default=192)
+    parser.add_argument("--rss-texts", type=int, default=192, help="texts per memory run")
+    parser.add_argument("--no-rss", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile ours (sorted) on short and long texts"
+    )
+    parser.add_argument(
+        "--contenders", default="all", help="comma-separated subset of the contenders"
+    )
+    parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-groups", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+harness.set_threads(ARGS.threads)
+
+import warnings  # noqa: E402
+
+from wasabi import msg  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*sequence length is longer.*")
+
+
+def scaling_grid(spec: str) -> List[Dict[str, int]]:
+    grid = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        groups, labels = part.lower().split("x")
+        grid.append({"groups": int(groups), "labels": int(labels)})
+    return grid
+
+
+def build(
+    name: str, model: str, init: Sequence[str], device: str, docs_per_batch: int = 0
+) -> Dict[str, Any]:
+    """Build one contender by name; returns {stream, counters}. spaCy contenders take
+    `docs_per_batch` docs per `nlp.pipe` batch (default --batch-size); the loop always runs
+    --batch-size windows per forward pass."""
+    from spacy_mtl.batching import iter_by_length
+
+    root = harness.data_dir()
+    groups = harness.benchmark_groups(root)
+    bs = docs_per_batch or ARGS.batch_size
+    if name.startswith("limit"):
+        clf = harness.TorchClassifier(
+            model, groups, device=device, window=ARGS.window, seed=ARGS.seed
+        )
+        counter = harness.PaddingCounter()
+        counter.attach(clf.model)
+        sort = name.endswith("sorted")
+        return {
+            "stream": lambda texts: clf.stream(texts, ARGS.batch_size, sort=sort),
+            "counters": [counter],
+        }
+    if name == "separate":
+        pipes = harness.make_separate(model, groups, init, seed=ARGS.seed)
+        counters = []
+        for nlp in pipes:
+            for hf in harness.hf_models(nlp):
+                counters.append(harness.PaddingCounter())
+                counters[-1].attach(hf)
+
+        def separate(texts: Sequence[str]) -> Iterator[Any]:
+            return zip(*(nlp.pipe(texts, batch_size=bs) for nlp in pipes))
+
+        return {"stream": separate, "counters": counters}
+    if name == "builtins":
+        nlp = harness.make_builtins(model, groups, init, seed=ARGS.seed)
+    else:
+        spans = "wordpiece" if "wordpiece" in name else "strided"
+        nlp = harness.make_ours(model, groups, init, spans=spans, window=ARGS.window)
+    counter = harness.PaddingCounter()
+    for hf in harness.hf_models(nlp):
+        counter.attach(hf)
+    if name.endswith("sorted"):
+        return {
+            "stream": lambda texts: iter_by_length(nlp, texts, batch_size=bs),
+            "counters": [counter],
+            "nlp": nlp,
+        }
+    return {
+        "stream": lambda texts: nlp.pipe(texts, batch_size=bs),
+        "counters": [counter],
+        "nlp": nlp,
+    }
+
+
+def combined_padding(counters: List[Any]) -> Optional[float]:
+    padded = sum(c.padded for c in counters)
+    real = sum(c.real for c in counters)
+    return round(padded / real, 3) if real else None
+
+
+def run_section(
+    names: List[str],
+    texts: Sequence[str],
+    model: str,
+    device: str,
+    init: Sequence[str],
+    *,
+    docs_per_batch: int,
+    step: int,
+) -> Dict[str, Any]:
+    """Build the contenders, warm them up, then run them in turns over `texts`, `step`
+    docs per turn."""
+    built = {name: build(name, model, init, device, docs_per_batch) for name in names}
+    warm = list(texts[: 2 * docs_per_batch])
+    for parts in built.values():
+        for _ in parts["stream"](warm):
+            pass
+        for counter in parts["counters"]:
+            counter.padded = counter.real = counter.calls = 0
+    contenders = [harness.Contender(name, built[name]["stream"]) for name in names]
+    load_before = harness.load_avg()
+    timed = harness.interleave(contenders, texts, step)
+    for name in names:
+        timed[name]["padding"] = combined_padding(built[name]["counters"])
+    return {
+        "n_docs": len(texts),
+        "docs_per_batch": docs_per_batch,
+        "step": step,
+        "wordpieces_per_doc": round(mean_wordpieces(model, texts), 1),
+        "load_before": load_before,
+        "load_after": harness.load_avg(),
+        "contenders": timed,
+    }
+
+
+def mean_wordpieces(model: str, texts: Sequence[str]) -> float:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model, use_fast=True)
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    return sum(len(x) for x in ids) / max(1, len(ids))
+
+
+def add_ratios(
+    section: Dict[str, Any], pairs: Dict[str, List[str]], paired: Sequence[tuple] = ()
+) -> None:
+    """ratios["a/b"] = docs/s of a over docs/s of b, all measured in this run; the same
+    from CPU seconds (process time) in cpu_ratios["a/b"], which other jobs on the machine
+    disturb much less; and for pairs that did the same docs in each turn, the median of the
+    per-turn wall-clock ratios in paired_ratios["a/b"]."""
+    contenders = section["contenders"]
+    docs_per_s = {name: c["docs_per_s"] for name, c in contenders.items()}
+    section["ratios"] = {
+        f"{a}/{b}": harness.ratio(docs_per_s.get(a), docs_per_s.get(b))
+        for a, bs in pairs.items()
+        for b in bs
+        if a in docs_per_s and b in docs_per_s
+    }
+    cpu = {name: c["cpu_seconds"] for name, c in contenders.items()}
+    section["cpu_ratios"] = {
+        f"{a}/{b}": harness.ratio(cpu.get(b), cpu.get(a))
+        for a, bs in pairs.items()
+        for b in bs
+        if a in cpu and b in cpu
+    }
+    section["paired_ratios"] = {
+        f"{a}/{b}": harness.paired_median(contenders[a]["turns"], contenders[b]["turns"])
+        for a, b in paired
+        if a in contenders and b in contenders
+    }
+
+
+def run_scaling(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]:
+    """Docs/s of transformer + mtl_textcat as groups and labels grow, and the time of the
+    mtl_textcat component alone (on docs whose transformer output is already computed)."""
+    grid = scaling_grid(ARGS.scaling)
+    pipes = {}
+    for point in grid:
+        key = f"{point['groups']}x{point['labels']}"
+        groups = harness.group_config(point["groups"], point["labels"])
+        pipes[key] = harness.make_ours(model, groups, texts[:16])
+    bs = ARGS.batch_size
+    for nlp in pipes.values():
+        for _ in nlp.pipe(texts[: 2 * bs], batch_size=bs):
+            pass
+    contenders = [
+        harness.Contender(key, lambda t, nlp=nlp: nlp.pipe(t, batch_size=bs))
+        for key, nlp in pipes.items()
+    ]
+    load_before = harness.load_avg()
+    timed = harness.interleave(contenders, texts, ARGS.step)
+    # The head alone: run the transformer once, then time mtl_textcat's predict and
+    # set_annotations on those docs (the transformer output stays on the docs).
+    heads: Dict[str, Dict[str, float]] = {}
+    first = next(iter(pipes.values()))
+    with first.select_pipes(enable=["transformer"]):
+        docs = list(first.pipe(texts, batch_size=bs))
+    batches = [docs[i : i + bs] for i in range(0, len(docs), bs)]
+    for key, nlp in pipes.items():
+        component = nlp.get_pipe("mtl_textcat")
+        predict = annotate = 0.0
+        for batch in batches:
+            start = time.perf_counter()
+            scores = component.predict(batch)
+            middle = time.perf_counter()
+            component.set_annotations(batch, scores)
+            annotate += time.perf_counter() - middle
+            predict += middle - start
+        heads[key] = {
+            "predict": round(1000 * predict / len(docs), 4),
+            "set_annotations": round(1000 * annotate / len(docs), 4),
+        }
+    points = []
+    for point in grid:
+        key = f"{point['groups']}x{point['labels']}"
+        points.append(
+            {
+                **point,
+                "docs_per_s": timed[key]["docs_per_s"],
+                "seconds": timed[key]["seconds"],
+                "head_ms_per_doc": round(sum(heads[key].values()), 4),
+                "head_predict_ms_per_doc": heads[key]["predict"],
+                "head_set_annotations_ms_per_doc": heads[key]["set_annotations"],
+            }
+        )
+    base = points[0]["docs_per_s"] if points else None
+    for point in points:
+        point["relative_docs_per_s"] = harness.ratio(point["docs_per_s"], base)
+    return {
+        "n_docs": len(texts),
+        "load_before": load_before,
+        "load_after": harness.load_avg(),
+        "points": points,
+    }
+
+
+def worker(name: str, model: str, device: str) -> Dict[str, Any]:
+    """Child process: build one contender, run it over --rss-texts texts, report memory."""
+    root = harness.data_dir()
+    texts = harness.short_texts(root, ARGS.rss_texts, seed=ARGS.seed)
+    after_import = harness.peak_rss_mb()
+    if ARGS.worker_groups:
+        point = scaling_grid(ARGS.worker_groups)[0]
+        groups = harness.group_config(point["groups"], point["labels"])
+        nlp = harness.make_ours(model, groups, texts[:16])
+
+        def stream(t: Sequence[str]) -> Iterator[Any]:
+            return nlp.pipe(t, batch_size=ARGS.batch_size)
+    else:
+        stream = build(name, model, texts[:16], device)["stream"]
+    after_build = harness.peak_rss_mb()
+    start = time.perf_counter()
+    for _ in stream(texts):
+        pass
+    return {
+        "contender": name,
+        "grid": ARGS.worker_groups,
+        "n_docs": len(texts),
+        "seconds": round(time.perf_counter() - start, 3),
+        "rss_after_import_mb": round(after_import, 1),
+        "rss_after_build_mb": round(after_build, 1),
+        "peak_rss_mb": round(harness.peak_rss_mb(), 1),
+    }
+
+
+def spawn_worker(name: str, model: str, groups: Optional[str] = None) -> Dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--model",
+        model,
+        "--threads",
+        str(ARGS.threads),
+        "--batch-size",
+        str(ARGS.batch_size),
+        "--rss-texts",
+        str(ARGS.rss_texts),
+        "--gpu-id",
+        str(ARGS.gpu_id),
+        "--seed",
+        str(ARGS.seed),
+    ]
+    if groups:
+        cmd += ["--worker-groups", groups]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        raise RuntimeError(f"memory worker {name} {groups or ''} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SHORT = ["ours", "ours_sorted", "limit", "limit_sorted", "builtins", "separate"]
+LONG = ["ours", "ours_wordpiece", "ours_wordpiece_sorted", "limit", "limit_sorted"]
+MEMORY = ["ours", "builtins", "separate", "limit"]
+
+
+def chosen(names: List[str]) -> List[str]:
+    if ARGS.contenders == "all":
+        return names
+    wanted = {name.strip() for name in ARGS.contenders.split(",")}
+    return [name for name in names if name in wanted]
+
+
+def main() -> None:
+    model = ARGS.model or harness.default_model()
+    device = harness.use_device(ARGS.gpu_id)
+    if ARGS.worker:
+        print(json.dumps(worker(ARGS.worker, model, device)))
+        return
+    root = harness.data_dir()
+    started = time.time()
+    result: Dict[str, Any] = {
+        "benchmark": "inference",
+        "command": " ".join(["python", "benchmarks/inference.py", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(ARGS).items()},
+        "model": Path(model).name if Path(model).exists() else model,
+        "batch_size": ARGS.batch_size,
+        "window": ARGS.window,
+        "step": ARGS.step,
+        "seed": ARGS.seed,
+        "environment": harness.environment(ARGS.threads, device),
+        "load_start": harness.load_avg(),
+    }
+    texts = harness.short_texts(root, ARGS.n_texts, seed=ARGS.seed)
+    init = texts[:16]
+    msg.info(f"Short texts: {len(texts)} (GoEmotions test + Davidson), {len(SHORT)} contenders")
+    short = run_section(
+        chosen(SHORT),
+        texts,
+        model,
+        device,
+        init,
+        docs_per_batch=ARGS.batch_size,
+        step=ARGS.step,
+    )
+    add_ratios(
+        short,
+        {
+            "ours": ["limit", "limit_sorted", "builtins", "separate"],
+            "ours_sorted": ["limit", "limit_sorted", "builtins", "separate"],
+            "builtins": ["limit", "limit_sorted"],
+            "separate": ["limit", "limit_sorted"],
+        },
+        paired=[
+            ("ours", "limit"),
+            ("ours_sorted", "limit_sorted"),
+            ("builtins", "limit"),
+            ("separate", "limit"),
+            ("ours", "separate"),
+        ],
+    )
+    result["short"] = short
+    report(short, "short texts")
+    if ARGS.n_long > 0:
+        long = harness.long_texts(root, ARGS.n_long, ARGS.long_words, seed=ARGS.seed)
+        msg.info(f"Long texts: {len(long)} of ~{ARGS.long_words} words, {len(LONG)} contenders")
+        section = run_section(
+            chosen(LONG),
+            long,
+            model,
+            device,
+            init,
+            docs_per_batch=ARGS.long_batch_size,
+            step=ARGS.long_batch_size,
+        )
+        add_ratios(
+            section,
+            {name: ["limit", "limit_sorted"] for name in LONG if not name.startswith("limit")},
+            paired=[("ours", "limit"), ("ours_wordpiece", "limit")],
+        )
+        result["long"] = section
+        result["long"]["words"] = ARGS.long_words
+        report(section, "long texts")
+    if ARGS.profile:
+        msg.info("Profiling ours (cProfile)")
+        result["profile"] = {}
+        parts = build("ours_sorted", model, init, device)
+        sample = texts[:512]
+        result["profile"]["short"] = harness.profile(lambda: list(parts["stream"](sample)))
+        result["profile"]["short"]["n_docs"] = len(sample)
+        if ARGS.n_long > 0:
+            parts = build("ours_wordpiece_sorted", model, init, device, ARGS.long_batch_size)
+            sample = harness.long_texts(root, min(ARGS.n_long, 24), ARGS.long_words)
+            result["profile"]["long"] = harness.profile(lambda: list(parts["stream"](sample)))
+            result["profile"]["long"]["n_docs"] = len(sample)
+        for name, prof in result["profile"].items():
+            for category, row in prof["by_category"].items():
+                print(f"  {name}: {row['share']:7.2%} {category}")
+    if ARGS.scaling:
+        msg.info(f"Scaling in groups x labels: {ARGS.scaling}")
+        result["scaling"] = run_scaling(model, device, texts[: ARGS.scale_texts])
+        for point in result["scaling"]["points"]:
+            print(
+                f"  {point['groups']:>3} groups {point['labels']:>5} labels: "
+                f"{point['docs_per_s']:8.1f} docs/s ({point['relative_docs_per_s']}x), "
+                f"head {point['head_ms_per_doc']} ms/doc"
+            )
+    if not ARGS.no_rss:
+        msg.info(f"Peak memory, one subprocess per contender ({ARGS.rss_texts} texts)")
+        memory = {name: spawn_worker(name, model) for name in chosen(MEMORY)}
+        grid = []
+        for point in scaling_grid(ARGS.scaling):
+            spec = f"{point['groups']}x{point['labels']}"
+            grid.append({**point, **spawn_worker("ours", model, spec)})
+        result["memory"] = {"contenders": memory, "scaling": grid}
+        for name, row in memory.items():
+            print(f"  {name:>10}: peak RSS {row['peak_rss_mb']:.0f} MB")
+        for row in grid:
+            print(f"  ours {row['groups']}x{row['labels']}: peak RSS {row['peak_rss_mb']:.0f} MB")
+    result["load_end"] = harness.load_avg()
+    result["wall_seconds"] = round(time.time() - started, 1)
+    out = ARGS.out or harness.RESULTS_DIR / "inference.json"
+    harness.write_json(out, result)
+    msg.good(f"Wrote {out} ({result['wall_seconds']} s)")
+
+
+def report(section: Dict[str, Any], title: str) -> None:
+    rows = [
+        (name, c["docs_per_s"], c["seconds"], c["padding"])
+        for name, c in section["contenders"].items()
+    ]
+    msg.table(rows, header=("contender", "docs/s", "seconds", "padding"), divider=True)
+    for key, value in section["ratios"].items():
+        paired = section["paired_ratios"].get(key)
+        extra = f", CPU time {section['cpu_ratios'].get(key)}"
+        extra += f", paired median {paired}" if paired is not None else ""
+        print(f"  {title}: {key} = {value}{extra}")
+    print(f"  load: {section['load_before']} -> {section['load_after']}")
+
+
+if __name__ == "__main__":
+    main()

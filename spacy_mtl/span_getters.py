@@ -1,0 +1,206 @@
+"""A span getter that cuts long docs into windows of at most N *wordpieces*.
+
+spacy-transformers' `strided_spans.v1` counts spaCy tokens: a window of 128 tokens is often
+more than 128 wordpieces (an emoji code or a URL is one spaCy token and ten wordpieces), and
+the usual stride (96 of 128) runs a quarter of every long doc through the model twice.
+`spacy-mtl.wordpiece_spans.v1` counts what the transformer pays for: it tokenizes each doc
+once with the model's own (fast) tokenizer, and cuts it into consecutive spans that cover
+every token exactly once, each at most `window` wordpieces with the special tokens. Cuts are
+made only where a word starts, so a span tokenized on its own gives the same wordpieces
+(exact for BERT-style WordPiece tokenizers; byte-level BPE may differ by a piece or two at a
+cut, because the first word of a span loses its leading-space marker).
+
+Register it by importing this module (`import spacy_mtl.span_getters`) until the package
+declares the `spacy_span_getters` entry point.
+
+DOCS: docs/benchmarks.md (long texts).
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import numpy
+from spacy.attrs import IDX
+from spacy.tokens import Doc, Span
+from spacy_transformers.util import registry
+
+SpanGetterT = Callable[[List[Doc]], List[List[Span]]]
+
+
+class WordpieceSpans:
+    """Callable span getter: docs → consecutive spans of at most `window` wordpieces.
+
+    The tokenizer is loaded from `name` on first use, unless one was given with
+    `set_tokenizer` (see `attach_tokenizers`, which hands it the pipeline's own tokenizer so
+    a loaded pipeline does not need the original model folder).
+    """
+
+    def __init__(self, name: str = "", *, window: int = 128) -> None:
+        """Initialize the span getter.
+
+        name (str): Hugging Face name or folder of the tokenizer; the transformer's `name`.
+            Needed to initialize a pipeline (the transformer calls its span getter then);
+            may be "" when the tokenizer is attached before the first call.
+        window (int): Most wordpieces per span, special tokens ([CLS], [SEP]) included.
+        """
+        self.name = name
+        self.window = window
+        self._tokenizer: Any = None
+        self._n_special = 0
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        """Use this (fast) Hugging Face tokenizer to count wordpieces."""
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                "spacy-mtl.wordpiece_spans.v1 needs a fast tokenizer (its offsets and word "
+                f"ids tell where words start); got {type(tokenizer).__name__}. Set "
+                'tokenizer_config = {"use_fast": true} on the transformer.'
+            )
+        n_special = tokenizer.num_special_tokens_to_add(pair=False)
+        if self.window - n_special < 1:
+            raise ValueError(
+                f"spacy-mtl.wordpiece_spans.v1: window={self.window} leaves no room for "
+                f"wordpieces next to the {n_special} special tokens."
+            )
+        self._tokenizer = tokenizer
+        self._n_special = n_special
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            if not self.name:
+                raise ValueError(
+                    "spacy-mtl.wordpiece_spans.v1 has no tokenizer: give `name` (the "
+                    "transformer's model name or folder) or call "
+                    "spacy_mtl.span_getters.attach_tokenizers(nlp) after loading."
+                )
+            from transformers import AutoTokenizer
+
+            self.set_tokenizer(AutoTokenizer.from_pretrained(self.name, use_fast=True))
+        return self._tokenizer
+
+    def __call__(self, docs: List[Doc]) -> List[List[Span]]:
+        filled = [doc for doc in docs if len(doc)]
+        if not filled:
+            return [[] for _ in docs]
+        tokenizer = self.tokenizer
+        budget = self.window - self._n_special
+        # One batched call (Rust, parallel); verbose=False: long docs are the point here.
+        encoded = tokenizer(
+            [doc.text for doc in filled],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        encodings = iter(encoded.encodings)
+        spans: List[List[Span]] = []
+        for doc in docs:
+            if not len(doc):
+                spans.append([])
+                continue
+            encoding = next(encodings)
+            if len(encoding.ids) <= budget:
+                # The common case for short texts: the whole doc fits one window.
+                spans.append([doc[:]])
+            else:
+                cuts = window_cuts(doc.to_array(IDX), encoding.offsets, encoding.word_ids, budget)
+                spans.append([doc[start:end] for start, end in zip(cuts[:-1], cuts[1:])])
+        return spans
+
+
+def window_cuts(
+    token_starts: Union[Sequence[int], numpy.ndarray],
+    offsets: Sequence[Sequence[int]],
+    word_ids: Sequence[Optional[int]],
+    budget: int,
+) -> List[int]:
+    """Token positions [0, c1, c2, ..., n_tokens] that cut a doc into windows.
+
+    token_starts (Union[Sequence[int], numpy.ndarray]): Character offset of each spaCy
+        token (token.idx).
+    offsets (Sequence[Sequence[int]]): (start, end) characters of each wordpiece of the doc
+        (no special tokens).
+    word_ids (Sequence[Optional[int]]): The tokenizer's word index of each wordpiece.
+    budget (int): Most wordpieces per window.
+    RETURNS (List[int]): Increasing cut positions; every window between two cuts has at most
+        `budget` wordpieces unless one word alone is longer (then it gets a window of its
+        own). Windows never split a word if a clean cut exists.
+    """
+    starts = numpy.asarray(token_starts, dtype="int64")
+    n_tokens = starts.shape[0]
+    if n_tokens == 0:
+        return [0]
+    pieces = numpy.asarray(offsets, dtype="int64").reshape((-1, 2))
+    # Each wordpiece belongs to the token in which it starts.
+    owner = numpy.searchsorted(starts, pieces[:, 0], side="right") - 1
+    owner = numpy.clip(owner, 0, n_tokens - 1)
+    counts = numpy.bincount(owner, minlength=n_tokens)
+    cum = numpy.cumsum(counts)
+    n_pieces = pieces.shape[0]
+    first = cum - counts  # index of each token's first wordpiece (= pieces before it)
+    words = numpy.asarray([-1 if w is None else w for w in word_ids], dtype="int64")
+    # A cut before token i is clean when the wordpiece before it ends before the token
+    # starts (none crosses the cut) and the token's first wordpiece starts a new word (not a
+    # '##' continuation). spaCy may split inside a tokenizer word ("cannot" -> "can" "not"):
+    # such cuts are not clean.
+    clean = numpy.ones(n_tokens, dtype=bool)
+    inner = first > 0
+    prev = first[inner] - 1
+    own = numpy.minimum(first[inner], max(n_pieces - 1, 0))
+    new_word = (counts[inner] == 0) | (words[own] != words[prev])
+    clean[inner] = (pieces[prev, 1] <= starts[inner]) & new_word
+    clean_positions = numpy.flatnonzero(clean)
+    cuts = [0]
+    start = 0
+    while start < n_tokens:
+        base = int(cum[start - 1]) if start else 0
+        end = int(numpy.searchsorted(cum, base + budget, side="right"))
+        if end >= n_tokens:
+            cuts.append(n_tokens)
+            break
+        # Back off to the last clean cut inside the window, if there is one.
+        k = int(numpy.searchsorted(clean_positions, end, side="right")) - 1
+        if k >= 0 and clean_positions[k] > start:
+            end = int(clean_positions[k])
+        elif end <= start:
+            # One token longer than the budget: a window of its own.
+            end = start + 1
+        cuts.append(end)
+        start = end
+    return cuts
+
+
+@registry.span_getters("spacy-mtl.wordpiece_spans.v1")  # type: ignore[attr-defined]
+def configure_wordpiece_spans(name: str = "", window: int = 128) -> SpanGetterT:
+    """Cut docs into consecutive spans of at most `window` wordpieces (special tokens
+    included), each token in exactly one span.
+
+    name (str): The transformer's model name or folder, to load its tokenizer (needed at
+        `nlp.initialize`); after `spacy.load`, `attach_tokenizers(nlp)` hands the getter the
+        pipeline's own tokenizer, so the folder need not exist any more.
+    window (int): Most wordpieces per span, e.g. 128 (the model's limit is the upper bound).
+    RETURNS (Callable[[List[Doc]], List[List[Span]]]): The span getter.
+    """
+    return WordpieceSpans(name, window=window)
+
+
+def attach_tokenizers(nlp: Any) -> Dict[str, bool]:
+    """Give every `wordpiece_spans` getter in the pipeline its transformer's own tokenizer.
+
+    Call after `nlp.initialize()` or `spacy.load()`: the getter then needs no model folder.
+    nlp (Language): The pipeline.
+    RETURNS (Dict[str, bool]): {transformer component name: whether a getter was attached}.
+    """
+    attached: Dict[str, bool] = {}
+    for name, component in nlp.components:
+        model = getattr(component, "model", None)
+        if model is None or "get_spans" not in getattr(model, "attrs", {}):
+            continue
+        getter = model.attrs["get_spans"]
+        tokenizer = getattr(model, "tokenizer", None)
+        found = isinstance(getter, WordpieceSpans) and tokenizer is not None
+        if found:
+            getter.set_tokenizer(tokenizer)
+        attached[name] = found
+    return attached
