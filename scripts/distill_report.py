@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,7 +195,7 @@ def render(result: Dict[str, Any]) -> str:
         f"- {env['cpu_count']} CPUs, torch threads {env['torch_threads']}, load average at "
         f"start {env['load_start']}, at end {env['load_end']}; {env['platform']}.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
-        f"- Generated {result['generated']}.",
+        f"- Generated {result['generated']} by `{result.get('command', '')}`.",
         "",
     ]
     return "\n".join(lines)
@@ -301,8 +302,7 @@ def main(
             values.append({g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS})
         repeats[name] = values
     result = {
-        "command": "python scripts/distill_report.py "
-        + " ".join(f"--{k} {v}" for k, v in (("teacher", teacher), ("students", students))),
+        "command": " ".join(["python", *sys.argv]),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "n_texts": len(texts),
         "rounds": rounds,

@@ -419,3 +419,34 @@ def test_make_table_without_results(tmp_path: Path) -> None:
     text = page.read_text(encoding="utf8")
     assert "No results yet" in text
     assert text.count("not measured") == 5
+
+
+def test_make_table_quality_comparison() -> None:
+    """The joint-vs-single/built-in differences are computed from the summary's means."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import make_table
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def m(value: float) -> Dict[str, Any]:
+        return {"mean": value, "sd": None, "n": 1}
+
+    summary = {
+        "ours_joint": {"offense": {"macro_f": m(0.70), "acc": m(0.90)}},
+        "ours_joint_equal_compute": {"offense": {"macro_f": m(0.75), "acc": m(0.92)}},
+        "ours_single_offense": {"offense": {"macro_f": m(0.72), "acc": m(0.91)}},
+        "builtin_textcat_davidson": {"offense": {"macro_f": m(0.60), "acc": m(0.89)}},
+    }
+    lines = make_table.quality_comparison(summary)
+    row = next(line for line in lines if line.startswith("| offense"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == [
+        "offense",
+        "F1 -0.020, acc -0.010",
+        "F1 +0.030, acc +0.010",
+        "F1 +0.100, acc +0.010",
+    ]
+    emotion = next(line for line in lines if line.startswith("| emotion"))
+    assert emotion.count("–") == 3  # no runs for that group: nothing made up
+    assert make_table.quality_comparison({}) == []

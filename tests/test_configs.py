@@ -212,18 +212,27 @@ def test_configs_distill_schedule() -> None:
         assert distill["temperature"] > 0
 
 
-def test_student_config_trains_from_teacher_logits(tmp_path: Path) -> None:
-    """configs/student_tok2vec.cfg: no transformer; docs with teacher logits and no gold
-    train it; its groups and labels are the teacher config's."""
+def test_student_config_layout() -> None:
+    """configs/student_tok2vec.cfg: no transformer, the teacher config's groups and labels."""
     config = load_config(STUDENT)
     assert config["nlp"]["pipeline"] == ["mtl_textcat"]
     tok2vec = config["components"]["mtl_textcat"]["model"]["tok2vec"]
     assert tok2vec["@architectures"] == "spacy.Tok2Vec.v2"
     assert config_groups(config) == config_groups(load_config(ROOT / "configs" / "cpu.cfg"))
-    corpus = write_corpus(tmp_path / "gold.spacy", config)
-    nlp = init_nlp(
-        load_config(STUDENT, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
-    )
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[p.stem for p in ALL_CONFIGS])
+def test_config_trains_a_student_from_teacher_logits(
+    path: Path, tmp_path: Path, tiny_bert: Path
+) -> None:
+    """Every config is a student too: docs with teacher logits and no gold train every
+    group, and the gold weight λ rises from 0 by 1/max_steps per update."""
+    corpus = write_corpus(tmp_path / "gold.spacy", load_config(path))
+    if "transformer" in load_config(path)["nlp"]["pipeline"]:
+        config = tiny_config(path, tiny_bert, corpus)
+    else:
+        config = load_config(path, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
+    nlp = init_nlp(config)
     component = nlp.get_pipe("mtl_textcat")
     keys = component.labels
     rng = numpy.random.default_rng(0)
@@ -238,7 +247,6 @@ def test_student_config_trains_from_teacher_logits(tmp_path: Path) -> None:
         losses = nlp.update(examples, sgd=optimizer)
     for group in GROUPS:
         assert losses[f"mtl_textcat:{group}"] > 0.0
-    # λ starts at 0 and rises by 1/steps per update.
     steps = config["training"]["max_steps"]
     assert component.gold_weight == pytest.approx(2 / steps)
 
