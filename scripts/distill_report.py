@@ -293,12 +293,13 @@ def main(
         rows.append(row)
     repeats = {}
     for name in names:
+        missing = [folder for folder in repeat if not (folder / name / "metrics.json").exists()]
+        if missing:
+            msg.warn(f"--repeat: no {name}/metrics.json in {missing[0]}: {name} left out there")
+            continue
         values = [rows[[r["name"] for r in rows].index(name)]["macro_f"]]
         for folder in repeat:
-            path = folder / name / "metrics.json"
-            if not path.exists():
-                msg.fail(f"--repeat: {path} not found", exits=1)
-            scores = json.loads(path.read_text(encoding="utf8"))
+            scores = json.loads((folder / name / "metrics.json").read_text(encoding="utf8"))
             values.append({g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS})
         repeats[name] = values
     result = {
