@@ -114,6 +114,19 @@ def environment(n_threads: int, device: str) -> Dict[str, Any]:
     }
 
 
+def result_header(benchmark: str, args: Any, model: str, device: str) -> Dict[str, Any]:
+    """The fields every results file starts with: what ran, when, with what, on what."""
+    return {
+        "benchmark": benchmark,
+        "command": " ".join(["python", f"benchmarks/{benchmark}.py", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "model": Path(model).name if Path(model).exists() else model,
+        "environment": environment(args.threads, device),
+        "load_start": load_avg(),
+    }
+
+
 def write_json(path: Path, data: Dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf8")

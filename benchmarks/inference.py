@@ -358,17 +358,11 @@ def main() -> None:
     root = harness.data_dir()
     started = time.time()
     result: Dict[str, Any] = {
-        "benchmark": "inference",
-        "command": " ".join(["python", "benchmarks/inference.py", *sys.argv[1:]]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(ARGS).items()},
-        "model": Path(model).name if Path(model).exists() else model,
+        **harness.result_header("inference", ARGS, model, device),
         "batch_size": ARGS.batch_size,
         "window": ARGS.window,
         "step": ARGS.step,
         "seed": ARGS.seed,
-        "environment": harness.environment(ARGS.threads, device),
-        "load_start": harness.load_avg(),
     }
     texts = harness.short_texts(root, ARGS.n_texts, seed=ARGS.seed)
     init = texts[:16]

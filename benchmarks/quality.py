@@ -255,11 +255,7 @@ def main() -> None:
     runs = RUNS if ARGS.runs == "all" else [r.strip() for r in ARGS.runs.split(",")]
     started = time.time()
     result: Dict[str, Any] = {
-        "benchmark": "quality",
-        "command": " ".join(["python", "benchmarks/quality.py", *sys.argv[1:]]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(ARGS).items()},
-        "model": Path(model).name if Path(model).exists() else model,
+        **harness.result_header("quality", ARGS, model, device),
         "budget": {
             "train_per_set": ARGS.train_per_set,
             "test_per_set": ARGS.test_per_set,
@@ -272,8 +268,6 @@ def main() -> None:
             "threshold": 0.5,
         },
         "seeds": seeds,
-        "environment": harness.environment(ARGS.threads, device),
-        "load_start": harness.load_avg(),
         "rows": [],
     }
     data = load_data(0)

@@ -202,17 +202,11 @@ def main() -> None:
     started = time.time()
     items = batch_items()
     result: Dict[str, Any] = {
-        "benchmark": "training",
-        "command": " ".join(["python", "benchmarks/training.py", *sys.argv[1:]]),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(ARGS).items()},
-        "model": Path(model).name if Path(model).exists() else model,
+        **harness.result_header("training", ARGS, model, device),
         "batch_size": len(items),
         "learn_rate": ARGS.learn_rate,
         "dropout": ARGS.dropout,
         "seed": ARGS.seed,
-        "environment": harness.environment(ARGS.threads, device),
-        "load_start": harness.load_avg(),
     }
     updates = {name: make(model, items, device) for name, make in SIDES.items()}
     for _ in range(ARGS.warmup):
