@@ -114,6 +114,11 @@ def multiclass_groups(model: Path) -> List[str]:
     return [name for name, group in groups.items() if group.get("kind") == "multiclass"]
 
 
+def macro_f(scores: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """Each group's macro F1 from an `evaluate` metrics.json."""
+    return {g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS}
+
+
 def fmt(value: Optional[float], digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -140,8 +145,10 @@ def render(result: Dict[str, Any]) -> str:
     ]
     for row in rows:
         agree = row.get("agreement") or {}
-        parts = [f"{k.replace('_argmax_agreement', '')} argmax {v:.3f}" for k, v in agree.items()]
-        parts = [p for p in parts if "mean_abs_gap" not in p]
+        suffix = "_argmax_agreement"
+        parts = [
+            f"{k[: -len(suffix)]} argmax {v:.3f}" for k, v in agree.items() if k.endswith(suffix)
+        ]
         if "mean_abs_gap" in agree:
             parts.append(f"mean abs. score gap {agree['mean_abs_gap']:.3f}")
         cells = [
@@ -274,6 +281,7 @@ def main(
     load_start = os.getloadavg()[0]
     texts = read_texts(test, n_texts, seed)
     speed = measure(models, texts, rounds, batch_size)
+    multiclass = multiclass_groups(teacher)
     rows: List[Dict[str, Any]] = []
     for name in models:
         scores = json.loads(Path(metrics[name]).read_text(encoding="utf8"))
@@ -282,13 +290,13 @@ def main(
             "label": "teacher" if name == "teacher" else LABELS.get(name, f"student {name}"),
             "model": str(models[name]),
             "metrics": str(metrics[name]),
-            "macro_f": {g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS},
+            "macro_f": macro_f(scores),
             "mtl_score": scores.get("mtl_score"),
             **{k: v for k, v in speed[name].items() if k != "scores"},
         }
         if name != "teacher":
             row["agreement"] = agreement(
-                speed["teacher"]["scores"], speed[name]["scores"], multiclass_groups(teacher)
+                speed["teacher"]["scores"], speed[name]["scores"], multiclass
             )
         rows.append(row)
     repeats = {}
@@ -297,11 +305,11 @@ def main(
         if missing:
             msg.warn(f"--repeat: no {name}/metrics.json in {missing[0]}: {name} left out there")
             continue
-        values = [rows[[r["name"] for r in rows].index(name)]["macro_f"]]
-        for folder in repeat:
-            scores = json.loads((folder / name / "metrics.json").read_text(encoding="utf8"))
-            values.append({g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS})
-        repeats[name] = values
+        first = next(row["macro_f"] for row in rows if row["name"] == name)
+        repeats[name] = [first] + [
+            macro_f(json.loads((folder / name / "metrics.json").read_text(encoding="utf8")))
+            for folder in repeat
+        ]
     result = {
         "command": " ".join(["python", *sys.argv]),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -227,8 +227,9 @@ def test_config_trains_a_student_from_teacher_logits(
 ) -> None:
     """Every config is a student too: docs with teacher logits and no gold train every
     group, and the gold weight λ rises from 0 by 1/max_steps per update."""
-    corpus = write_corpus(tmp_path / "gold.spacy", load_config(path))
-    if "transformer" in load_config(path)["nlp"]["pipeline"]:
+    shipped = load_config(path)
+    corpus = write_corpus(tmp_path / "gold.spacy", shipped)
+    if "transformer" in shipped["nlp"]["pipeline"]:
         config = tiny_config(path, tiny_bert, corpus)
     else:
         config = load_config(path, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
