@@ -312,6 +312,26 @@ def training_section(training: Dict[str, Any]) -> List[str]:
             f"(medians), {fmt(training['ratio_ours_torch_fused_paired_median'], 3)} (paired)."
         )
     lines.append("")
+    batching = training.get("batching")
+    if batching:
+        lines += [
+            "### Training batches: padding and seconds per update",
+            "",
+            f"One epoch of {batching['docs']} training docs (half GoEmotions, half Davidson), "
+            f"batches of {batching['batch_size']}; wordpieces counted with the model's "
+            "tokenizer; updates in turns on a random sample of each batcher's batches.",
+            "",
+        ]
+        rows = [
+            (name, batching[name]["padded_over_real"], batching[name]["median_s_per_update"])
+            for name in ("spacy_batch_by_sequence", "mixed_batcher_sorted")
+        ]
+        lines += table(("batcher", "padded / real wordpieces", "median s/update"), rows)
+        lines += [
+            f"Seconds per update, spaCy's batcher / ours: "
+            f"{fmt(batching['speedup_s_per_update'], 3)}.",
+            "",
+        ]
     if training.get("profile_ours"):
         profile = {
             f"ours, {training['profile_ours'].get('updates')} updates": training["profile_ours"]

@@ -4,6 +4,10 @@ of a hand-written PyTorch loop (same model, same batch, AdamW, CE + BCE heads).
     python benchmarks/training.py                   # the full run (~2 minutes on 2 cores)
     python benchmarks/training.py --updates 2 --model /tmp/tiny_bert    # smoke
 
+Batching: spaCy's `batch_by_sequence` on shuffled docs against `spacy-mtl.mixed_batcher.v1`
+(length-bucketed): padded ÷ real wordpieces over a whole epoch of --batching-docs docs, and
+seconds per `nlp.update` on batches drawn from each, in turns.
+
 Both sides see the same batch of real texts with partial labels (GoEmotions docs carry
 emotion + sentiment, Davidson docs carry offense) and take turns, one update each, so they
 share the machine's load. Peak memory is measured per side in its own subprocess.
@@ -31,6 +35,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rss-updates", type=int, default=3)
     parser.add_argument("--no-rss", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile ours' updates")
+    parser.add_argument(
+        "--batching-docs",
+        type=int,
+        default=2000,
+        help="training docs (half per corpus) for the batcher comparison; 0 skips it",
+    )
+    parser.add_argument("--batching-updates", type=int, default=8, help="timed updates each")
     parser.add_argument("--gpu-id", type=int, default=-1, help="-1: CPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
@@ -162,6 +173,71 @@ def make_torch_fused(model: str, items: List[harness.Item], device: str) -> Call
     return make_torch(model, items, device, fused=True)
 
 
+def compare_batchers(model: str) -> Dict[str, Any]:
+    """Padding and seconds per update of spaCy's sequence batcher vs the mixed batcher."""
+    import random
+
+    import spacy
+    from spacy.training import Example
+    from spacy.util import minibatch
+    from thinc.api import Adam
+    from transformers import AutoTokenizer
+
+    from spacy_mtl.batchers import MixedBatcher
+
+    root = harness.data_dir()
+    n = ARGS.batching_docs
+    items = harness.sample(harness.read_goemotions(root, "train"), n - n // 2, ARGS.seed)
+    items += harness.sample(harness.davidson_split(root)[0], n // 2, ARGS.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model, use_fast=True)
+    lengths = {
+        it.text: len(ids)
+        for it, ids in zip(
+            items, tokenizer([it.text for it in items], truncation=True)["input_ids"]
+        )
+    }
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config=harness.transformer_config(model))
+    nlp.add_pipe("mtl_textcat", config={"groups": harness.benchmark_groups(root)})
+    examples = [Example.from_dict(nlp.make_doc(it.text), {"cats": it.cats}) for it in items]
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(learn_rate=ARGS.learn_rate, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0)
+    shuffled = list(examples)
+    random.Random(ARGS.seed).shuffle(shuffled)
+    mixed = MixedBatcher(size=ARGS.batch_size, seed=ARGS.seed, verbose=False)
+    batchings = {
+        "spacy_batch_by_sequence": list(minibatch(shuffled, ARGS.batch_size)),
+        "mixed_batcher_sorted": list(mixed(examples)),
+    }
+    out: Dict[str, Any] = {"docs": len(examples), "batch_size": ARGS.batch_size}
+    times: Dict[str, List[float]] = {name: [] for name in batchings}
+    for name, batches in batchings.items():
+        real = sum(lengths[eg.reference.text] for b in batches for eg in b)
+        padded = sum(max(lengths[eg.reference.text] for eg in b) * len(b) for b in batches)
+        out[name] = {"batches": len(batches), "padded_over_real": round(padded / real, 3)}
+    # Updates in turns on batches that are typical of each batcher (a random sample).
+    picks = {
+        name: random.Random(ARGS.seed).sample(batches, min(ARGS.batching_updates, len(batches)))
+        for name, batches in batchings.items()
+    }
+    for i in range(min(len(p) for p in picks.values())):
+        for name, batches in picks.items():
+            start = time.perf_counter()
+            nlp.update(batches[i], sgd=optimizer, drop=ARGS.dropout)
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        out[name]["median_s_per_update"] = round(harness.median(values), 4)
+        print(
+            f"  {name:>24}: padded/real wordpieces {out[name]['padded_over_real']:.2f}, "
+            f"{out[name]['median_s_per_update']:.3f} s/update (median of {len(values)})"
+        )
+    out["speedup_s_per_update"] = harness.ratio(
+        out["spacy_batch_by_sequence"]["median_s_per_update"],
+        out["mixed_batcher_sorted"]["median_s_per_update"],
+    )
+    return out
+
+
 SIDES = {"ours": make_ours, "torch": make_torch, "torch_fused": make_torch_fused}
 
 
@@ -256,6 +332,9 @@ def main() -> None:
         result["profile_ours"] = harness.profile(lambda: [update() for _ in range(n)])
         result["profile_ours"]["updates"] = n
     del updates
+    if ARGS.batching_docs:
+        msg.info(f"Batchers: {ARGS.batching_docs} docs, batch {ARGS.batch_size}")
+        result["batching"] = compare_batchers(model)
     if not ARGS.no_rss:
         msg.info("Peak memory, one subprocess per side")
         result["memory"] = {name: spawn_worker(name, model) for name in SIDES}

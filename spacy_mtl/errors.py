@@ -49,6 +49,7 @@ class Errors:
     E010 = "The schema has no groups. Add at least one group to `groups` in the config."
     E011 = "Group {group!r}: `labels` must be a list of strings, got {value!r}."
     E012 = "Group {group!r}: `kind` is required (multiclass or multilabel)."
+    E013 = "Group {group!r}: `reduction` must be 'doc' or 'pair', got {value!r}."
 
     # gold
     E101 = (

@@ -4,8 +4,12 @@ The definitions are torch's, with `reduction="mean"` over what is annotated:
 - multiclass: `cross_entropy(logits_g, y, weight=class_weights)` over the docs annotated for
   the group: Σ_i w[y_i]·(−log softmax(x_i)[y_i]) / Σ_i w[y_i] (without class weights, the
   plain mean over annotated docs, as torch's `ignore_index` does);
-- multilabel: `binary_cross_entropy_with_logits(x, y, pos_weight=pw)` averaged over the
-  annotated (doc, label) pairs: −[pw·y·log σ(x) + (1−y)·log(1−σ(x))].
+- multilabel: `binary_cross_entropy_with_logits(x, y, pos_weight=pw)` per annotated
+  (doc, label) pair, −[pw·y·log σ(x) + (1−y)·log(1−σ(x))], reduced by the group's
+  `reduction`: "doc" sums each doc's pairs and averages over the annotated docs (a per-doc
+  negative log-likelihood, on the scale of a multiclass group's cross-entropy); "pair"
+  averages over the annotated pairs (torch's `reduction="mean"`), which gives a K-label group
+  ~1/K of the per-label signal.
 The total is Σ_g weight_g·L_g. A group with nothing annotated in the batch contributes 0 and
 no gradient (torch would return NaN for an empty mean).
 """
@@ -66,14 +70,26 @@ def multiclass_loss(
 
 
 def multilabel_loss(
-    xp: Any, logits: Any, truths: Any, mask: Any, pos_weight: Any = None
+    xp: Any,
+    logits: Any,
+    truths: Any,
+    mask: Any,
+    pos_weight: Any = None,
+    reduction: str = "doc",
 ) -> Tuple[float, Any]:
     """Binary cross-entropy with logits of one multilabel group and its gradient.
 
     logits, truths, mask (n, k): mask 1.0 on annotated (doc, label) pairs.
     pos_weight (k,) or None.
+    reduction (str): "doc" (the summed BCE of each annotated doc, averaged over those docs)
+        or "pair" (the mean over annotated pairs).
     """
-    n_annotated = float(mask.sum())
+    if reduction == "doc":
+        n_annotated = float((mask.sum(axis=1) > 0).sum())
+    elif reduction == "pair":
+        n_annotated = float(mask.sum())
+    else:
+        raise ValueError(f"reduction must be 'doc' or 'pair', got {reduction!r}.")
     if n_annotated == 0.0:
         return 0.0, xp.zeros_like(logits)
     pw = 1.0 if pos_weight is None else pos_weight
@@ -101,7 +117,7 @@ def group_loss(xp: Any, schema: GroupSchema, logits: Any, truths: Any, mask: Any
         else:
             weights = group.label_weights("pos_weight")
             pw = None if weights is None else xp.asarray(weights, dtype=logits.dtype)
-            loss, d_x = multilabel_loss(xp, x, y, m, pw)
+            loss, d_x = multilabel_loss(xp, x, y, m, pw, group.reduction)
         per_group[group.name] = loss
         total += group.weight * loss
         d_logits[:, start:end] = group.weight * d_x

@@ -19,6 +19,7 @@ from thinc.types import Floats2d
 # Registers the architecture and scorer that the default config names: the entry point of
 # the factory must be enough for `spacy train` without --code.
 from . import architectures as _architectures  # noqa: F401
+from . import batchers as _batchers  # noqa: F401
 from . import scorer as _scorer
 from .distill import TEACHER_ATTR, TeacherReader, blend_targets
 from .errors import Errors, MTLWarning, SchemaError

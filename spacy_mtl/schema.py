@@ -23,7 +23,10 @@ _GROUP_KEYS = (
     "class_weights",
     "pos_weight",
     "temperature",
+    "reduction",
 )
+REDUCTIONS = ("doc", "pair")
+DEFAULT_REDUCTION = "doc"
 
 
 def cat_key(group: str, label: str) -> str:
@@ -55,6 +58,10 @@ class LabelGroup:
     pos_weight (Dict[str, float]): Per-label weight of positives in the binary cross-entropy
         (multilabel only), torch's `pos_weight=` argument; unlisted labels weigh 1.0.
     temperature (float): Logits are divided by this before the activation (calibration).
+    reduction (str): How a multilabel group's BCE is averaged: "doc" (each annotated doc's
+        summed BCE, averaged over the annotated docs: a per-doc negative log-likelihood like
+        a multiclass group's cross-entropy) or "pair" (the mean over annotated (doc, label)
+        pairs). Multiclass groups are always per doc. See docs/benchmarks.md for the choice.
     """
 
     name: str
@@ -65,6 +72,7 @@ class LabelGroup:
     class_weights: Mapping[str, float] = field(default_factory=dict)
     pos_weight: Mapping[str, float] = field(default_factory=dict)
     temperature: float = 1.0
+    reduction: str = DEFAULT_REDUCTION
 
     def __post_init__(self) -> None:
         name = self.name
@@ -81,6 +89,10 @@ class LabelGroup:
             seen.add(label)
         _check_positive(name, "weight", self.weight, allow_zero=True)
         _check_positive(name, "temperature", self.temperature)
+        if self.reduction not in REDUCTIONS:
+            raise SchemaError(Errors.E013.format(group=name, value=self.reduction))
+        if self.kind == MULTICLASS and self.reduction != DEFAULT_REDUCTION:
+            raise SchemaError(Errors.E007.format(group=name, field="reduction", kind=MULTILABEL))
         if self.kind == MULTICLASS:
             for fld in ("thresholds", "pos_weight"):
                 if getattr(self, fld):
@@ -163,6 +175,7 @@ class LabelGroup:
             class_weights=_float_map(name, "class_weights", cfg.get("class_weights") or {}),
             pos_weight=_float_map(name, "pos_weight", cfg.get("pos_weight") or {}),
             temperature=float(cfg.get("temperature", 1.0)),
+            reduction=cfg.get("reduction", DEFAULT_REDUCTION),
         )
 
     def to_config(self) -> Dict[str, Any]:
@@ -177,6 +190,10 @@ class LabelGroup:
             cfg["pos_weight"] = dict(self.pos_weight)
         if self.temperature != 1.0:
             cfg["temperature"] = self.temperature
+        if self.kind == MULTILABEL:
+            # Always written: a saved model keeps the loss it was trained with even if the
+            # default changes.
+            cfg["reduction"] = self.reduction
         return cfg
 
 

@@ -328,10 +328,19 @@ def test_training_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
         "training.py",
         [
             *("--model", str(tiny_bert), "--batch-size", "4", "--updates", "2"),
-            *("--warmup", "0", "--no-rss"),
+            *("--warmup", "0", "--no-rss", "--batching-docs", "40", "--batching-updates", "2"),
         ],
         tmp_path / "training.json",
     )
+    batching = training["batching"]
+    assert batching["docs"] == 40
+    # Length buckets pad less than spaCy's batches of shuffled docs.
+    assert (
+        1.0
+        <= batching["mixed_batcher_sorted"]["padded_over_real"]
+        < batching["spacy_batch_by_sequence"]["padded_over_real"]
+    )
+    assert batching["mixed_batcher_sorted"]["median_s_per_update"] > 0
     assert set(training["sides"]) == {"ours", "torch", "torch_fused"}
     assert training["ratio_ours_torch"] > 0 and training["ratio_ours_torch_fused"] > 0
     assert training["batch_size"] == 4

@@ -40,33 +40,66 @@ def test_multiclass_matches_torch_cross_entropy(with_weights: bool) -> None:
     assert not grad[annotated == 0].any()
 
 
+def _torch_bce(x, truths, mask, pos_weight, reduction: str) -> torch.Tensor:
+    """torch's BCE with logits over the annotated pairs, reduced per doc or per pair."""
+    y = torch.tensor(truths, dtype=torch.float64)
+    keep = torch.tensor(mask > 0)
+    pw = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float64)
+    if reduction == "pair":
+        full = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
+        return full[keep].mean()
+    # "doc": the sum over the annotated pairs ÷ the number of docs with any annotated pair,
+    # written with reduction="sum" on the selected pairs, as the design states it.
+    n_docs = int(keep.any(dim=1).sum())
+    rows, cols = keep.nonzero(as_tuple=True)
+    pw_pairs = None if pw is None else pw[cols]
+    total = F.binary_cross_entropy_with_logits(
+        x[rows, cols], y[rows, cols], pos_weight=pw_pairs, reduction="sum"
+    )
+    return total / n_docs
+
+
+@pytest.mark.parametrize("reduction", ["doc", "pair"])
 @pytest.mark.parametrize("with_pos_weight", [False, True])
-def test_multilabel_matches_torch_bce_with_logits(with_pos_weight: bool) -> None:
+def test_multilabel_matches_torch_bce_with_logits(with_pos_weight: bool, reduction: str) -> None:
     logits = _rng_logits(6, 5, seed=2)
     rng = numpy.random.default_rng(3)
     truths = (rng.random((6, 5)) > 0.6).astype("f")
     mask = (rng.random((6, 5)) > 0.3).astype("f")
+    mask[4] = 0.0  # a doc with no annotated label: it must not count in either mean
     pos_weight = numpy.array([1.0, 3.0, 0.5, 2.0, 1.0], dtype="f") if with_pos_weight else None
-    loss, grad = multilabel_loss(numpy, logits, truths * mask, mask, pos_weight)
-
-    keep = torch.tensor(mask > 0)
-    pw = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float64)
-
-    def reference(x: torch.Tensor) -> torch.Tensor:
-        y = torch.tensor(truths, dtype=torch.float64)
-        full = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
-        return full[keep].mean()
-
-    ref_loss, ref_grad = _torch_grad(reference, logits)
+    loss, grad = multilabel_loss(numpy, logits, truths * mask, mask, pos_weight, reduction)
+    ref_loss, ref_grad = _torch_grad(
+        lambda x: _torch_bce(x, truths, mask, pos_weight, reduction), logits
+    )
     assert loss == pytest.approx(ref_loss, rel=1e-5)
     numpy.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    assert not grad[4].any()
 
 
-def test_group_loss_is_weighted_sum_and_matches_torch() -> None:
+def test_doc_reduction_is_pair_reduction_times_annotated_labels_per_doc() -> None:
+    # With every label of every doc annotated, "doc" = K x "pair" (the scale it restores).
+    logits = _rng_logits(5, 28, seed=7)
+    truths = (numpy.random.default_rng(8).random((5, 28)) > 0.9).astype("f")
+    mask = numpy.ones_like(truths)
+    doc, _ = multilabel_loss(numpy, logits, truths, mask, None, "doc")
+    pair, _ = multilabel_loss(numpy, logits, truths, mask, None, "pair")
+    assert doc == pytest.approx(28 * pair, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        multilabel_loss(numpy, logits, truths, mask, None, "mean")
+
+
+@pytest.mark.parametrize("reduction", ["doc", "pair"])
+def test_group_loss_is_weighted_sum_and_matches_torch(reduction: str) -> None:
     schema = GroupSchema.from_config(
         {
             "a": {"kind": "multiclass", "labels": ["x", "y", "z"], "weight": 0.7},
-            "b": {"kind": "multilabel", "labels": ["p", "q"], "weight": 4.0},
+            "b": {
+                "kind": "multilabel",
+                "labels": ["p", "q"],
+                "weight": 4.0,
+                "reduction": reduction,
+            },
         }
     )
     logits = _rng_logits(4, 5, seed=4)
@@ -81,10 +114,7 @@ def test_group_loss_is_weighted_sum_and_matches_torch() -> None:
     def reference(x: torch.Tensor) -> torch.Tensor:
         y_a = torch.tensor([0, 2, -100, 1])
         ce = F.cross_entropy(x[:, :3], y_a, ignore_index=-100)
-        keep = torch.tensor(mask[:, 3:] > 0)
-        bce = F.binary_cross_entropy_with_logits(
-            x[:, 3:], torch.tensor(truths[:, 3:], dtype=torch.float64), reduction="none"
-        )[keep].mean()
+        bce = _torch_bce(x[:, 3:], truths[:, 3:], mask[:, 3:], None, reduction)
         return 0.7 * ce + 4.0 * bce
 
     ref_loss, ref_grad = _torch_grad(reference, logits)
@@ -123,8 +153,9 @@ def test_extreme_logits_are_finite() -> None:
     result = group_loss(numpy, schema, logits, truths, mask)
     assert numpy.isfinite(result.total)
     assert numpy.isfinite(result.d_logits).all()
-    # CE: the gold class is 2e4 below the top logit; BCE: both labels wrong by 1e4 (mean 1e4).
-    assert result.total == pytest.approx(3e4, rel=1e-4)
+    # CE: the gold class is 2e4 below the top logit; BCE ("doc"): both labels wrong by 1e4,
+    # summed over the doc's two labels.
+    assert result.total == pytest.approx(4e4, rel=1e-4)
     scores = activate(numpy, schema, logits)
     assert numpy.isfinite(scores).all()
     assert scores[0, :3].sum() == pytest.approx(1.0)

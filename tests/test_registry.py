@@ -22,6 +22,8 @@ REGISTRIES = {
     "spacy_scorers": "scorers",
     "spacy_misc": "misc",
     "spacy_loggers": "loggers",
+    "spacy_batchers": "batchers",
+    "spacy_readers": "readers",
     "thinc_schedules": "schedules",
     "spacy_span_getters": "span_getters",  # added to spaCy's registry by spacy-transformers
 }
@@ -48,6 +50,7 @@ def test_entry_point_resolves(group: str, name: str, target: str) -> None:
 
 def test_every_registered_name_has_an_entry_point() -> None:
     import spacy_mtl.architectures
+    import spacy_mtl.batchers
     import spacy_mtl.distill
     import spacy_mtl.logger
     import spacy_mtl.pipeline

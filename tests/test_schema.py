@@ -94,3 +94,23 @@ def test_label_group_is_immutable() -> None:
     group = LabelGroup(name="a", kind="multiclass", labels=("x", "y"))
     with pytest.raises(AttributeError):
         group.labels = ("z",)  # type: ignore[misc]
+
+
+def test_reduction_defaults_to_doc_is_saved_and_validated() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "e": {"kind": "multilabel", "labels": ["a", "b"]},
+            "p": {"kind": "multilabel", "labels": ["a"], "reduction": "pair"},
+            "s": {"kind": "multiclass", "labels": ["x", "y"]},
+        }
+    )
+    assert [g.reduction for g in schema] == ["doc", "pair", "doc"]
+    cfg = schema.to_config()
+    # Written for multilabel groups, so a saved model keeps its loss if the default changes.
+    assert cfg["e"]["reduction"] == "doc" and cfg["p"]["reduction"] == "pair"
+    assert "reduction" not in cfg["s"]
+    assert GroupSchema.from_config(cfg) == schema
+    with pytest.raises(SchemaError, match="reduction"):
+        GroupSchema.from_config({"e": {"kind": "multilabel", "labels": ["a"], "reduction": "x"}})
+    with pytest.raises(SchemaError, match="reduction"):
+        GroupSchema.from_config({"s": {"kind": "multiclass", "labels": ["x"], "reduction": "pair"}})
