@@ -12,11 +12,11 @@ DOCS: docs/evaluate.md
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy
 
-from .loss import log_softmax, sigmoid, softplus
+from .loss import activate_group, multiclass_loss, multilabel_loss
 
 N_BINS = 15
 # Bounds of the temperature search. T < 1 sharpens, T > 1 softens; a fit at a bound means
@@ -126,25 +126,21 @@ def group_nll(
 ) -> float:
     """Mean negative log-likelihood of one group's logits divided by `temperature`.
 
-    Multiclass: cross-entropy of softmax(x / T) over the annotated docs.
-    Multilabel: binary cross-entropy of sigmoid(x / T) over the annotated (doc, label) pairs.
-    Unweighted (no class or positive weights): calibration is about probabilities, not the
-    training objective. Returns nan when nothing is annotated.
+    The training loss of loss.py, unweighted (no class or positive weights: calibration is
+    about probabilities, not the training objective): cross-entropy of softmax(x / T) over
+    the annotated docs (multiclass), binary cross-entropy of sigmoid(x / T) averaged over the
+    annotated (doc, label) pairs (multilabel). Returns nan when nothing is annotated.
     """
     x = numpy.asarray(logits, dtype="f8") / temperature
     y = numpy.asarray(truths, dtype="f8")
-    m = numpy.asarray(mask) > 0
+    m = (numpy.asarray(mask) > 0).astype("f8")
     if kind_is_multiclass:
-        rows = m[:, 0]
-        if not rows.any():
+        if not m[:, 0].any():
             return float("nan")
-        log_p = log_softmax(numpy, x[rows])
-        return float(-(y[rows] * log_p).sum(axis=1).mean())
+        return multiclass_loss(numpy, x, y, m[:, 0])[0]
     if not m.any():
         return float("nan")
-    # −[y·log σ(x) + (1−y)·log(1−σ(x))] = y·softplus(−x) + (1−y)·softplus(x)
-    losses = y * softplus(numpy, -x) + (1.0 - y) * softplus(numpy, x)
-    return float(losses[m].mean())
+    return multilabel_loss(numpy, x, y, m, reduction="pair")[0]
 
 
 def minimize_scalar_log(
@@ -210,11 +206,8 @@ def fit_temperature(
 def apply_temperature(
     kind_is_multiclass: bool, logits: numpy.ndarray, temperature: float
 ) -> numpy.ndarray:
-    """softmax(x / T) or sigmoid(x / T) of one group's logits."""
-    x = numpy.asarray(logits, dtype="f8") / temperature
-    if kind_is_multiclass:
-        return numpy.exp(log_softmax(numpy, x))
-    return sigmoid(numpy, x)
+    """softmax(x / T) or sigmoid(x / T) of one group's logits, in float64."""
+    return activate_group(numpy, kind_is_multiclass, numpy.asarray(logits, dtype="f8"), temperature)
 
 
 # -- thresholds -------------------------------------------------------------------------
@@ -325,11 +318,3 @@ def average_precision(scores: numpy.ndarray, gold: numpy.ndarray) -> Optional[fl
         return None
     steps = numpy.diff(numpy.r_[0.0, recall])
     return float((steps * precision).sum())
-
-
-def per_label_outcomes(
-    probs: numpy.ndarray, truths: numpy.ndarray, mask: numpy.ndarray
-) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
-    """(scores, gold) of each column over its annotated rows."""
-    m = numpy.asarray(mask) > 0
-    return [(probs[m[:, j], j], truths[m[:, j], j]) for j in range(probs.shape[1])]

@@ -179,8 +179,6 @@ def tune_command(
     from .report import load_corpus
     from .tune import tune_pipeline
 
-    if not model_dir.exists():
-        msg.fail("Model folder not found", str(model_dir), exits=1)
     if not dev_path.exists():
         msg.fail("Dev corpus not found", str(dev_path), exits=1)
     if not 0.0 <= min_threshold <= max_threshold <= 1.0:
@@ -566,19 +564,21 @@ def predict_distributed_command(
 
 
 def _load_pipeline(model: Path, gpu_id: int) -> Any:
-    """Load a pipeline (folder or package), on GPU `gpu_id` when it is >= 0."""
-    import spacy
+    """Load a pipeline (folder or package), on GPU `gpu_id` when it is >= 0; a model that
+    cannot be loaded ends the command with one line naming the folder and file."""
     from wasabi import msg
 
+    from .errors import ModelLoadError
+    from .loading import load_pipeline
+
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
         msg.info(f"Using GPU {gpu_id}")
-    if not model.exists() and not spacy.util.is_package(str(model)):
-        msg.fail("Model not found (no such folder or installed package)", str(model), exits=1)
     try:
-        return spacy.load(str(model))
-    except (OSError, ValueError) as err:
-        msg.fail(f"Could not load the pipeline {model}", str(err), exits=1)
+        return load_pipeline(model, gpu_id)
+    except ModelLoadError as err:
+        # One unwrapped line: the folder, the file and the problem (wasabi would wrap it).
+        typer.secho(f"✘ {err}", fg="red", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("distill-labels")
@@ -602,15 +602,15 @@ def distill_labels_command(
 
     from .distill import distill_corpus
 
-    if gpu_id >= 0:
-        import spacy
-
-        spacy.require_gpu(gpu_id)
     if not corpus.exists():
         msg.fail(f"Corpus not found: {corpus}", exits=1)
-    n = distill_corpus(
-        teachers, corpus, output, component=component, batch_size=batch_size, limit=limit
-    )
+    loaded = [_load_pipeline(teacher, gpu_id) for teacher in teachers]
+    try:
+        n = distill_corpus(
+            loaded, corpus, output, component=component, batch_size=batch_size, limit=limit
+        )
+    except (ValueError, OSError) as err:
+        msg.fail("Distillation stopped", str(err), exits=1)
     msg.good(f"Wrote {n} docs with teacher logits to {output}")
 
 

@@ -15,7 +15,7 @@ training loop: it is `spacy train` with a corpus that carries teacher logits.
 
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -25,7 +25,7 @@ from spacy.util import minibatch, registry
 
 from .batching import iter_by_length
 from .errors import GoldError, doc_start
-from .loss import sigmoid, softmax
+from .loss import activate
 from .schema import GroupSchema
 
 TEACHER_ATTR = "mtl_teacher"
@@ -107,10 +107,7 @@ def blend_targets(
     """
     if not 0.0 <= gold_weight <= 1.0:
         raise ValueError(f"The gold weight must be in [0, 1], got {gold_weight}.")
-    teacher = numpy.zeros_like(teacher_logits)
-    for group, start, end in schema.slices():
-        x = teacher_logits[:, start:end] / temperature
-        teacher[:, start:end] = softmax(numpy, x) if group.is_multiclass else sigmoid(numpy, x)
+    teacher = activate(numpy, schema, teacher_logits, temperature=temperature)
     has_gold = gold_mask > 0
     has_teacher = teacher_mask > 0
     both = gold_weight * truths + (1.0 - gold_weight) * teacher
@@ -180,7 +177,7 @@ def read_docs(path: Path, nlp: Language) -> Iterator[Doc]:
 
 
 def distill_corpus(
-    teachers: List[Path],
+    teachers: Sequence[Union[Path, str, Language]],
     corpus: Path,
     output: Path,
     *,
@@ -190,16 +187,20 @@ def distill_corpus(
 ) -> int:
     """Write `corpus` with each teacher's logits in doc._.mtl_teacher to a .spacy file.
 
-    teachers (List[Path]): Trained pipelines (folders or package names).
+    teachers (Sequence[Union[Path, str, Language]]): Trained pipelines (folders, package
+        names or loaded pipelines).
     corpus (Path): Labelled or unlabelled docs (see read_docs); gold cats are kept.
     output (Path): The .spacy file to write (its folder is created).
     RETURNS (int): The number of docs written.
+    RAISES ModelLoadError: A teacher cannot be loaded (names its folder and file).
     """
-    import spacy
     from tqdm import tqdm
 
-    # str: spacy.load then takes an installed package name as well as a folder.
-    loaded = [spacy.load(str(teacher)) for teacher in teachers]
+    from .loading import find_component, load_pipeline
+
+    loaded = [load_pipeline(teacher) for teacher in teachers]
+    for nlp in loaded:
+        find_component(nlp, component)
     docs: Iterable[Doc] = read_docs(corpus, loaded[0])
     if limit:
         docs = islice(docs, limit)

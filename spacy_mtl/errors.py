@@ -18,6 +18,30 @@ class GoldError(ValueError):
     """A doc's gold `doc.cats` does not fit the component's schema."""
 
 
+class ComponentError(ValueError):
+    """The pipeline has no such `mtl_textcat` component (or more than one to choose from)."""
+
+
+class ModelLoadError(ValueError):
+    """A pipeline cannot be loaded: names the model folder, the file at fault and the problem.
+
+    folder (str): The model folder (or package name).
+    file (Optional[str]): The damaged or missing file, relative to the folder; None when no
+        single file is at fault.
+    problem (str): What is wrong, on one line.
+    """
+
+    def __init__(self, folder: Any, file: Any, problem: str) -> None:
+        self.folder = str(folder)
+        self.file = None if file is None else str(file)
+        self.problem = " ".join(str(problem).split())
+        where = self.folder if self.file is None else f"{self.folder}: {self.file}"
+        super().__init__(f"Cannot load the model {where}: {self.problem}")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.folder, self.file, self.problem))
+
+
 def doc_start(text: str, width: int = 40) -> str:
     """Short, printable start of a doc's text for error messages."""
     text = " ".join(text.split())
@@ -226,6 +250,19 @@ class Errors:
         "(`labels:`) so that every file gets the same keys in the same order."
     )
     W202 = "{name}: split {split!r} got no docs; its file holds an empty DocBin."
+
+    # model folders and components
+    E301 = (
+        "The weights were saved for other output columns than `cfg` describes: {diff}. "
+        "The cfg was edited or swapped after training; restore it, or retrain."
+    )
+    E302 = (
+        "The pipeline has no component {name!r} (components: {names}); name the "
+        "mtl_textcat component with --component."
+    )
+    E303 = "Component {name!r} is a {type}, not an mtl_textcat component."
+    E304 = "The pipeline has no mtl_textcat component (components: {names})."
+    E305 = "The pipeline has several mtl_textcat components ({names}); choose one with --component."
 
     # warnings
     W001 = (

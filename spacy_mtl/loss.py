@@ -15,7 +15,7 @@ no gradient (torch would return NaN for an empty mean).
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .schema import GroupSchema
 
@@ -124,12 +124,26 @@ def group_loss(xp: Any, schema: GroupSchema, logits: Any, truths: Any, mask: Any
     return LossResult(total=total, per_group=per_group, d_logits=d_logits)
 
 
-def activate(xp: Any, schema: GroupSchema, logits: Any) -> Any:
-    """Per-group probabilities: softmax(x / T) for multiclass, sigmoid(x / T) for multilabel."""
+def activate_group(xp: Any, is_multiclass: bool, logits: Any, temperature: float = 1.0) -> Any:
+    """One group's probabilities: softmax(x / T) (multiclass) or sigmoid(x / T) (multilabel).
+
+    The one activation of spacy_mtl: the component, calibration and distillation use it.
+    """
+    x = logits if temperature == 1.0 else logits / temperature
+    return softmax(xp, x) if is_multiclass else sigmoid(xp, x)
+
+
+def activate(
+    xp: Any, schema: GroupSchema, logits: Any, *, temperature: Optional[float] = None
+) -> Any:
+    """Per-group probabilities of (n_docs, n_labels) logits (see `activate_group`).
+
+    temperature (Optional[float]): None divides each group's logits by the group's own
+        temperature (prediction); a number is used for every group (a teacher's logits in
+        distillation).
+    """
     scores = xp.empty_like(logits)
     for group, start, end in schema.slices():
-        x = logits[:, start:end]
-        if group.temperature != 1.0:
-            x = x / group.temperature
-        scores[:, start:end] = softmax(xp, x) if group.is_multiclass else sigmoid(xp, x)
+        t = group.temperature if temperature is None else temperature
+        scores[:, start:end] = activate_group(xp, group.is_multiclass, logits[:, start:end], t)
     return scores

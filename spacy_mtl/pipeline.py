@@ -5,7 +5,8 @@ DOCS: README.md, section "The component".
 
 import warnings
 from itertools import islice, repeat
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -22,7 +23,7 @@ from . import architectures as _architectures  # noqa: F401
 from . import batchers as _batchers  # noqa: F401
 from . import scorer as _scorer
 from .distill import TEACHER_ATTR, TeacherReader, blend_targets
-from .errors import Errors, MTLWarning, SchemaError
+from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, cat_key, infer_labels, split_key
@@ -42,6 +43,10 @@ upstream = "*"
 [model.tok2vec.pooling]
 @layers = "reduce_mean.v1"
 """
+# The model attribute that records what the output columns mean (GroupSchema.fingerprint):
+# saved with the weights, checked against `cfg` on load.
+FINGERPRINT_ATTR = "mtl_fingerprint"
+
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # Only docs that carry teacher logits (doc._.mtl_teacher) are affected: see distill.py.
@@ -248,25 +253,21 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
         """Write scores to doc.cats, doc._.mtl_scores and doc._.mtl_labels."""
-        rows = self.model.ops.to_numpy(scores).tolist()
+        probs = self.model.ops.to_numpy(scores)
+        rows = probs.tolist()
         slices = self.schema.slices()
         default = self.schema.threshold
-        for doc, row in zip(docs, rows):
+        chosen = [group.decide_matrix(probs[:, start:end], default) for group, start, end in slices]
+        for i, (doc, row) in enumerate(zip(docs, rows)):
             by_group: Dict[str, Dict[str, float]] = {}
             decided: Dict[str, Union[str, List[str]]] = {}
-            for group, start, _ in slices:
-                values = dict(zip(group.labels, row[start : start + len(group.labels)]))
+            for (group, start, end), picks in zip(slices, chosen):
+                values = dict(zip(group.labels, row[start:end]))
                 by_group[group.name] = values
                 for label, value in values.items():
                     doc.cats[cat_key(group.name, label)] = value
-                if group.is_multiclass:
-                    decided[group.name] = max(values, key=values.__getitem__)
-                else:
-                    decided[group.name] = [
-                        label
-                        for label, value in values.items()
-                        if value >= group.threshold_for(label, default)
-                    ]
+                labels = [label for label, keep in zip(group.labels, picks[i]) if keep]
+                decided[group.name] = labels[0] if group.is_multiclass else labels
             # Several mtl_textcat components in one pipeline each add their groups.
             doc._.mtl_scores = {**(doc._.mtl_scores or {}), **by_group}
             doc._.mtl_labels = {**(doc._.mtl_labels or {}), **decided}
@@ -433,6 +434,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
             output.set_dim("nO", n_labels)
             if self.model.has_dim("nO") is None:  # a dim, not yet set
                 self.model.set_dim("nO", n_labels)
+        self.model.attrs[FINGERPRINT_ATTR] = self.schema.fingerprint()
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update this component's weights, at `lr_scale` times the optimizer's rate."""
@@ -444,12 +446,37 @@ class MultiGroupTextCategorizer(TrainablePipe):
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()):
         result = super().from_bytes(bytes_data, exclude=exclude)
         self._load_schema_from_cfg()
+        self._check_fingerprint()
         return result
 
     def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()):
+        path = Path(path)
         result = super().from_disk(path, exclude=exclude)
-        self._load_schema_from_cfg()
+        try:
+            self._load_schema_from_cfg()
+            self._check_fingerprint()
+        except (SchemaError, ValueError) as err:
+            raise ModelLoadError(path.parent, f"{path.name}/cfg", str(err)) from err
         return result
+
+    def _check_fingerprint(self) -> None:
+        """Refuse weights whose output columns are not the ones the loaded schema names."""
+        expected = self.schema.fingerprint()
+        saved = self.model.attrs.get(FINGERPRINT_ATTR)
+        if saved is None:
+            # Saved before fingerprints existed: the output width is all there is to check.
+            width = self._model_width()
+            if width is not None and width != expected["n_labels"]:
+                raise SchemaError(
+                    Errors.E301.format(
+                        diff=f"{width} outputs in the weights, {expected['n_labels']} labels in cfg"
+                    )
+                )
+            return
+        if _plain(saved) != _plain(expected):
+            raise SchemaError(
+                Errors.E301.format(diff=f"weights {_describe(saved)}; cfg {_describe(expected)}")
+            )
 
     def _load_schema_from_cfg(self) -> None:
         # srsly's JSON reader can return a float one ulp off what was written (0.6 comes back
@@ -471,6 +498,22 @@ class _ScaledOptimizer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._optimizer, name)
+
+
+def _plain(value: Any) -> Any:
+    """Lists for tuples, recursively (msgpack gives lists back)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return value
+
+
+def _describe(fingerprint: Mapping[str, Any]) -> str:
+    groups = "; ".join(
+        f"{name} ({kind}: {', '.join(labels)})" for name, kind, labels in fingerprint["groups"]
+    )
+    return f"{fingerprint['n_labels']} outputs: {groups}"
 
 
 def _round_floats(value: Any) -> Any:

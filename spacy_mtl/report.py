@@ -35,10 +35,10 @@ from .calibration import (
     precision_recall_curve,
     reliability_bins,
 )
-from .pipeline import MultiGroupTextCategorizer
+from .loading import find_component, mtl_component_names
 from .schema import GroupSchema, LabelGroup
 from .scorer import roc_auc, score_arrays
-from .tune import get_mtl_component, read_gold
+from .tune import read_gold
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -181,32 +181,13 @@ def metrics_dict(scores: Dict[str, Any]) -> Dict[str, float]:
     return out
 
 
-def mtl_components(nlp: Language, names: Optional[Sequence[str]] = None) -> List[str]:
-    """Names of the pipeline's mtl_textcat components (checked when given)."""
-    if names:
-        for name in names:
-            if name not in nlp.pipe_names:
-                raise ValueError(
-                    f"The pipeline has no component {name!r} (components: {nlp.pipe_names})."
-                )
-            if not isinstance(nlp.get_pipe(name), MultiGroupTextCategorizer):
-                raise ValueError(f"Component {name!r} is not an mtl_textcat component.")
-        return list(names)
-    found = [name for name, proc in nlp.pipeline if isinstance(proc, MultiGroupTextCategorizer)]
-    if not found:
-        raise ValueError(
-            f"The pipeline has no mtl_textcat component (components: {nlp.pipe_names})."
-        )
-    return found
-
-
 def group_reports(
     nlp: Language, examples: Sequence[Example], components: Optional[Sequence[str]] = None
 ) -> List[GroupReport]:
     """Per-group report data from examples whose predicted docs hold the pipeline's cats."""
     reports = []
-    for name in mtl_components(nlp, components):
-        schema: GroupSchema = get_mtl_component(nlp, name).schema
+    for name in mtl_component_names(nlp, components):
+        schema: GroupSchema = find_component(nlp, name).schema
         truths, masks = read_gold(schema, examples)
         probs = numpy.asarray(
             [[float(eg.predicted.cats.get(key, 0.0)) for key in schema.keys] for eg in examples],
@@ -310,7 +291,7 @@ def evaluate_to_dir(
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate got no examples: check the corpus path.")
-    components = mtl_components(nlp, components)
+    components = mtl_component_names(nlp, components)
     if plots:
         _matplotlib()  # fail before the (slow) prediction, not after it
     predicted, scores = predict_examples(nlp, examples, batch_size=batch_size)

@@ -5,7 +5,9 @@ A `GroupSchema` is immutable; "changing" it returns a new one.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy
 
 from .errors import Errors, SchemaError, format_labels
 
@@ -137,6 +139,42 @@ class LabelGroup:
     def threshold_for(self, label: str, default: float = DEFAULT_THRESHOLD) -> float:
         return float(self.thresholds.get(label, default))
 
+    def resolved_thresholds(self, default: float = DEFAULT_THRESHOLD) -> Tuple[float, ...]:
+        """Each label's decision threshold in label order, `default` where none is set."""
+        return tuple(self.threshold_for(label, default) for label in self.labels)
+
+    def decide_matrix(self, scores: Any, default: float = DEFAULT_THRESHOLD) -> numpy.ndarray:
+        """The decisions of a batch: a bool array (n_docs, n_labels), True where chosen.
+
+        The one decision rule of spacy_mtl (component, scorer and predict use it).
+        Multiclass: the most probable label, the first one on ties (numpy's argmax).
+        Multilabel: every label whose score is at or above its threshold.
+
+        scores (array-like): The group's scores (probabilities), (n_docs, n_labels).
+        default (float): The threshold of labels without their own (the component's).
+        """
+        s = numpy.asarray(scores, dtype="f8").reshape((-1, len(self.labels)))
+        if self.is_multiclass:
+            chosen = numpy.zeros(s.shape, dtype=bool)
+            if s.shape[1]:
+                chosen[numpy.arange(len(s)), s.argmax(axis=1)] = True
+            return chosen
+        # In float64: a float32 score is compared with the threshold as written.
+        thresholds = numpy.asarray(self.resolved_thresholds(default), dtype="f8")
+        return s >= thresholds[None, :]
+
+    def decide(
+        self, scores: Sequence[float], default: float = DEFAULT_THRESHOLD
+    ) -> Union[str, List[str]]:
+        """The decision of one doc: a label (multiclass) or a list of labels (multilabel).
+
+        scores (Sequence[float]): The group's scores in label order.
+        default (float): The threshold of labels without their own (the component's).
+        """
+        chosen = self.decide_matrix([list(scores)], default)[0]
+        picked = [label for label, keep in zip(self.labels, chosen) if keep]
+        return picked[0] if self.is_multiclass else picked
+
     def label_weights(self, which: str) -> Optional[List[float]]:
         """Per-label `class_weights` or `pos_weight` as a list in label order, or None."""
         weights: Mapping[str, float] = getattr(self, which)
@@ -265,6 +303,22 @@ class GroupSchema:
             out.append((group, start, start + len(group.labels)))
             start += len(group.labels)
         return out
+
+    def decide(self, row: Sequence[float]) -> Dict[str, Union[str, List[str]]]:
+        """{group: decision} of one doc's scores (all groups, in output order), at the
+        schema's thresholds (the component-wide one where a label has none)."""
+        return {g.name: g.decide(row[start:end], self.threshold) for g, start, end in self.slices()}
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """What the model's output columns mean: groups, kinds, labels and output width.
+
+        Saved with the weights and compared on load, so a `cfg` edited or swapped after
+        training (groups reordered, a label removed) is refused instead of mislabelling.
+        """
+        return {
+            "groups": [[g.name, g.kind, list(g.labels)] for g in self.groups],
+            "n_labels": self.n_labels,
+        }
 
     @property
     def is_complete(self) -> bool:

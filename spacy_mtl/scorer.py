@@ -118,7 +118,7 @@ def _score_multiclass(
     if not annotated.any():
         return _none_scores(names)
     gold = y[annotated].argmax(axis=1)
-    pred = s[annotated].argmax(axis=1)
+    pred = group.decide_matrix(s[annotated]).argmax(axis=1)
     per_type = {}
     for j, label in enumerate(group.labels):
         tp = float(((pred == j) & (gold == j)).sum())
@@ -139,10 +139,7 @@ def _score_multilabel(
     names += ["f_per_type", "auc_per_type"]
     if not annotated.any():
         return _none_scores(names)
-    thresholds = numpy.asarray(
-        [group.threshold_for(label, default_threshold) for label in group.labels], dtype="f"
-    )
-    pred = s >= thresholds[None, :]
+    pred = group.decide_matrix(s, default_threshold)
     gold = y > 0.5
     tp = ((pred & gold) & annotated).sum(axis=0).astype(float)
     fp = ((pred & ~gold) & annotated).sum(axis=0).astype(float)

@@ -17,7 +17,6 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import minibatch
 
@@ -32,7 +31,7 @@ from .calibration import (
     group_nll,
 )
 from .gold import GoldReader
-from .pipeline import MultiGroupTextCategorizer
+from .loading import docs_before, find_component
 from .schema import GroupSchema, LabelGroup, split_key
 from .scorer import score_arrays
 
@@ -137,7 +136,7 @@ def tune_pipeline(
 
     DOCS: docs/evaluate.md
     """
-    comp = get_mtl_component(nlp, component)
+    comp = find_component(nlp, component)
     examples = list(examples)
     if not examples:
         raise ValueError("tune got no dev examples: check the dev corpus path.")
@@ -265,21 +264,6 @@ def tune_arrays(
     return new_schema, results
 
 
-def get_mtl_component(nlp: Language, name: str) -> MultiGroupTextCategorizer:
-    """The pipeline's `mtl_textcat` component called `name`, with a clear error otherwise."""
-    if name not in nlp.pipe_names:
-        raise ValueError(
-            f"The pipeline has no component {name!r} (components: {nlp.pipe_names}). "
-            "Pass the name of the mtl_textcat component with --component."
-        )
-    comp = nlp.get_pipe(name)
-    if not isinstance(comp, MultiGroupTextCategorizer):
-        raise ValueError(
-            f"Component {name!r} is a {type(comp).__name__}, not an mtl_textcat component."
-        )
-    return comp
-
-
 def read_gold(
     schema: GroupSchema, examples: Iterable[Example]
 ) -> Tuple[numpy.ndarray, numpy.ndarray]:
@@ -311,18 +295,8 @@ def collect_logits(
     The components before it (e.g. the transformer its listener reads) run first; the
     component itself and the ones after it do not run.
     """
-    comp = get_mtl_component(nlp, component)
-    before = []
-    for name, proc in nlp.pipeline:
-        if name == component:
-            break
-        before.append(proc)
-    docs: Iterable[Doc] = (nlp.make_doc(text) for text in texts)
-    for proc in before:
-        if hasattr(proc, "pipe"):
-            docs = proc.pipe(docs, batch_size=batch_size)
-        else:
-            docs = (proc(doc) for doc in docs)
+    comp = find_component(nlp, component)
+    docs = docs_before(nlp, component, texts, batch_size=batch_size)
     ops = comp.model.ops
     chunks = []
     progress = None

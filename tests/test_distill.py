@@ -237,5 +237,5 @@ def test_distill_labels_cli(tmp_path) -> None:
 
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "oops"}\n')
     result = CliRunner().invoke(app, [*args[:2], "-c", str(tmp_path / "bad.jsonl"), "-o", str(out)])
-    assert result.exit_code != 0
-    assert "bad.jsonl:2" in str(result.exception)
+    assert result.exit_code == 1  # a clear message, not a traceback
+    assert "bad.jsonl:2" in result.output

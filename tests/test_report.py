@@ -195,7 +195,8 @@ def test_cli_bad_paths_fail_clearly(trained, tmp_path, command) -> None:
     args[2] = str(root / "dev.spacy")
     result = runner.invoke(app, args)
     assert result.exit_code != 0
-    assert "not found" in result.output.lower()
+    assert result.exit_code == 1
+    assert "no such folder or installed pipeline package" in result.output
     assert "no_model" in result.output
 
 

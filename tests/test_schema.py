@@ -114,3 +114,44 @@ def test_reduction_defaults_to_doc_is_saved_and_validated() -> None:
         GroupSchema.from_config({"e": {"kind": "multilabel", "labels": ["a"], "reduction": "x"}})
     with pytest.raises(SchemaError, match="reduction"):
         GroupSchema.from_config({"s": {"kind": "multiclass", "labels": ["x"], "reduction": "pair"}})
+
+
+def test_decide_multiclass_takes_first_argmax() -> None:
+    group = LabelGroup("sentiment", "multiclass", ("neg", "neu", "pos"))
+    assert group.decide([0.2, 0.5, 0.3]) == "neu"
+    assert group.decide([0.4, 0.2, 0.4]) == "neg"  # ties: the first, as numpy's argmax
+    matrix = group.decide_matrix([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
+    assert matrix.tolist() == [[False, True, False], [True, False, False]]
+
+
+def test_decide_multilabel_uses_own_threshold_else_the_default() -> None:
+    group = LabelGroup("emotion", "multilabel", ("joy", "anger"), thresholds={"joy": 0.8})
+    assert group.decide([0.7, 0.3], default=0.25) == ["anger"]  # 0.7 < 0.8; 0.3 >= 0.25
+    assert group.decide([0.8, 0.3], default=0.5) == ["joy"]  # at the threshold: chosen
+    assert group.resolved_thresholds(0.4) == (0.8, 0.4)
+
+
+def test_schema_decide_resolves_the_component_threshold() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "sentiment": {"kind": "multiclass", "labels": ["neg", "pos"]},
+            "emotion": {"kind": "multilabel", "labels": ["joy", "anger"]},
+        },
+        threshold=0.3,
+    )
+    assert schema.decide([0.1, 0.9, 0.35, 0.2]) == {"sentiment": "pos", "emotion": ["joy"]}
+
+
+def test_fingerprint_names_groups_labels_and_width() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y"]},
+            "b": {"kind": "multilabel", "labels": ["z"]},
+        }
+    )
+    assert schema.fingerprint() == {
+        "groups": [["a", "multiclass", ["x", "y"]], ["b", "multilabel", ["z"]]],
+        "n_labels": 3,
+    }
+    swapped = GroupSchema(groups=tuple(reversed(schema.groups)))
+    assert swapped.fingerprint() != schema.fingerprint()

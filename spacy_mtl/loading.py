@@ -1,0 +1,157 @@
+"""Loading a pipeline and finding its `mtl_textcat` components: one way for every workflow.
+
+- `load_pipeline`: a folder or installed package, on GPU if asked; any failure becomes one
+  `ModelLoadError` naming the folder, the damaged or missing file and what is wrong.
+- `find_component` / `mtl_component_names`: the component(s) a workflow works on.
+- `docs_before`: docs run through the components before ours (its listener's transformer),
+  not through ours or the ones after.
+"""
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import srsly
+from spacy.language import Language
+from spacy.tokens import Doc
+from thinc.api import Config
+
+from .errors import ComponentError, Errors, ModelLoadError
+from .pipeline import MultiGroupTextCategorizer
+
+PathLike = Union[str, Path]
+
+
+def load_pipeline(model: Union[PathLike, Language], gpu_id: int = -1) -> Language:
+    """A pipeline: `model` itself if it is one, else `spacy.load` of a folder or package.
+
+    model (Union[str, Path, Language]): A pipeline folder, an installed package's name, or a
+        loaded pipeline (returned as it is).
+    gpu_id (int): GPU to load onto; -1 for CPU.
+    RETURNS (Language): The pipeline.
+    RAISES ModelLoadError: No such folder or package, or a file in the folder is damaged
+        (its name and the problem in the message).
+    """
+    if isinstance(model, Language):
+        return model
+    import spacy
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    path = Path(model)
+    if not path.exists():
+        if spacy.util.is_package(str(model)):
+            return spacy.load(str(model))
+        raise ModelLoadError(model, None, "no such folder or installed pipeline package")
+    if not path.is_dir():
+        raise ModelLoadError(model, None, "not a folder (a pipeline is saved as a folder)")
+    problem = _check_folder(path)
+    if problem is not None:
+        raise ModelLoadError(path, *problem)
+    try:
+        return spacy.load(path)
+    except ModelLoadError:
+        raise
+    except Exception as err:
+        file, what = _diagnose(path, err)
+        raise ModelLoadError(path, file, what) from err
+
+
+def _check_folder(path: Path) -> Optional[Tuple[Optional[str], str]]:
+    """(file, problem) of what is missing or unreadable before spaCy reads anything."""
+    config_path = path / "config.cfg"
+    if not config_path.exists():
+        return "config.cfg", "missing (is this a pipeline folder saved with nlp.to_disk?)"
+    try:
+        config = Config().from_disk(config_path, interpolate=False)
+        list(config["nlp"]["pipeline"])
+    except Exception as err:
+        return "config.cfg", f"not a valid config ({_one_line(err)})"
+    meta = path / "meta.json"
+    if meta.exists():
+        problem = _read_problem(meta)
+        if problem:
+            return "meta.json", problem
+    return None
+
+
+def _diagnose(path: Path, err: Exception) -> Tuple[Optional[str], str]:
+    """The first damaged file in the folder, or (None, the error) if none is found."""
+    missing = getattr(err, "filename", None)
+    if isinstance(err, OSError) and missing:
+        try:
+            return str(Path(missing).resolve().relative_to(path.resolve())), "missing"
+        except ValueError:
+            return str(missing), "missing"
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        problem = _read_problem(file)
+        if problem:
+            return str(file.relative_to(path)), problem
+    return None, f"{type(err).__name__}: {_one_line(err)}"
+
+
+def _read_problem(file: Path) -> Optional[str]:
+    """Why `file` cannot be read in its format (JSON or msgpack), or None."""
+    name = file.name
+    try:
+        if name == "cfg" or name.endswith(".json") or name == "vectors.cfg":
+            srsly.read_json(file)
+        elif name in ("model", "tokenizer", "key2row") or name.endswith(".bin"):
+            srsly.msgpack_loads(file.read_bytes())
+        else:
+            return None
+    except Exception as err:
+        kind = "JSON" if name == "cfg" or name.endswith((".json", ".cfg")) else "msgpack"
+        return f"damaged or truncated {kind} ({type(err).__name__}: {_one_line(err)})"
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def mtl_component_names(nlp: Language, names: Optional[Sequence[str]] = None) -> List[str]:
+    """The given component names, checked to be mtl_textcat components; by default all of
+    the pipeline's mtl_textcat components, in pipeline order (at least one)."""
+    if names:
+        for name in names:
+            find_component(nlp, name)
+        return list(names)
+    found = [name for name, proc in nlp.pipeline if isinstance(proc, MultiGroupTextCategorizer)]
+    if not found:
+        raise ComponentError(Errors.E304.format(names=nlp.pipe_names))
+    return found
+
+
+def find_component(nlp: Language, name: Optional[str] = None) -> MultiGroupTextCategorizer:
+    """The pipeline's mtl_textcat component `name`; with no name, its only one.
+
+    RAISES ComponentError: No such component, not an mtl_textcat, or (name None) none or
+        several to choose from.
+    """
+    if name is None:
+        names = mtl_component_names(nlp)
+        if len(names) > 1:
+            raise ComponentError(Errors.E305.format(names=names))
+        name = names[0]
+    if name not in nlp.pipe_names:
+        raise ComponentError(Errors.E302.format(name=name, names=nlp.pipe_names))
+    comp = nlp.get_pipe(name)
+    if not isinstance(comp, MultiGroupTextCategorizer):
+        raise ComponentError(Errors.E303.format(name=name, type=type(comp).__name__))
+    return comp
+
+
+def docs_before(
+    nlp: Language, component: str, texts: Iterable[Union[str, Doc]], *, batch_size: int = 64
+) -> Iterator[Doc]:
+    """Docs of `texts` run through the components before `component`, in input order.
+
+    What `component` needs to predict (e.g. the transformer its listener reads); neither the
+    component itself nor the ones after it run.
+    """
+    names = nlp.pipe_names
+    out: Iterable[Doc] = (text if isinstance(text, Doc) else nlp.make_doc(text) for text in texts)
+    for name in names[: names.index(component)]:
+        proc: Any = nlp.get_pipe(name)
+        out = proc.pipe(out, batch_size=batch_size) if hasattr(proc, "pipe") else map(proc, out)
+    return iter(out)

@@ -1,0 +1,193 @@
+"""Loading pipelines: damaged folders give one error naming folder + file; the schema
+fingerprint refuses a cfg that no longer matches the weights; the one component finder."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import spacy
+import srsly
+from conftest import GROUPS, TRAIN_DATA, make_examples, make_nlp
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_mtl.cli import app
+from spacy_mtl.errors import ComponentError, ModelLoadError
+from spacy_mtl.loading import docs_before, find_component, load_pipeline, mtl_component_names
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    nlp.update(examples, sgd=optimizer)
+    root = tmp_path_factory.mktemp("saved")
+    nlp.to_disk(root / "model")
+    db = DocBin()
+    for text, cats in TRAIN_DATA:
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        db.add(doc)
+    db.to_disk(root / "dev.spacy")
+    return root
+
+
+def _copy(saved: Path, tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    shutil.copytree(saved / "model", model)
+    return model
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _extra_bytes(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\x00\x01junk")
+
+
+def _bad_json(path: Path) -> None:
+    path.write_text('{"groups": ', encoding="utf8")
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+DAMAGE = [
+    ("truncated weights", "mtl_textcat/model", _truncate),
+    ("extra bytes", "mtl_textcat/model", _extra_bytes),
+    ("bad cfg", "mtl_textcat/cfg", _bad_json),
+    ("bad config", "config.cfg", lambda p: p.write_text("[nlp\nlang = ", encoding="utf8")),
+    ("missing config", "config.cfg", _remove),
+    ("bad meta", "meta.json", _bad_json),
+    ("truncated tokenizer", "tokenizer", _truncate),
+]
+
+
+@pytest.mark.parametrize("what,file,damage", DAMAGE, ids=[d[0] for d in DAMAGE])
+def test_damaged_folder_names_folder_and_file(saved, tmp_path, what, file, damage) -> None:
+    model = _copy(saved, tmp_path)
+    damage(model / file)
+    with pytest.raises(ModelLoadError) as info:
+        load_pipeline(model)
+    err = info.value
+    assert err.folder == str(model)
+    assert err.file == file
+    assert str(model) in str(err) and file in str(err)
+    assert "\n" not in str(err)
+
+
+def test_missing_folder_and_file_instead_of_folder(tmp_path) -> None:
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_pipeline(tmp_path / "nope")
+    (tmp_path / "file").write_text("x", encoding="utf8")
+    with pytest.raises(ModelLoadError, match="not a folder"):
+        load_pipeline(tmp_path / "file")
+
+
+def _edit_cfg(model: Path, edit) -> None:
+    path = model / "mtl_textcat" / "cfg"
+    cfg = srsly.read_json(path)
+    edit(cfg)
+    srsly.write_json(path, cfg)
+
+
+def test_swapped_groups_in_cfg_are_refused(saved, tmp_path) -> None:
+    model = _copy(saved, tmp_path)
+    _edit_cfg(model, lambda cfg: cfg.update(groups=dict(reversed(list(cfg["groups"].items())))))
+    with pytest.raises(ModelLoadError) as info:
+        load_pipeline(model)
+    assert info.value.file == "mtl_textcat/cfg"
+    assert "edited or swapped" in str(info.value)
+
+
+def test_swapped_labels_in_cfg_are_refused(saved, tmp_path) -> None:
+    """Same groups, same width, two labels swapped: would mislabel silently."""
+    model = _copy(saved, tmp_path)
+
+    def swap(cfg):
+        labels = cfg["groups"]["sentiment"]["labels"]
+        labels[0], labels[2] = labels[2], labels[0]
+
+    _edit_cfg(model, swap)
+    with pytest.raises(ModelLoadError, match="edited or swapped"):
+        load_pipeline(model)
+
+
+def test_removed_label_in_cfg_is_refused(saved, tmp_path) -> None:
+    model = _copy(saved, tmp_path)
+    _edit_cfg(model, lambda cfg: cfg["groups"]["emotion"]["labels"].pop())
+    with pytest.raises(ModelLoadError, match="5 outputs"):
+        load_pipeline(model)
+
+
+def test_threshold_edits_in_cfg_are_accepted(saved, tmp_path) -> None:
+    """The fingerprint covers what the columns mean, not the decision settings."""
+    model = _copy(saved, tmp_path)
+    _edit_cfg(model, lambda cfg: cfg.update(threshold=0.3))
+    assert find_component(load_pipeline(model)).schema.threshold == pytest.approx(0.3)
+
+
+def test_fingerprint_round_trips_through_bytes(saved) -> None:
+    nlp = spacy.load(saved / "model")
+    comp = find_component(nlp)
+    other = make_nlp(GROUPS)
+    other.get_pipe("mtl_textcat").from_bytes(comp.to_bytes())
+    assert other.get_pipe("mtl_textcat").schema.keys == comp.schema.keys
+
+
+# Every command that takes a model, with arguments that are otherwise valid.
+def _commands(model: Path, root: Path, tmp_path: Path):
+    dev = str(root / "dev.spacy")
+    raw = tmp_path / "raw.txt"
+    raw.write_text("i love it\n", encoding="utf8")
+    return {
+        "tune": ["tune", str(model), dev, str(tmp_path / "tuned")],
+        "evaluate": ["evaluate", str(model), dev, "--output", str(tmp_path / "eval")],
+        "distill-labels": [
+            "distill-labels",
+            str(model),
+            "--corpus",
+            str(raw),
+            "-o",
+            str(tmp_path / "d.spacy"),
+        ],
+    }
+
+
+@pytest.mark.parametrize("command", ["tune", "evaluate", "distill-labels"])
+def test_cli_damaged_model_prints_one_line(saved, tmp_path, command) -> None:
+    model = _copy(saved, tmp_path)
+    _truncate(model / "mtl_textcat" / "model")
+    result = CliRunner().invoke(app, _commands(model, saved, tmp_path)[command])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert str(model) in lines[0] and "mtl_textcat/model" in lines[0]
+
+
+def test_find_component_and_names(saved) -> None:
+    nlp = spacy.load(saved / "model")
+    assert find_component(nlp) is nlp.get_pipe("mtl_textcat")
+    assert mtl_component_names(nlp) == ["mtl_textcat"]
+    nlp.add_pipe("sentencizer")
+    with pytest.raises(ComponentError, match="not an mtl_textcat"):
+        find_component(nlp, "sentencizer")
+    with pytest.raises(ComponentError, match="no component 'nope'"):
+        find_component(nlp, "nope")
+    blank = spacy.blank("en")
+    with pytest.raises(ComponentError, match="no mtl_textcat component"):
+        find_component(blank)
+
+
+def test_docs_before_runs_only_earlier_components(saved) -> None:
+    nlp = spacy.load(saved / "model")
+    nlp.add_pipe("sentencizer", first=True)
+    docs = list(docs_before(nlp, "mtl_textcat", ["a b. c d", "e"], batch_size=1))
+    assert [d.text for d in docs] == ["a b. c d", "e"]
+    assert docs[0].has_annotation("SENT_START")  # the sentencizer ran
+    assert docs[0].cats == {}  # the component did not
