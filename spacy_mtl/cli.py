@@ -393,7 +393,7 @@ def predict_command(
 
     from wasabi import msg
 
-    from .predict import PredictError, predict_file, progress_path
+    from .workflows.predict import PredictError, predict_file, progress_path
 
     if n_process > 1:
         # The tokenizers library warns in every forked process otherwise.
@@ -511,8 +511,8 @@ def predict_distributed_command(
 
     from wasabi import msg
 
-    from .distributed import local_cluster, predict_distributed
-    from .predict import PredictError
+    from .workflows.distributed import local_cluster, predict_distributed
+    from .workflows.predict import PredictError
 
     try:
         if address is None:

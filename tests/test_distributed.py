@@ -15,8 +15,8 @@ from conftest import GROUPS, make_examples, make_nlp, shared_data_dir
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
-from spacy_mtl.distributed import MTLPredictor, output_mode
-from spacy_mtl.predict import PredictError, predict_file
+from spacy_mtl.workflows.distributed import MTLPredictor, output_mode
+from spacy_mtl.workflows.predict import PredictError, predict_file
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -119,7 +119,7 @@ def ray_cluster() -> Iterator[Any]:
     """A Ray cluster on this machine: 2 worker CPUs plus 1 for reading and writing,
     loopback only, a small object store; started and stopped here."""
     pytest.importorskip("ray.data")
-    from spacy_mtl.distributed import local_cluster
+    from spacy_mtl.workflows.distributed import local_cluster
 
     # A short session path: Ray puts Unix sockets in it (at most 107 characters).
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
@@ -216,7 +216,7 @@ def test_distributed_matches_local(ray_cluster: Any, model_dir: Path, tmp_path: 
 def _run(
     model_dir: Path, src: Path, output: Path, options: Dict[str, Any], rows: int, **kw: Any
 ) -> Any:
-    from spacy_mtl.distributed import predict_distributed
+    from spacy_mtl.workflows.distributed import predict_distributed
 
     return predict_distributed(
         model_dir, src, output, num_workers=2, rows_per_call=rows, **options, **kw

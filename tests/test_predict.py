@@ -13,7 +13,7 @@ from spacy.language import Language
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
-from spacy_mtl.predict import (
+from spacy_mtl.workflows.predict import (
     Chunk,
     OutputColumns,
     PredictError,

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .predict import (
-    _SEPARATORS,
-    _SUFFIXES,
     DEFAULT_LABEL_SEP,
     Chunk,
     OutputColumns,
@@ -37,14 +35,16 @@ from .predict import (
     get_schema,
     load_model,
     open_writer,
+    parts_dir,
     progress_path,
 )
+from .predict.formats import SEPARATORS, SUFFIXES
 
 RAY_EXTRA = 'The distributed engine needs Ray Data: pip install "spacy-mtl[distributed]".'
 # Rows per call of a worker; the pipeline batches them by `batch_size` inside the call.
 DEFAULT_ROWS_PER_CALL = 1024
 # Output layouts of the workers: formatted for Ray's writer of a format, or "raw" (every
-# score as a flat column, formatted on the driver by predict.py's writers).
+# score as a flat column, formatted on the driver by predict's writers).
 _LAYOUTS = ("raw", "csv", "tsv", "jsonl", "parquet")
 
 
@@ -149,7 +149,7 @@ class MTLPredictor:
                     self.out.nested_scores_column, self.out.nested_scores_array(scores)
                 )
         else:
-            joined = self.layout in _SEPARATORS
+            joined = self.layout in SEPARATORS
             for name, array in self.out.arrow_columns(scores, joined=joined):
                 if self.layout == "raw" and name in self.out.label_columns:
                     continue  # the driver decides the labels from the scores
@@ -278,7 +278,7 @@ def csv_header(path: str, fmt: str, *, quoting: bool = True) -> List[str]:
         head = stream.read(1 << 20).decode("utf-8-sig", errors="replace")
     reader = csv.reader(
         io.StringIO(head, newline=""),
-        delimiter=_SEPARATORS[fmt],
+        delimiter=SEPARATORS[fmt],
         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
     )
     return next(reader, [])
@@ -317,7 +317,7 @@ def read_dataset(
         file_extensions=None,
         read_options=pacsv.ReadOptions(column_names=list(columns)) if columns else None,
         parse_options=pacsv.ParseOptions(
-            delimiter=_SEPARATORS[fmt],
+            delimiter=SEPARATORS[fmt],
             quote_char='"' if quoting else False,
             newlines_in_values=True,
         ),
@@ -368,7 +368,7 @@ def output_mode(output: str, given: Optional[str] = None) -> str:
         return given
     if "://" in output or output.endswith(("/", os.sep)):
         return "dir"
-    return "file" if Path(output).suffix.lower() in _SUFFIXES else "dir"
+    return "file" if Path(output).suffix.lower() in SUFFIXES else "dir"
 
 
 class _PartNames:
@@ -487,7 +487,7 @@ def predict_distributed(
 
 
 def _output_format(output: str, given: Optional[str], in_fmt: str, mode: str) -> str:
-    if given is not None or (mode == "file" and Path(output).suffix.lower() in _SUFFIXES):
+    if given is not None or (mode == "file" and Path(output).suffix.lower() in SUFFIXES):
         return file_format(output, given, what="output")
     return in_fmt
 
@@ -504,7 +504,7 @@ def _check_output_file(path: Path, overwrite: bool) -> None:
 
 
 class _BatchSource:
-    """What predict.py's writers need to know about the input, for Ray batches."""
+    """What predict's writers need to know about the input, for Ray batches."""
 
     def __init__(self, path: str, fmt: str, arrow_schema: Any) -> None:
         self.path = path
@@ -553,8 +553,6 @@ def _write_file(
     if out_fmt == "parquet":
         import shutil
 
-        from .predict import parts_dir
-
         shutil.rmtree(parts_dir(path), ignore_errors=True)
     summary.files = [str(path)]
 
@@ -590,7 +588,7 @@ def _write_dir(predicted: Any, output: str, out_fmt: str, overwrite: bool) -> No
             **save,
             arrow_csv_args_fn=lambda: {
                 "write_options": pacsv.WriteOptions(
-                    delimiter=_SEPARATORS[out_fmt], quoting_style="needed"
+                    delimiter=SEPARATORS[out_fmt], quoting_style="needed"
                 )
             },
         )

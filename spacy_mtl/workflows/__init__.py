@@ -1,0 +1,1 @@
+"""Workflows built on the component: prediction over files (local and distributed)."""

@@ -1,0 +1,248 @@
+"""`predict_file`: read, predict, write and commit chunk after chunk; resume after a stop."""
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Union
+
+from spacy.language import Language
+
+from .columns import OutputColumns
+from .formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_LABEL_SEP,
+    PathLike,
+    PredictError,
+    file_format,
+    resolve_output_format,
+)
+from .inference import get_schema, iter_predictions, load_model
+from .readers import Chunk, Reader, read_chunks
+from .resume import (
+    progress_path,
+    remove_output,
+    run_settings,
+    start_or_resume,
+    write_json_atomic,
+)
+from .writers import open_writer, parts_dir
+
+
+@dataclass
+class PredictSummary:
+    """What a `predict_file` run did.
+
+    rows (int): Rows in the output (input rows, in order).
+    rows_this_run (int): Rows predicted by this run (rows minus those resumed).
+    resumed_rows (int): Rows an earlier, interrupted run had already written.
+    empty (int): Rows with an empty or missing text (empty prediction), all runs.
+    truncated (int): Texts cut to nlp.max_length characters, all runs.
+    chunks (int): Chunks in the output.
+    seconds (float): Wall time of this run, loading the pipeline included.
+    load_seconds (float): Of which loading the pipeline.
+    """
+
+    input: Path
+    output: Path
+    input_format: str
+    output_format: str
+    rows: int = 0
+    rows_this_run: int = 0
+    resumed_rows: int = 0
+    empty: int = 0
+    truncated: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    columns: List[str] = field(default_factory=list)
+
+    @property
+    def docs_per_second(self) -> float:
+        """Rows of this run per second of reading, predicting and writing (loading the
+        pipeline not included)."""
+        busy = self.seconds - self.load_seconds
+        return self.rows_this_run / busy if busy > 0 else 0.0
+
+
+def predict_file(
+    model: Union[PathLike, Language],
+    input_path: PathLike,
+    output_path: PathLike,
+    *,
+    text_column: str = "text",
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    component: str = "mtl_textcat",
+    scores: bool = False,
+    batch_size: int = 64,
+    n_process: int = 1,
+    gpu_id: int = -1,
+    sort_by_length: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    columns: Optional[Sequence[str]] = None,
+    quoting: bool = True,
+    prefix: str = "",
+    label_sep: str = DEFAULT_LABEL_SEP,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_chunk: Optional[Callable[[Chunk], None]] = None,
+) -> PredictSummary:
+    """Predict every row of a file and write the rows with their predictions.
+
+    model (Union[str, Path, Language]): A pipeline folder, an installed pipeline package
+        name, or a loaded pipeline.
+    input_path (Union[str, Path]): CSV, TSV, JSONL or Parquet (text formats optionally
+        .gz/.bz2/.xz compressed).
+    output_path (Union[str, Path]): The output file (not compressed).
+    text_column (str): The column (JSON key) with the texts.
+    input_format, output_format (Optional[str]): 'csv', 'tsv', 'jsonl' or 'parquet'; by
+        default from the file names (the output: else the input's format).
+    component (str): The mtl_textcat component to report.
+    scores (bool): Also write every label's score.
+    batch_size (int): Docs per `nlp.pipe` batch.
+    n_process (int): Processes for `nlp.pipe` (CPU only).
+    gpu_id (int): GPU to load `model` on; -1 for CPU.
+    sort_by_length (bool): Run each chunk's texts sorted by length (less padding in a
+        transformer's batches); n_process must be 1.
+    chunk_size (int): Rows read, predicted and committed together (the resume unit).
+    columns (Optional[Sequence[str]]): Column names of a CSV/TSV file without a header.
+    quoting (bool): CSV/TSV input uses quotes ("a, b" and "" inside); False reads quote
+        characters as text (a TSV that never quotes). Output always quotes as needed.
+    prefix (str): Prepended to the added column names (when the input has such columns).
+    label_sep (str): Joins the labels of a multilabel group in a CSV/TSV cell.
+    overwrite (bool): Replace an existing output (and forget an unfinished run).
+    progress (bool): Show a progress bar (docs/s).
+    on_chunk (Optional[Callable[[Chunk], None]]): Called after each chunk is committed.
+    RETURNS (PredictSummary): Counts and timing.
+    DOCS: docs/predict.md
+    """
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    output_path = Path(output_path)
+    in_fmt = file_format(input_path, input_format)
+    out_fmt = resolve_output_format(output_path, output_format, in_fmt)
+    if batch_size < 1 or chunk_size < 1 or n_process < 1:
+        raise PredictError(
+            "batch_size, chunk_size and n_process must be at least 1, got "
+            f"{batch_size}, {chunk_size} and {n_process}."
+        )
+    if n_process > 1 and gpu_id >= 0:
+        raise PredictError("n_process > 1 runs on CPU only; use n_process=1 with a GPU.")
+    if n_process > 1 and sort_by_length:
+        raise PredictError("sort_by_length runs in one process; use n_process=1.")
+    if input_path.resolve() == output_path.resolve():
+        raise PredictError(f"{output_path}: the output would overwrite the input.")
+    nlp = load_model(model, gpu_id)
+    loaded = time.perf_counter()
+    schema = get_schema(nlp, component)
+    out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
+    settings = run_settings(
+        nlp,
+        model,
+        schema,
+        text_column=text_column,
+        input_format=in_fmt,
+        output_format=out_fmt,
+        component=component,
+        scores=scores,
+        columns=list(columns) if columns is not None else None,
+        quoting=quoting,
+        prefix=prefix,
+        label_sep=label_sep,
+    )
+    progress_file = progress_path(output_path)
+    with Reader(
+        input_path, in_fmt, columns=columns, quoting=quoting, chunk_size=chunk_size
+    ) as reader:
+        # The input is checked before anything is written: a misspelt option leaves no
+        # unfinished run behind.
+        if in_fmt != "jsonl":
+            if text_column not in reader.columns:
+                raise PredictError(
+                    f"{input_path}: no column {text_column!r}; the columns are "
+                    f"{reader.columns}. Set --text-column (or --columns for a file without "
+                    "a header)."
+                )
+            out.check_collisions(reader.columns, out_fmt, str(input_path))
+        done = start_or_resume(output_path, out_fmt, progress_file, settings, input_path, overwrite)
+        summary = PredictSummary(input_path, output_path, in_fmt, out_fmt)
+        summary.resumed_rows = summary.rows = done["rows_done"]
+        summary.empty, summary.truncated = done["empty"], done["truncated"]
+        summary.chunks = done["chunks_done"]
+        resume_at = done["position"] if done["rows_done"] or done["chunks_done"] else None
+        writer = open_writer(output_path, out_fmt, out, reader, resume_at=resume_at)
+        bar = _progress_bar(progress, reader.total, done["rows_done"])
+        try:
+            chunks = read_chunks(
+                reader,
+                text_column,
+                chunk_size,
+                max_length=nlp.max_length,
+                skip=done["rows_done"],
+                first_index=done["chunks_done"],
+                reserved=out.names(out_fmt),
+            )
+            for chunk, chunk_scores in iter_predictions(
+                nlp,
+                chunks,
+                out,
+                component=component,
+                batch_size=batch_size,
+                n_process=n_process,
+                sort_by_length=sort_by_length,
+                on_doc=bar.update if bar is not None else None,
+            ):
+                writer.write(chunk, chunk_scores)
+                position = writer.commit()
+                summary.rows += len(chunk.records)
+                summary.rows_this_run += len(chunk.records)
+                summary.empty += chunk.n_empty
+                summary.truncated += chunk.truncated
+                summary.chunks = chunk.index + 1
+                done.update(
+                    rows_done=summary.rows,
+                    chunks_done=summary.chunks,
+                    position=position,
+                    empty=summary.empty,
+                    truncated=summary.truncated,
+                )
+                write_json_atomic(progress_file, done)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+            writer.finish()
+        except BaseException:
+            writer.close()
+            if summary.rows == 0:
+                # Nothing was committed: there is nothing to resume, and a rerun (with
+                # other options, say) should not be told about an unfinished run.
+                remove_output(output_path, progress_file)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        writer.close()
+        summary.columns = [*reader.columns, *out.names(out_fmt)]
+    # The output is complete: the sidecar goes, so a rerun does not "continue" it.
+    progress_file.unlink()
+    if out_fmt == "parquet":
+        shutil.rmtree(parts_dir(output_path), ignore_errors=True)
+    summary.seconds = time.perf_counter() - started
+    summary.load_seconds = loaded - started
+    return summary
+
+
+def _progress_bar(show: bool, total: Optional[int], initial: int) -> Any:
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit=" docs",
+        unit_scale=True,
+        smoothing=0.1,
+        dynamic_ncols=True,
+        leave=True,
+    )
