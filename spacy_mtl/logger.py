@@ -2,7 +2,9 @@
 
 spaCy's own console logger prints one loss column per trainable component. Ours adds one
 column per group of every `mtl_textcat` component (the unweighted `L_g` the component reports
-as `losses["{component}:{group}"]`), and keeps spaCy's score columns.
+as `losses["{component}:{group}"]`), the learned loss weight of each group when the
+component uses uncertainty weighting ("w {group}": exp(−s_g)·weight_g), keeps spaCy's score
+columns, and ends each row with the docs trained on so far per data set.
 
     [training.logger]
     @loggers = "spacy-mtl.ConsoleLogger.v1"
@@ -33,12 +35,16 @@ def make_console_logger(
     ) -> Tuple[LogStep, Callable[[], None]]:
         msg = Printer(no_print=True)
         loss_keys = _loss_keys(nlp)
+        weight_keys = _weight_keys(nlp)
         score_weights = nlp.config["training"]["score_weights"]
         score_cols = [col for col, weight in score_weights.items() if weight is not None]
-        header = ["E", "#"] + [_short(k) for k in loss_keys] + score_cols + ["Score"]
+        weight_titles = [f"w {group}" for _, group in weight_keys]
+        header = ["E", "#"] + [_short(k) for k in loss_keys] + weight_titles
+        header += [*score_cols, "Score", "Docs per data set"]
         widths = [3, 6] + [max(8, len(_short(k))) for k in loss_keys]
-        widths += [max(6, len(c)) for c in score_cols] + [6]
-        aligns = ["r"] * len(header)
+        widths += [max(6, len(t)) for t in weight_titles]
+        widths += [max(6, len(c)) for c in score_cols] + [6, 17]
+        aligns = ["r"] * (len(header) - 1) + ["l"]
         # Closed in finalize(), which spaCy calls when training ends.
         stream = open(output_file, "w", encoding="utf8") if output_file else None  # noqa: SIM115
 
@@ -57,9 +63,15 @@ def make_console_logger(
                 value = info["other_scores"].get(col)
                 value = 0.0 if not isinstance(value, (int, float)) else float(value)
                 scores.append(value if col == "speed" else value * 100)
+            weights = [
+                float(nlp.get_pipe(name).group_loss_weights[group]) for name, group in weight_keys
+            ]
+            seen = _docs_seen(nlp)
             row = [info["epoch"], info["step"]]
-            row += [f"{x:.2f}" for x in losses] + [f"{x:.2f}" for x in scores]
+            row += [f"{x:.2f}" for x in losses] + [f"{x:.3g}" for x in weights]
+            row += [f"{x:.2f}" for x in scores]
             row.append(f"{float(info['score']):.2f}")
+            row.append(" ".join(f"{name} {count}" for name, count in sorted(seen.items())))
             write(msg.row(row, widths=widths, aligns=aligns, spacing=2))
             if stream is not None:
                 record = {
@@ -68,6 +80,8 @@ def make_console_logger(
                     "losses": dict(zip(loss_keys, losses)),
                     "scores": dict(zip(score_cols, scores)),
                     "score": float(info["score"]),
+                    "loss_weights": {f"{n}:{g}": w for (n, g), w in zip(weight_keys, weights)},
+                    "docs_seen": seen,
                 }
                 stream.write(srsly.json_dumps(record) + "\n")
                 stream.flush()
@@ -92,6 +106,25 @@ def _loss_keys(nlp: Language) -> List[str]:
         if schema is not None:
             keys.extend(f"{name}:{group.name}" for group in schema)
     return keys
+
+
+def _weight_keys(nlp: Language) -> List[Tuple[str, str]]:
+    """(component, group) of every mtl_textcat component that learns its group weights."""
+    return [
+        (name, group.name)
+        for name, pipe in nlp.pipeline
+        if getattr(pipe, "weighting", None) == "uncertainty"
+        for group in pipe.schema
+    ]
+
+
+def _docs_seen(nlp: Language) -> Dict[str, int]:
+    """Docs trained on so far per data set, as the first mtl_textcat component counted them."""
+    for _, pipe in nlp.pipeline:
+        seen = getattr(pipe, "docs_seen", None)
+        if seen:
+            return dict(seen)
+    return {}
 
 
 def _short(key: str) -> str:

@@ -12,10 +12,16 @@ The definitions are torch's, with `reduction="mean"` over what is annotated:
   ~1/K of the per-label signal.
 The total is Σ_g weight_g·L_g. A group with nothing annotated in the batch contributes 0 and
 no gradient (torch would return NaN for an empty mean).
+
+Uncertainty weighting (Kendall, Gal & Cipolla 2018, eq. 10 for classification) learns a
+log-variance s_g = log σ_g² per group: the total is Σ_g exp(−s_g)·weight_g·L_g + s_g/2 over
+the groups annotated in the batch. At its optimum exp(−s_g) = 1 / (2·weight_g·L_g): a group
+whose loss is small (an easy or nearly learnt one) is weighted up, a large one down.
 """
 
+import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .schema import GroupSchema
 
@@ -25,6 +31,9 @@ class LossResult:
     total: float
     per_group: Dict[str, float]
     d_logits: Any  # Floats2d on the ops' device
+    # With uncertainty weighting: d total / d s_g, one per group (0 for a group with nothing
+    # annotated in the batch, which says nothing about its variance).
+    d_log_vars: Optional[Any] = None
 
 
 def softplus(xp: Any, x: Any) -> Any:
@@ -101,12 +110,28 @@ def multilabel_loss(
     return loss, d_logits.astype(logits.dtype)
 
 
-def group_loss(xp: Any, schema: GroupSchema, logits: Any, truths: Any, mask: Any) -> LossResult:
-    """Σ_g weight_g · L_g over the schema's groups, with the gradient on all logits."""
+def group_loss(
+    xp: Any,
+    schema: GroupSchema,
+    logits: Any,
+    truths: Any,
+    mask: Any,
+    log_vars: Optional[Sequence[float]] = None,
+) -> LossResult:
+    """Σ_g weight_g · L_g over the schema's groups, with the gradient on all logits.
+
+    log_vars (Optional[Sequence[float]]): s_g per group, in schema order, for uncertainty
+        weighting: the total is then Σ_g exp(−s_g)·weight_g·L_g + s_g/2 over the groups
+        annotated in the batch, and `d_log_vars` holds its gradient with respect to s.
+    """
     d_logits = xp.zeros_like(logits)
     per_group: Dict[str, float] = {}
     total = 0.0
-    for group, start, end in schema.slices():
+    slices = schema.slices()
+    if log_vars is not None and len(log_vars) != len(slices):
+        raise ValueError(f"log_vars has {len(log_vars)} values for {len(slices)} groups.")
+    d_log_vars = None if log_vars is None else [0.0] * len(slices)
+    for g, (group, start, end) in enumerate(slices):
         x = logits[:, start:end]
         y = truths[:, start:end]
         m = mask[:, start:end]
@@ -119,9 +144,15 @@ def group_loss(xp: Any, schema: GroupSchema, logits: Any, truths: Any, mask: Any
             pw = None if weights is None else xp.asarray(weights, dtype=logits.dtype)
             loss, d_x = multilabel_loss(xp, x, y, m, pw, group.reduction)
         per_group[group.name] = loss
-        total += group.weight * loss
-        d_logits[:, start:end] = group.weight * d_x
-    return LossResult(total=total, per_group=per_group, d_logits=d_logits)
+        scale = group.weight
+        if log_vars is not None and d_log_vars is not None and bool(m.any()):
+            precision = math.exp(-float(log_vars[g]))
+            scale = precision * group.weight
+            total += 0.5 * float(log_vars[g])
+            d_log_vars[g] = 0.5 - scale * loss
+        total += scale * loss
+        d_logits[:, start:end] = scale * d_x
+    return LossResult(total=total, per_group=per_group, d_logits=d_logits, d_log_vars=d_log_vars)
 
 
 def activate_group(xp: Any, is_multiclass: bool, logits: Any, temperature: float = 1.0) -> Any:

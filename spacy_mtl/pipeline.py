@@ -3,7 +3,9 @@
 DOCS: README.md, section "The component".
 """
 
+import math
 import warnings
+from collections import Counter
 from itertools import islice, repeat
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
@@ -20,8 +22,8 @@ from thinc.types import Floats2d
 # Registers the architecture and scorer that the default config names: the entry point of
 # the factory must be enough for `spacy train` without --code.
 from . import architectures as _architectures  # noqa: F401
-from . import batchers as _batchers  # noqa: F401
 from . import scorer as _scorer
+from .batchers import dataset_of
 from .distill import TEACHER_ATTR, TeacherReader, blend_targets
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
 from .gold import GoldReader
@@ -48,6 +50,8 @@ upstream = "*"
 FINGERPRINT_ATTR = "mtl_fingerprint"
 
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+# How the group losses are combined (see MultiGroupTextCategorizer.__init__).
+WEIGHTINGS = ("fixed", "uncertainty")
 
 # Only docs that carry teacher logits (doc._.mtl_teacher) are affected: see distill.py.
 DEFAULT_DISTILL_CONFIG = """
@@ -76,6 +80,8 @@ for _name in ("mtl_scores", "mtl_labels", TEACHER_ATTR):
         "threshold": 0.5,
         "distill": DEFAULT_DISTILL,
         "lr_scale": 1.0,
+        "weighting": "fixed",
+        "weighting_lr_scale": 100.0,
         "scorer": {"@scorers": "spacy-mtl.mtl_scorer.v1"},
     },
     default_score_weights={"mtl_score": 1.0},
@@ -88,6 +94,8 @@ def make_mtl_textcat(
     threshold: float,
     distill: Dict[str, Any],
     lr_scale: float,
+    weighting: str,
+    weighting_lr_scale: float,
     scorer: Optional[Callable],
 ) -> "MultiGroupTextCategorizer":
     """Create a `mtl_textcat` component (see MultiGroupTextCategorizer)."""
@@ -99,6 +107,8 @@ def make_mtl_textcat(
         threshold=threshold,
         distill=distill,
         lr_scale=lr_scale,
+        weighting=weighting,
+        weighting_lr_scale=weighting_lr_scale,
         scorer=scorer,
     )
 
@@ -123,6 +133,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
         threshold: float = 0.5,
         distill: Optional[Dict[str, Any]] = None,
         lr_scale: float = 1.0,
+        weighting: str = "fixed",
+        weighting_lr_scale: float = 100.0,
         scorer: Optional[Callable] = _scorer.score_mtl,
     ) -> None:
         """Initialize the component.
@@ -142,6 +154,13 @@ class MultiGroupTextCategorizer(TrainablePipe):
             weights. With a transformer listener those are the pooling heads only (the
             transformer component updates the encoder at the base rate), so a fresh head can
             learn faster than a fine-tuning rate of 2e-5..1e-4 allows.
+        weighting (str): "fixed": the loss is Σ_g weight_g·L_g. "uncertainty": a learned
+            log-variance s_g per group (Kendall et al. 2018) turns it into
+            Σ_g exp(−s_g)·weight_g·L_g + s_g/2; the learned s_g are saved in
+            `cfg["log_vars"]` and `group_loss_weights` gives exp(−s_g)·weight_g.
+        weighting_lr_scale (float): Learning-rate factor of the log-variances (Adam moves
+            each by about the learning rate per update, so at a fine-tuning rate they need a
+            large factor to reach their optimum within a run).
         scorer (Optional[Callable]): Scoring function, `spacy-mtl.mtl_scorer.v1` by default.
         """
         self.vocab = vocab
@@ -156,8 +175,22 @@ class MultiGroupTextCategorizer(TrainablePipe):
         if lr_scale <= 0:
             raise ValueError(f"lr_scale must be positive, got {lr_scale}.")
         self.lr_scale = float(lr_scale)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}.")
+        if weighting_lr_scale <= 0:
+            raise ValueError(f"weighting_lr_scale must be positive, got {weighting_lr_scale}.")
+        self.weighting_lr_scale = float(weighting_lr_scale)
+        self._d_log_vars: Optional[numpy.ndarray] = None
+        # Docs trained on per data set (the logger's last column; not saved).
+        self.docs_seen: Counter = Counter()
         schema = GroupSchema.from_config(groups, threshold=threshold)
-        self.cfg: Dict[str, Any] = {"groups": schema.to_config(), "threshold": schema.threshold}
+        self.cfg: Dict[str, Any] = {
+            "groups": schema.to_config(),
+            "threshold": schema.threshold,
+            "weighting": weighting,
+        }
+        if weighting == "uncertainty":
+            self.cfg["log_vars"] = {name: 0.0 for name in schema.names}
         self._set_schema(schema)
 
     # -- schema -------------------------------------------------------------------------
@@ -192,6 +225,25 @@ class MultiGroupTextCategorizer(TrainablePipe):
         if output is not None and output.has_dim("nO"):
             return output.get_dim("nO")
         return None
+
+    @property
+    def weighting(self) -> str:
+        """ "fixed" or "uncertainty" (see __init__)."""
+        return str(self.cfg.get("weighting", "fixed"))
+
+    @property
+    def log_vars(self) -> Optional[List[float]]:
+        """The learned log-variances s_g in schema order (uncertainty weighting), else None."""
+        if self.weighting != "uncertainty":
+            return None
+        saved = self.cfg.get("log_vars") or {}
+        return [float(saved.get(name, 0.0)) for name in self.schema.names]
+
+    @property
+    def group_loss_weights(self) -> Dict[str, float]:
+        """Each group's effective loss weight: weight_g, times exp(−s_g) when learned."""
+        log_vars = self.log_vars or [0.0] * len(self.schema)
+        return {group.name: group.weight * math.exp(-s) for group, s in zip(self.schema, log_vars)}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -295,6 +347,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         # stored transformer output half used.
         self.gold_weight = float(next(self._gold_weights))
         truths, mask = self._targets(examples)
+        self.docs_seen.update(dataset_of(eg) for eg in examples)
         if not any(len(eg.predicted) for eg in examples):
             # The transformer skips a batch of empty docs: nothing to listen to.
             return losses
@@ -302,6 +355,12 @@ class MultiGroupTextCategorizer(TrainablePipe):
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
         result = self._loss(logits, truths, mask)
         backprop(result.d_logits)
+        if result.d_log_vars is not None:
+            d_log_vars = numpy.asarray(result.d_log_vars, dtype="f")
+            if self._d_log_vars is None:
+                self._d_log_vars = d_log_vars
+            else:
+                self._d_log_vars += d_log_vars
         if sgd is not None:
             self.finish_update(sgd)
         self._add_losses(losses, result)
@@ -322,7 +381,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def _loss(self, logits: Floats2d, truths: Floats2d, mask: Floats2d) -> LossResult:
         ops = self.model.ops
-        return group_loss(ops.xp, self.schema, logits, ops.asarray(truths), ops.asarray(mask))
+        truths, mask = ops.asarray(truths), ops.asarray(mask)
+        return group_loss(ops.xp, self.schema, logits, truths, mask, self.log_vars)
 
     def _add_losses(self, losses: Dict[str, float], result: LossResult) -> None:
         losses[self.name] += result.total
@@ -440,6 +500,18 @@ class MultiGroupTextCategorizer(TrainablePipe):
         """Update this component's weights, at `lr_scale` times the optimizer's rate."""
         scaled = sgd if self.lr_scale == 1.0 else _ScaledOptimizer(sgd, self.lr_scale)
         self.model.finish_update(scaled)  # type: ignore[arg-type]
+        if self._d_log_vars is not None and self.log_vars is not None:
+            log_vars = numpy.asarray(self.log_vars, dtype="f")
+            log_vars, _ = sgd(
+                (self.model.id, "mtl_log_vars"),
+                log_vars,
+                self._d_log_vars,
+                lr_scale=self.weighting_lr_scale,
+            )
+            self.cfg["log_vars"] = {
+                name: float(value) for name, value in zip(self.schema.names, log_vars)
+            }
+            self._d_log_vars = None
 
     # -- serialization ------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The loss and its gradient against torch's own definitions on the same numbers."""
 
+import math
+
 import numpy
 import pytest
 import torch
@@ -173,3 +175,64 @@ def test_activate_matches_torch_with_temperature() -> None:
     x = torch.tensor(logits)
     numpy.testing.assert_allclose(scores[:, :3], torch.softmax(x[:, :3] / 2.0, dim=1), rtol=1e-5)
     numpy.testing.assert_allclose(scores[:, 3:], torch.sigmoid(x[:, 3:] / 0.5), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["doc", "pair"])
+def test_uncertainty_weighting_matches_torch(reduction: str) -> None:
+    """Σ_g exp(−s_g)·w_g·L_g + s_g/2 and its gradients on logits and s, by torch autograd."""
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y", "z"], "weight": 0.7},
+            "b": {
+                "kind": "multilabel",
+                "labels": ["p", "q"],
+                "weight": 2.0,
+                "reduction": reduction,
+            },
+        }
+    )
+    logits = _rng_logits(4, 5, seed=5)
+    truths = numpy.array(
+        [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1], [0, 1, 0, 0, 0]], dtype="f"
+    )
+    mask = numpy.array(
+        [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [0, 0, 0, 1, 1], [1, 1, 1, 0, 0]], dtype="f"
+    )
+    log_vars = [0.4, -0.9]
+    result = group_loss(numpy, schema, logits, truths, mask, log_vars)
+
+    x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(log_vars, dtype=torch.float64, requires_grad=True)
+    ce = F.cross_entropy(x[:, :3], torch.tensor([0, 2, -100, 1]), ignore_index=-100)
+    bce = _torch_bce(x[:, 3:], truths[:, 3:], mask[:, 3:], None, reduction)
+    total = torch.exp(-s[0]) * 0.7 * ce + s[0] / 2 + torch.exp(-s[1]) * 2.0 * bce + s[1] / 2
+    total.backward()
+    assert result.total == pytest.approx(float(total.detach()), rel=1e-5)
+    numpy.testing.assert_allclose(result.d_logits, x.grad.numpy(), rtol=1e-4, atol=1e-6)
+    numpy.testing.assert_allclose(result.d_log_vars, s.grad.numpy(), rtol=1e-5, atol=1e-7)
+    # At s = 0 the weighted part is the fixed weighting's total.
+    fixed = group_loss(numpy, schema, logits, truths, mask)
+    at_zero = group_loss(numpy, schema, logits, truths, mask, [0.0, 0.0])
+    assert at_zero.total == pytest.approx(fixed.total, rel=1e-6)
+    numpy.testing.assert_allclose(at_zero.d_logits, fixed.d_logits, rtol=1e-6)
+
+
+def test_uncertainty_weighting_leaves_an_absent_group_alone() -> None:
+    """A group with nothing annotated in the batch adds no s/2 term and gets no gradient."""
+    schema = GroupSchema.from_config(
+        {
+            "a": {"kind": "multiclass", "labels": ["x", "y"]},
+            "b": {"kind": "multilabel", "labels": ["p", "q"]},
+        }
+    )
+    logits = _rng_logits(3, 4, seed=6)
+    truths = numpy.array([[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], dtype="f")
+    mask = numpy.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0]], dtype="f")
+    result = group_loss(numpy, schema, logits, truths, mask, [0.3, 1.5])
+    assert result.d_log_vars[1] == 0.0
+    assert result.d_log_vars[0] != 0.0
+    only_a = math.exp(-0.3) * result.per_group["a"] + 0.15
+    assert result.total == pytest.approx(only_a, rel=1e-6)
+    assert not result.d_logits[:, 2:].any()
+    with pytest.raises(ValueError, match="log_vars has 1 values for 2 groups"):
+        group_loss(numpy, schema, logits, truths, mask, [0.0])

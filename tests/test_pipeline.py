@@ -1,5 +1,6 @@
 """The mtl_textcat component: training, prediction, serialization, gold checks."""
 
+import math
 from pathlib import Path
 from typing import Dict, List
 
@@ -319,3 +320,40 @@ def test_lr_scale_multiplies_the_head_update() -> None:
     assert numpy.abs(deltas[0]).max() > 0
     with pytest.raises(ValueError, match="lr_scale must be positive"):
         make_nlp(GROUPS, lr_scale=0.0)
+
+
+def test_uncertainty_weighting_learns_saves_and_loads(tmp_path: Path) -> None:
+    """The log-variances move during training, land in cfg, and survive to_disk/from_disk."""
+    nlp = make_nlp(GROUPS, weighting="uncertainty")
+    pipe = nlp.get_pipe("mtl_textcat")
+    assert pipe.log_vars == [0.0, 0.0]
+    assert pipe.group_loss_weights == {"sentiment": 1.0, "emotion": 2.0}
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda egs=examples: egs)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    learned = pipe.log_vars
+    assert all(value != 0.0 for value in learned)
+    weights = pipe.group_loss_weights
+    assert weights["emotion"] == pytest.approx(2.0 * math.exp(-learned[1]), rel=1e-6)
+    assert dict(pipe.docs_seen) == {
+        "groups:emotion+sentiment": 20,
+        "groups:sentiment": 5,
+        "groups:emotion": 5,
+    }
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model").get_pipe("mtl_textcat")
+    assert loaded.weighting == "uncertainty"
+    assert loaded.log_vars == pytest.approx(learned, rel=1e-6)
+
+
+def test_fixed_weighting_has_no_log_vars_and_bad_weighting_is_refused() -> None:
+    nlp = make_nlp(GROUPS)
+    pipe = nlp.get_pipe("mtl_textcat")
+    assert pipe.weighting == "fixed"
+    assert pipe.log_vars is None
+    assert "log_vars" not in pipe.cfg
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        make_nlp(GROUPS, weighting="gradnorm")
+    with pytest.raises(ValueError, match="weighting_lr_scale must be positive"):
+        make_nlp(GROUPS, weighting="uncertainty", weighting_lr_scale=0.0)

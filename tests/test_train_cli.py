@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import spacy
 from conftest import TRAIN_DATA
 from spacy.cli.init_config import fill_config
@@ -107,3 +108,35 @@ def test_spacy_train_without_code(tmp_path: Path, tiny_bert: Path) -> None:
         "neutral",
         "positive",
     }
+
+
+def test_logger_shows_learned_weights_and_docs_per_data_set(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from conftest import GROUPS, make_examples, make_nlp
+
+    from spacy_mtl.logger import make_console_logger
+
+    nlp = make_nlp(GROUPS, weighting="uncertainty")
+    nlp.config["training"]["score_weights"] = {"mtl_score": 1.0}
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda egs=examples: egs)
+    losses: dict = {}
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    out = io.StringIO()
+    log_step, finalize = make_console_logger(str(tmp_path / "log.jsonl"))(nlp, out, out)
+    log_step(
+        {"epoch": 0, "step": 3, "losses": losses, "other_scores": {"mtl_score": 0.5}, "score": 0.5}
+    )
+    finalize()
+    header, _, row = out.getvalue().splitlines()[:3]
+    assert "w sentiment" in header and "w emotion" in header
+    assert "Docs per data set" in header
+    assert "groups:emotion 3" in row and "groups:emotion+sentiment 12" in row
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    weights = nlp.get_pipe("mtl_textcat").group_loss_weights
+    assert record["loss_weights"]["mtl_textcat:emotion"] == pytest.approx(weights["emotion"])
+    assert weights["emotion"] != 2.0  # learned, no longer the configured weight
+    assert record["docs_seen"]["groups:sentiment"] == 3
