@@ -295,7 +295,7 @@ def check_weighting() -> None:
         return
     from spacy.language import Language
 
-    import spacy_mtl  # noqa: F401  (registers the factory)
+    import spacy_mtl.pipeline  # noqa: F401  (registers the factory)
 
     if "weighting" not in Language.get_factory_meta("mtl_textcat").default_config:
         raise SystemExit(
