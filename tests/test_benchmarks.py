@@ -644,6 +644,8 @@ def test_quality_script_tweeteval_smoke(tiny_bert: Path, tmp_path: Path) -> None
     assert equal["updates"] == 8
     assert equal["docs_per_dataset"] == {task: 8 for task in tasks}
     assert sum(runs["ours_joint"]["docs_per_dataset"].values()) == 8
+    assert runs["ours_joint"]["cpu_seconds_per_update"] > 0
+    assert runs["ours_joint"]["seconds_per_update"] > 0
     budget = quality["budget"]
     assert budget["setting"] == "tweeteval"
     assert budget["head_lr_scale"] == _shipped_lr_scale() == 10.0
