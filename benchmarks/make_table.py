@@ -10,7 +10,7 @@ absent leaves its section out with a note, so the page can be rebuilt at any tim
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,50 +340,100 @@ def training_section(training: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def quality_section(quality: Dict[str, Any]) -> List[str]:
+QUALITY_SETTINGS = (
+    # (results file, title when the file predates "setting", command that makes it)
+    ("quality", "(a) GoEmotions + Davidson", "python benchmarks/quality.py --seeds 0,1,2"),
+    (
+        "quality_tweeteval",
+        "(b) TweetEval: emotion, hate, irony, offensive",
+        "python benchmarks/quality.py --setting tweeteval --seeds 0,1,2",
+    ),
+)
+METRIC_NAMES = {"macro_f": "F1", "official": "official", "macro_auc": "AUC", "acc": "acc"}
+
+
+def quality_section(quality: Dict[str, Any], title: str = QUALITY_SETTINGS[0][1]) -> List[str]:
+    """One quality setting: budget, mean ± sd per run and group, joint-minus-other table,
+    and (TweetEval) the official metric next to the leaderboard's reference row."""
     budget = quality["budget"]
-    lines = ["## Quality on partial labels", ""]
+    setting = quality.get("setting") or {}
+    lines = [f"## Quality on partial labels: {setting.get('title', title)}", ""]
+    # Files written before the runs copied configs/cpu.cfg carry no batcher or lr_scale.
+    training = (
+        f"mtl_textcat lr_scale {budget['head_lr_scale']:g} (spaCy's built-ins have none: "
+        f"{budget.get('builtin_head_lr_scale', 1.0):g}), batches from {budget['batcher']}, "
+        f"group weighting {budget.get('weighting', 'fixed')}"
+        if "batcher" in budget
+        else "batches in a seeded shuffled order, mtl_textcat lr_scale 1"
+    )
     lines.append(
         f"Budget per model: {budget['updates']} updates of {budget['batch_size']} docs, "
-        f"{budget['train_per_set']} training docs per data set, {budget['test_per_set']} test "
-        f"docs per data set, learn rate {budget['learn_rate']} (warm-up {budget['warmup']}), "
-        f"dropout {budget['dropout']}, {budget['optimizer']}; multilabel F1 at "
-        f"{budget['threshold']}. Seeds: {quality['seeds']}. Mean ± sd over seeds where "
-        "there are several."
+        f"{budget['train_per_set']} training docs per data set, "
+        f"{budget['test_per_set'] or 'all'} test docs per data set, learn rate "
+        f"{budget['learn_rate']} (warm-up {budget['warmup']}), dropout {budget['dropout']}, "
+        f"{budget['optimizer']}; {training}; multilabel F1 at {budget['threshold']}. "
+        f"Seeds: {quality['seeds']}. Mean ± sd over seeds where there are several."
     )
     lines.append("")
-    updates = {row["run"]: row.get("updates") for row in quality.get("rows", [])}
-    train = {row["run"]: row.get("n_train") for row in quality.get("rows", [])}
-    rows = []
-    for run, groups in quality.get("summary", {}).items():
-        if "error" in groups and len(groups) == 1:
-            rows.append((run, "all", "fails: " + str(groups["error"]), "", "", "", ""))
-            continue
-        for group, metrics in groups.items():
-            if group == "error":
-                continue
-            f1 = metrics.get("macro_f", {})
-            auc = metrics.get("macro_auc", {})
-            acc = metrics.get("acc", {})
-            rows.append(
-                (
-                    run,
-                    group,
-                    mean_sd(f1),
-                    mean_sd(auc) if auc else "–",
-                    mean_sd(acc) if acc else "–",
-                    fmt(updates.get(run)),
-                    fmt(train.get(run)),
-                )
-            )
-    lines += table(
-        ("run", "group", "macro F1", "macro ROC AUC", "accuracy", "updates", "train docs"), rows
-    )
-    lines += quality_comparison(quality.get("summary", {}))
+    if quality.get("data"):
+        sizes = ", ".join(
+            f"{split}: " + ", ".join(f"{corpus} {n}" for corpus, n in corpora.items())
+            for split, corpora in quality["data"].items()
+        )
+        lines += [f"Docs per data set: {sizes}.", ""]
+    notes = setting.get("runs", {})
+    ran = list(quality.get("summary", {}))
+    if notes:
+        lines += [f"- `{run}`: {note}" for run, note in notes.items() if run in ran and note]
+        lines.append("")
+    lines += quality_table(quality)
+    compared = [
+        (group, f"ours_single_{group}", builtin)
+        for group, builtin in setting.get("builtin_compared", {}).items()
+    ]
+    lines += quality_comparison(quality.get("summary", {}), compared or COMPARED)
+    if setting.get("official_metric"):
+        lines += official_table(quality)
     return lines
 
 
-# (group, the single-group run of ours, the spaCy built-in run that scores that group)
+def quality_table(quality: Dict[str, Any]) -> List[str]:
+    summary = quality.get("summary", {})
+    updates = {row["run"]: row.get("updates") for row in quality.get("rows", [])}
+    train = {row["run"]: row.get("n_train") for row in quality.get("rows", [])}
+    present = {
+        metric
+        for groups in summary.values()
+        for group, metrics in groups.items()
+        if group != "error"
+        for metric in metrics
+    }
+    metrics = [
+        m for m in ("macro_f", "official", "macro_auc", "acc") if m in present or m == "macro_f"
+    ]
+    header_names = {
+        "macro_f": "macro F1",
+        "official": "official metric",
+        "macro_auc": "macro ROC AUC",
+        "acc": "accuracy",
+    }
+    rows = []
+    for run, groups in summary.items():
+        if "error" in groups and len(groups) == 1:
+            rows.append((run, "all", "fails: " + str(groups["error"]), *[""] * (len(metrics) + 1)))
+            continue
+        for group, values in groups.items():
+            if group == "error":
+                continue
+            cells = [mean_sd(values.get(m, {})) for m in metrics]
+            rows.append((run, group, *cells, fmt(updates.get(run)), fmt(train.get(run))))
+    return table(
+        ("run", "group", *(header_names[m] for m in metrics), "updates", "train docs"), rows
+    )
+
+
+# (group, the single-group run of ours, the spaCy built-in run that scores that group) of
+# setting (a), for result files that predate the "setting" field.
 COMPARED = [
     ("emotion", "ours_single_emotion", "builtin_joint_multilabel"),
     ("sentiment", "ours_single_sentiment", "builtin_joint_multilabel"),
@@ -391,9 +441,12 @@ COMPARED = [
 ]
 
 
-def quality_comparison(summary: Dict[str, Any]) -> List[str]:
-    """Joint vs single-group vs built-in, per group: mean macro F1 (and ROC AUC / accuracy)
-    differences, computed from the summary so the words follow the numbers."""
+def quality_comparison(
+    summary: Dict[str, Any], compared: Sequence[Tuple[str, str, str]] = COMPARED
+) -> List[str]:
+    """Joint vs single-group vs built-in, per group: mean macro F1 (and the official
+    metric / ROC AUC / accuracy) differences, computed from the summary so the words follow
+    the numbers."""
 
     def mean(run: str, group: str, metric: str) -> Optional[float]:
         value = summary.get(run, {}).get(group, {}).get(metric, {})
@@ -401,15 +454,14 @@ def quality_comparison(summary: Dict[str, Any]) -> List[str]:
 
     def diff(a: str, b: str, group: str) -> str:
         parts = []
-        for metric in ("macro_f", "macro_auc", "acc"):
+        for metric, name in METRIC_NAMES.items():
             x, y = mean(a, group, metric), mean(b, group, metric)
             if x is not None and y is not None:
-                name = {"macro_f": "F1", "macro_auc": "AUC", "acc": "acc"}[metric]
                 parts.append(f"{name} {x - y:+.3f}")
         return ", ".join(parts) if parts else "–"
 
     rows = []
-    for group, single, builtin in COMPARED:
+    for group, single, builtin in compared:
         rows.append(
             (
                 group,
@@ -420,13 +472,14 @@ def quality_comparison(summary: Dict[str, Any]) -> List[str]:
         )
     if not any(cell != "–" for row in rows for cell in row[1:]):
         return []
+    k = len(compared)
+    builtins = ", ".join(f"`{builtin}` for {group}" for group, _, builtin in compared)
     lines = [
-        "",
         "Differences of the means (joint minus the other; positive: the joint model is "
-        "better). Single-group models each take the full budget, so three of them cost three "
-        "times the training and three times the inference of one joint model; "
+        f"better). Single-group models each take the full budget, so {k} of them cost {k} "
+        f"times the training and {k} times the inference of one joint model; "
         "`ours_joint_equal_compute` gets their training budget together. Built-ins: "
-        "`textcat_multilabel` for emotion and sentiment, `textcat` on Davidson for offense.",
+        f"{builtins}.",
         "",
     ]
     lines += table(
@@ -438,6 +491,57 @@ def quality_comparison(summary: Dict[str, Any]) -> List[str]:
         ),
         rows,
     )
+    return lines
+
+
+def official_table(quality: Dict[str, Any]) -> List[str]:
+    """TweetEval's official metric (x 100, as the leaderboard) per task: our runs, one model
+    per task, the built-ins, and the leaderboard's reference row for context."""
+    setting = quality["setting"]
+    summary = quality.get("summary", {})
+    tasks = list(setting["official_metric"])
+
+    def cell(run: str, task: str) -> str:
+        values = summary.get(run, {}).get(task, {}).get("official")
+        if not values:
+            return "–"
+        text = f"{100 * values['mean']:.1f}"
+        if values.get("sd") is not None:
+            text += f" ± {100 * values['sd']:.1f}"
+        return text
+
+    rows = []
+    for run, label in (
+        ("ours_joint", "ours, joint (one model)"),
+        ("ours_joint_equal_compute", "ours, joint, equal compute"),
+        ("ours_single_{}", "ours, one model per task"),
+        ("builtin_joint", "spaCy textcat per task, one shared transformer"),
+        ("builtin_joint_multilabel", "spaCy textcat_multilabel per task, shared transformer"),
+        ("builtin_textcat_{}", "spaCy textcat, one model per task"),
+    ):
+        cells = [cell(run.format(task), task) for task in tasks]
+        if any(c != "–" for c in cells):
+            rows.append((label, *cells))
+    reference = setting.get("reference")
+    if reference:
+        rows.append(
+            (
+                f"{reference['name']} (leaderboard, for context)",
+                *(fmt(reference["scores"].get(task), 1) for task in tasks),
+            )
+        )
+    metrics = "; ".join(f"{task}: {metric}" for task, metric in setting["official_metric"].items())
+    lines = [
+        f"TweetEval's official metric × 100 on the test docs ({metrics}).",
+        "",
+    ]
+    lines += table(("model", *tasks), rows)
+    if reference:
+        lines += [
+            f"Reference: {reference['source']}. It fine-tunes a larger encoder per task on all "
+            "of its training data; it is context, not a target.",
+            "",
+        ]
     return lines
 
 
@@ -505,7 +609,7 @@ tokenizer, so `name` need not exist on the machine that runs the pipeline.
 def render(folder: Path) -> str:
     inference = load(folder, "inference")
     training = load(folder, "training")
-    quality = load(folder, "quality")
+    qualities = [load(folder, name) for name, _, _ in QUALITY_SETTINGS]
     lines = [
         "# Benchmarks",
         "",
@@ -553,12 +657,18 @@ def render(folder: Path) -> str:
         lines += training_section(training)
     else:
         lines += ["## Training", "", "No results yet (benchmarks/results/training.json).", ""]
-    if quality:
-        lines += quality_section(quality)
-    else:
-        lines += ["## Quality", "", "No results yet (benchmarks/results/quality.json).", ""]
+    for quality, (name, title, command) in zip(qualities, QUALITY_SETTINGS):
+        if quality:
+            lines += quality_section(quality, title)
+        else:
+            lines += [
+                f"## Quality on partial labels: {title}",
+                "",
+                f"Not run yet (benchmarks/results/{name}.json): `{command}`.",
+                "",
+            ]
     lines += [*USAGE.splitlines(), ""]
-    lines += environment(inference, training, quality)
+    lines += environment(inference, training, *qualities)
     return "\n".join(lines).rstrip() + "\n"
 
 

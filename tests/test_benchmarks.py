@@ -370,7 +370,21 @@ def test_quality_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     assert quality["budget"]["updates"] == 2
     # The learning-rate schedule advances (a schedule left at step 0 trains nothing).
     assert runs["ours_joint"]["mean_learn_rate"] > 0
-    _check_page(tmp_path, ["## Quality on partial labels", "fails: [E895]"])
+    # Trained as configs/cpu.cfg trains: head lr_scale, mixed batcher over both corpora.
+    assert quality["budget"]["head_lr_scale"] == _shipped_lr_scale()
+    assert quality["budget"]["setting"] == "goemotions_davidson"
+    seen = runs["ours_joint"]["docs_per_dataset"]
+    # 8 of the 12 docs (6 per corpus) in the first two batches: both corpora are in them.
+    assert set(seen) == {"davidson", "goemotions"} and sum(seen.values()) == 8
+    assert set(runs["builtin_textcat_all_docs"]["docs_per_dataset"]) <= {"davidson", "goemotions"}
+    _check_page(
+        tmp_path,
+        [
+            "## Quality on partial labels: (a) GoEmotions + Davidson",
+            "fails: [E895]",
+            "Not run yet (benchmarks/results/quality_tweeteval.json)",
+        ],
+    )
 
 
 def _check_page(results: Path, expected: List[str]) -> None:
@@ -459,3 +473,257 @@ def test_make_table_quality_comparison() -> None:
     emotion = next(line for line in lines if line.startswith("| emotion"))
     assert emotion.count("–") == 3  # no runs for that group: nothing made up
     assert make_table.quality_comparison({}) == []
+
+
+# -- quality setting (b): TweetEval ------------------------------------------------------
+
+
+def _bench_module(name: str) -> Any:
+    """Import a module of benchmarks/ (they import each other as top-level modules)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _write_task(root: Path, task: str, texts: List[str], labels: List[str]) -> None:
+    folder = root / task
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mapping.txt").write_text("0\tcalm\n1\tangry\n2\tglad", encoding="utf8")
+    (folder / "train_text.txt").write_text("".join(t + "\n" for t in texts), encoding="utf8")
+    (folder / "train_labels.txt").write_text("".join(x + "\n" for x in labels), encoding="utf8")
+
+
+def test_tweeteval_reader_aligns_lines_and_maps_labels(tmp_path: Path) -> None:
+    tweeteval = _bench_module("tweeteval")
+    # A tweet with a Unicode line separator inside: it must stay one line (one label).
+    texts = ["so glad today ", "what\u2028a day", "@user meh"]
+    _write_task(tmp_path, "mood", texts, ["2", "1 ", "0"])
+    items = tweeteval.read_split(tmp_path, "mood", "train")
+    assert [it.text for it in items] == texts
+    assert [it.source for it in items] == ["mood"] * 3
+    assert items[0].cats == {"mood/calm": 0.0, "mood/angry": 0.0, "mood/glad": 1.0}
+    assert items[1].cats == {"mood/calm": 0.0, "mood/angry": 1.0, "mood/glad": 0.0}
+    assert items[2].cats == {"mood/calm": 1.0, "mood/angry": 0.0, "mood/glad": 0.0}
+    assert tweeteval.groups(tmp_path, ["mood"]) == {
+        "mood": {"kind": "multiclass", "labels": ["calm", "angry", "glad"]}
+    }
+
+
+def test_tweeteval_reader_errors_name_the_files(tmp_path: Path) -> None:
+    tweeteval = _bench_module("tweeteval")
+    _write_task(tmp_path, "mood", ["one", "two", "three"], ["0", "1"])
+    with pytest.raises(tweeteval.TweetEvalError) as err:
+        tweeteval.read_split(tmp_path, "mood", "train")
+    message = str(err.value)
+    assert str(tmp_path / "mood" / "train_text.txt") in message
+    assert str(tmp_path / "mood" / "train_labels.txt") in message
+    assert "3 lines" in message and "has 2" in message
+    _write_task(tmp_path, "bad", ["one", "two"], ["0", "3"])
+    with pytest.raises(tweeteval.TweetEvalError, match=r"train_labels.txt, line 2: label '3'"):
+        tweeteval.read_split(tmp_path, "bad", "train")
+    with pytest.raises(tweeteval.TweetEvalError, match="not found"):
+        tweeteval.read_split(tmp_path, "mood", "test")
+
+
+@pytest.mark.skipif(
+    not (shared_data_dir() / "tweeteval").exists(), reason="the shared TweetEval data is absent"
+)
+def test_tweeteval_reader_on_the_shared_data() -> None:
+    tweeteval = _bench_module("tweeteval")
+    root = shared_data_dir() / "tweeteval"
+    groups = tweeteval.groups(root)
+    assert groups["emotion"]["labels"] == ["anger", "joy", "optimism", "sadness"]
+    assert groups["irony"]["labels"] == ["non_irony", "irony"]
+    assert [len(groups[t]["labels"]) for t in tweeteval.TASKS] == [4, 2, 2, 2]
+    # Test split sizes of the TweetEval release (as in its evaluation script's gold files).
+    sizes = {"emotion": 1421, "hate": 2970, "irony": 784, "offensive": 860}
+    for task, n in sizes.items():
+        items = tweeteval.read_split(root, task, "test")
+        assert len(items) == n
+        assert all(sum(it.cats.values()) == 1.0 for it in items)
+        labels = (root / task / "test_labels.txt").read_text(encoding="utf8").split()
+        names = groups[task]["labels"]
+        assert [names[int(x)] for x in labels[:20]] == [
+            next(k.split("/")[1] for k, v in it.cats.items() if v) for it in items[:20]
+        ]
+
+
+@pytest.mark.parametrize("task", ["emotion", "hate", "irony", "offensive"])
+def test_tweeteval_official_metric_matches_sklearn(task: str) -> None:
+    from sklearn.metrics import classification_report, f1_score
+
+    tweeteval = _bench_module("tweeteval")
+    n_classes = 4 if task == "emotion" else 2
+    rng = numpy.random.default_rng(len(task))
+    gold = rng.integers(0, n_classes, 200).tolist()
+    pred = [g if rng.random() < 0.6 else int(rng.integers(0, n_classes)) for g in gold]
+    ours = tweeteval.official_score(task, gold, pred, n_classes)
+    # As cardiffnlp/tweeteval's evaluation script reads it from sklearn's report.
+    report = classification_report([str(g) for g in gold], [str(p) for p in pred], output_dict=True)
+    expected = report["1"]["f1-score"] if task == "irony" else report["macro avg"]["f1-score"]
+    assert ours == pytest.approx(expected, abs=1e-12)
+    assert 0.0 < ours < 1.0
+    # A class nobody predicts or holds counts as F1 0 in the macro average (all classes).
+    gold2, pred2 = [0, 0, 1, 1, 0], [0, 1, 1, 1, 0]
+    expected2 = (
+        f1_score(gold2, pred2, pos_label=1, average="binary")
+        if task == "irony"
+        else f1_score(gold2, pred2, labels=list(range(n_classes)), average="macro", zero_division=0)
+    )
+    assert tweeteval.official_score(task, gold2, pred2, n_classes) == pytest.approx(expected2)
+    with pytest.raises(ValueError, match="2 gold labels but 1 predictions"):
+        tweeteval.official_score(task, [0, 1], [0], n_classes)
+
+
+def test_tweeteval_reference_constants() -> None:
+    tweeteval = _bench_module("tweeteval")
+    assert tweeteval.ROBERTA_BASE == {
+        "emotion": 76.1,
+        "hate": 46.6,
+        "irony": 59.7,
+        "offensive": 79.5,
+    }
+    assert "RoBERTa-Base" in tweeteval.REFERENCE_SOURCE
+    assert set(tweeteval.OFFICIAL_METRIC) == set(tweeteval.TASKS)
+
+
+def _shipped_lr_scale() -> float:
+    from thinc.api import Config
+
+    config = Config().from_disk(ROOT / "configs" / "cpu.cfg", interpolate=False)
+    return float(config["components"]["mtl_textcat"]["lr_scale"])
+
+
+needs_tweeteval = pytest.mark.skipif(
+    not (shared_data_dir() / "tweeteval").exists(), reason="the shared TweetEval data is absent"
+)
+
+
+@needs_tweeteval
+def test_quality_script_tweeteval_smoke(tiny_bert: Path, tmp_path: Path) -> None:
+    tasks = ["emotion", "hate", "irony", "offensive"]
+    quality = _run(
+        "quality.py",
+        [
+            *("--setting", "tweeteval", "--model", str(tiny_bert)),
+            *("--train-per-set", "4", "--test-per-set", "3"),
+            *("--updates", "2", "--warmup", "1", "--batch-size", "4"),
+        ],
+        tmp_path / "quality_tweeteval.json",
+    )
+    runs = {row["run"]: row for row in quality["rows"]}
+    expected_runs = {
+        "ours_joint",
+        "ours_joint_equal_compute",
+        "builtin_joint",
+        "builtin_joint_multilabel",
+        *(f"ours_single_{t}" for t in tasks),
+        *(f"builtin_textcat_{t}" for t in tasks),
+    }
+    assert set(runs) == expected_runs
+    for name in ("ours_joint", "ours_joint_equal_compute", "builtin_joint"):
+        assert set(runs[name]["scores"]) == set(tasks), name
+    for task in tasks:
+        assert set(runs[f"ours_single_{task}"]["scores"]) == {task}
+        assert set(runs[f"builtin_textcat_{task}"]["scores"]) == {task}
+        # One data set per single-group run: its own task's docs.
+        assert runs[f"ours_single_{task}"]["docs_per_dataset"] == {task: 8}
+        assert set(quality["summary"][f"ours_single_{task}"][task]) >= {"macro_f", "official"}
+    for row in quality["rows"]:
+        assert "error" not in row, row["run"]
+        for task, scores in row["scores"].items():
+            assert scores["n_test"] == 3
+            assert 0.0 <= scores["official"] <= 1.0
+            if task != "irony":  # macro F1 over the same classes: the official metric
+                assert scores["official"] == pytest.approx(scores["macro_f"])
+    # The mixed batcher with alpha 1: 4 x 2 updates of 4 docs = two epochs of the 16 docs,
+    # every doc exactly once per epoch.
+    equal = runs["ours_joint_equal_compute"]
+    assert equal["updates"] == 8
+    assert equal["docs_per_dataset"] == {task: 8 for task in tasks}
+    assert sum(runs["ours_joint"]["docs_per_dataset"].values()) == 8
+    assert runs["ours_joint"]["cpu_seconds_per_update"] > 0
+    assert runs["ours_joint"]["seconds_per_update"] > 0
+    budget = quality["budget"]
+    assert budget["setting"] == "tweeteval"
+    assert budget["head_lr_scale"] == _shipped_lr_scale() == 10.0
+    assert budget["batcher"].startswith("spacy-mtl.mixed_batcher.v1")
+    assert budget["weighting"] == "fixed"
+    assert quality["data"]["test"] == {task: 3 for task in tasks}
+    assert quality["setting"]["reference"]["scores"]["irony"] == 59.7
+    assert quality["summary"]["builtin_joint"]["hate"]["official"]["n"] == 1
+    _check_page(
+        tmp_path,
+        [
+            "## Quality on partial labels: (b) TweetEval",
+            "| RoBERTa-base (leaderboard, for context) | 76.1 | 46.6 | 59.7 | 79.5 |",
+            "| ours, one model per task |",
+            "joint − single (equal compute)",
+            "Not run yet (benchmarks/results/quality.json)",
+        ],
+    )
+
+
+@needs_tweeteval
+def test_quality_script_weighting_option(tiny_bert: Path, tmp_path: Path) -> None:
+    """--weighting uncertainty reaches mtl_textcat where it has the setting, and is refused
+    with a clear message where it does not."""
+    from spacy.language import Language
+
+    import spacy_mtl.pipeline  # noqa: F401
+
+    supported = "weighting" in Language.get_factory_meta("mtl_textcat").default_config
+    args = [
+        *("--setting", "tweeteval", "--model", str(tiny_bert), "--runs", "ours_joint"),
+        *("--train-per-set", "4", "--test-per-set", "2", "--updates", "1", "--warmup", "0"),
+        *("--batch-size", "4", "--weighting", "uncertainty"),
+    ]
+    out = tmp_path / "quality_tweeteval.json"
+    if supported:
+        quality = _run("quality.py", args, out)
+        row = quality["rows"][0]
+        assert quality["budget"]["weighting"] == "uncertainty"
+        assert set(row["group_loss_weights"]) == {"emotion", "hate", "irony", "offensive"}
+        return
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "quality.py"), *args, "--threads", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SPACY_MTL_DATA": str(shared_data_dir())},
+        cwd=str(ROOT),
+    )
+    assert done.returncode != 0
+    assert "has no `weighting` setting" in done.stderr
+    assert not out.exists()
+
+
+def test_make_table_official_table() -> None:
+    make_table = _bench_module("make_table")
+
+    def m(value: float, sd: Any = None) -> Dict[str, Any]:
+        return {"mean": value, "sd": sd, "n": 1 if sd is None else 3}
+
+    quality = {
+        "setting": {
+            "official_metric": {"hate": "macro F1", "irony": "F1 of the irony class"},
+            "reference": {"name": "RoBERTa-base", "scores": {"hate": 46.6, "irony": 59.7}},
+        },
+        "summary": {
+            "ours_joint": {"hate": {"official": m(0.5123, 0.0101)}, "irony": {"official": m(0.6)}},
+            "ours_single_hate": {"hate": {"official": m(0.45, 0.02)}},
+            "builtin_joint": {"error": "E895"},
+        },
+    }
+    quality["setting"]["reference"]["source"] = "the leaderboard"
+    lines = make_table.official_table(quality)
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert rows["ours, joint (one model)"] == "| ours, joint (one model) | 51.2 ± 1.0 | 60.0 |"
+    assert rows["ours, one model per task"] == "| ours, one model per task | 45.0 ± 2.0 | – |"
+    assert rows["RoBERTa-base (leaderboard, for context)"] == (
+        "| RoBERTa-base (leaderboard, for context) | 46.6 | 59.7 |"
+    )
+    # No row for runs without an official score (built-in error, equal compute absent).
+    assert "ours, joint, equal compute" not in rows
+    assert "spaCy textcat per task, one shared transformer" not in rows
