@@ -112,6 +112,7 @@ import tweeteval  # noqa: E402
 from wasabi import msg  # noqa: E402
 
 SHIPPED_CONFIG = harness.ROOT / "configs" / "cpu.cfg"
+LOSS_KEYS = ("weight", "class_weights", "pos_weight")
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,15 @@ def shipped_training() -> Dict[str, Any]:
 
     config = Config().from_disk(SHIPPED_CONFIG, interpolate=False)
     batcher = config["training"]["batcher"]
+    groups = config["components"]["mtl_textcat"]["groups"]
     return {
         "lr_scale": float(config["components"]["mtl_textcat"]["lr_scale"]),
+        # Loss settings of the shipped groups (weight, class_weights, pos_weight), copied onto
+        # the groups of the same name (setting (a)); other groups keep the defaults.
+        "group_loss": {
+            name: {key: group[key] for key in LOSS_KEYS if key in group}
+            for name, group in groups.items()
+        },
         "batcher": batcher["@batchers"],
         "alpha": float(batcher["alpha"]),
         "sort_by_length": bool(batcher["sort_by_length"]),
@@ -282,6 +290,8 @@ def plan(
 
 
 def mtl_config(groups: Dict[str, Dict[str, Any]], shipped: Dict[str, Any]) -> Dict[str, Any]:
+    loss = shipped.get("group_loss", {})
+    groups = {name: {**cfg, **loss.get(name, {})} for name, cfg in groups.items()}
     config: Dict[str, Any] = {"groups": groups, "lr_scale": shipped["lr_scale"]}
     if ARGS.weighting != "fixed":
         # Passed only when asked for, so the benchmark runs on a spacy_mtl without it.
@@ -541,6 +551,7 @@ def main() -> None:
                 "seeded by the run's seed; data set = corpus)"
             ),
             "weighting": ARGS.weighting,
+            "group_loss": shipped["group_loss"],
             "from_config": str(SHIPPED_CONFIG.relative_to(harness.ROOT)),
         },
         "data": {

@@ -373,6 +373,8 @@ def test_quality_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     # Trained as configs/cpu.cfg trains: head lr_scale, mixed batcher over both corpora.
     assert quality["budget"]["head_lr_scale"] == _shipped_lr_scale()
     assert quality["budget"]["setting"] == "goemotions_davidson"
+    # ...and the shipped groups' loss settings (offense weight 3 in cpu.cfg).
+    assert quality["budget"]["group_loss"]["offense"]["weight"] == 3.0
     seen = runs["ours_joint"]["docs_per_dataset"]
     # 8 of the 12 docs (6 per corpus) in the first two batches: both corpora are in them.
     assert set(seen) == {"davidson", "goemotions"} and sum(seen.values()) == 8
