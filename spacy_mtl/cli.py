@@ -62,7 +62,7 @@ def convert_command(
     limit: Optional[int] = typer.Option(
         None, "--limit", min=1, help="Read at most N rows of each input."
     ),
-    # 50,000 is convert.DEFAULT_SHARD_SIZE, written out to keep `--help` free of spaCy.
+    # 50,000 is data.convert.DEFAULT_SHARD_SIZE, written out to keep `--help` free of spaCy.
     shard_size: int = typer.Option(
         50_000,
         "--shard-size",
@@ -75,7 +75,7 @@ def convert_command(
     """
     from wasabi import msg
 
-    from .convert import ConvertError, convert_files, load_spec
+    from .data.convert import ConvertError, convert_files, load_spec
 
     try:
         summary = convert_files(

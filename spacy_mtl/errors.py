@@ -107,7 +107,7 @@ class Errors:
     )
     E109 = "Pooling {pooling!r} is not known; use one of {known}."
 
-    # convert: `spacy-mtl convert` (spacy_mtl/convert.py). Documented in docs/convert.md.
+    # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
     # Spec errors (the spec file itself is wrong).
     E201 = "Spec {spec}: expected a mapping of settings at the top level, got {value!r}."
     E202 = "Spec {spec}: unknown setting(s) {keys}{where}. Known: {known}."

@@ -14,7 +14,6 @@ Why Ray Data (and not Dask or Spark) is written up in docs/predict.md.
 DOCS: docs/predict.md, section "Scale out"
 """
 
-import csv
 import io
 import os
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..data.io import SEPARATORS, csv_reader
 from .predict import (
     DEFAULT_LABEL_SEP,
     Chunk,
@@ -37,8 +37,8 @@ from .predict import (
     open_writer,
     parts_dir,
     progress_path,
+    suffix_format,
 )
-from .predict.formats import SEPARATORS, SUFFIXES
 
 RAY_EXTRA = 'The distributed engine needs Ray Data: pip install "spacy-mtl[distributed]".'
 # Rows per call of a worker; the pipeline batches them by `batch_size` inside the call.
@@ -276,11 +276,7 @@ def csv_header(path: str, fmt: str, *, quoting: bool = True) -> List[str]:
     filesystem, inner = _first_file(path, fmt)
     with filesystem.open_input_stream(inner, compression="detect") as stream:
         head = stream.read(1 << 20).decode("utf-8-sig", errors="replace")
-    reader = csv.reader(
-        io.StringIO(head, newline=""),
-        delimiter=SEPARATORS[fmt],
-        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
-    )
+    reader = csv_reader(io.StringIO(head, newline=""), fmt, quoting=quoting)
     return next(reader, [])
 
 
@@ -368,7 +364,7 @@ def output_mode(output: str, given: Optional[str] = None) -> str:
         return given
     if "://" in output or output.endswith(("/", os.sep)):
         return "dir"
-    return "file" if Path(output).suffix.lower() in SUFFIXES else "dir"
+    return "file" if suffix_format(output) is not None else "dir"
 
 
 class _PartNames:
@@ -487,7 +483,7 @@ def predict_distributed(
 
 
 def _output_format(output: str, given: Optional[str], in_fmt: str, mode: str) -> str:
-    if given is not None or (mode == "file" and Path(output).suffix.lower() in SUFFIXES):
+    if given is not None or (mode == "file" and suffix_format(output) is not None):
         return file_format(output, given, what="output")
     return in_fmt
 
