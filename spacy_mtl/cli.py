@@ -600,7 +600,7 @@ def distill_labels_command(
     """
     from wasabi import msg
 
-    from .distill import distill_corpus
+    from .workflows.distill import distill_corpus
 
     if not corpus.exists():
         msg.fail(f"Corpus not found: {corpus}", exits=1)

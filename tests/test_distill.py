@@ -10,9 +10,10 @@ from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
 from spacy.language import Language
 from spacy.training import Example
 
-from spacy_mtl.distill import blend_targets, linear_schedule, teacher_logits
+from spacy_mtl.distill import blend_targets, linear_schedule
 from spacy_mtl.loss import group_loss
 from spacy_mtl.schema import GroupSchema
+from spacy_mtl.workflows.distill import teacher_logits
 
 SCHEMA = GroupSchema.from_config(
     {
@@ -191,7 +192,7 @@ def test_docs_without_gold_or_teacher_contribute_nothing() -> None:
 def test_distill_corpus_keeps_gold_and_adds_teacher(tmp_path) -> None:
     from spacy.tokens import DocBin
 
-    from spacy_mtl.distill import distill_corpus
+    from spacy_mtl.workflows.distill import distill_corpus
 
     teacher = make_nlp(GROUPS)
     _train(teacher, make_examples(teacher), steps=5)
@@ -239,3 +240,19 @@ def test_distill_labels_cli(tmp_path) -> None:
     result = CliRunner().invoke(app, [*args[:2], "-c", str(tmp_path / "bad.jsonl"), "-o", str(out)])
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output
+
+
+def test_component_imports_no_workflow_code() -> None:
+    """The core (component, distill targets) loads without the workflows, data or CLI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, spacy_mtl.pipeline, spacy_mtl.distill\n"
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('spacy_mtl.workflows', 'spacy_mtl.data', 'spacy_mtl.cli', 'spacy_mtl.batching'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
