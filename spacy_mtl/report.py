@@ -38,6 +38,7 @@ from .calibration import (
 from .loading import find_component, mtl_component_names
 from .schema import GroupSchema, LabelGroup
 from .scorer import roc_auc, score_arrays
+from .tables import Table, number_or_dash
 from .tune import read_gold
 
 METRICS_FILE = "metrics.json"
@@ -125,8 +126,36 @@ class EvaluateResult:
     report_path: Path
     plot_paths: List[Path]
 
+    def table(self) -> Table:
+        """One row per group: docs, macro F, accuracy or micro F, macro AUC, ECE."""
+        rows = [
+            (
+                g.name,
+                g.group.kind,
+                str(g.n_docs),
+                number_or_dash(g.macro_f),
+                number_or_dash(g.acc if g.group.is_multiclass else g.micro_f),
+                number_or_dash(g.macro_auc),
+                number_or_dash(g.ece),
+            )
+            for g in self.groups
+        ]
+        header = ("group", "kind", "docs", "macro F", "acc/micro F", "macro AUC", "ECE")
+        return Table(rows, header=header)
+
 
 # -- running ----------------------------------------------------------------------------
+
+
+def check_corpus_path(path: PathLike) -> Path:
+    """The path of a corpus: a .spacy file or a folder holding one; FileNotFoundError
+    naming the path otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Corpus not found: {path} (expected a .spacy file or a folder).")
+    if path.is_dir() and not any(path.rglob("*.spacy")):
+        raise FileNotFoundError(f"No .spacy file in the folder {path}.")
+    return path
 
 
 def load_corpus(nlp: Language, path: PathLike) -> List[Example]:
@@ -135,11 +164,7 @@ def load_corpus(nlp: Language, path: PathLike) -> List[Example]:
     Raises FileNotFoundError naming the path when it does not exist or holds no .spacy
     file, and ValueError when it holds no doc.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"Corpus not found: {path} (expected a .spacy file or a folder).")
-    if path.is_dir() and not any(path.rglob("*.spacy")):
-        raise FileNotFoundError(f"No .spacy file in the folder {path}.")
+    path = check_corpus_path(path)
     examples = list(Corpus(path)(nlp))
     if not examples:
         raise ValueError(f"The corpus {path} holds no docs.")

@@ -53,13 +53,20 @@ def teacher_logits(
             yield doc
 
 
+def check_corpus(path: Path) -> None:
+    """FileNotFoundError naming the path unless it is a file, or a folder of .spacy files."""
+    if not path.exists():
+        raise FileNotFoundError(f"Corpus not found: {path}")
+    if path.is_dir() and not any(path.rglob("*.spacy")):
+        raise FileNotFoundError(f"No .spacy files under {path}.")
+
+
 def read_docs(path: Path, nlp: Language) -> Iterator[Doc]:
     """Docs from a .spacy file, a folder of them, or a text file (.txt: one text per line;
     .jsonl: one {"text": ...} object per line) of unlabelled texts."""
     if path.is_dir() or path.suffix == ".spacy":
+        check_corpus(path)
         files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
-        if not files:
-            raise FileNotFoundError(f"No .spacy files under {path}.")
         for file in files:
             yield from DocBin().from_disk(file).get_docs(nlp.vocab)
         return
@@ -102,6 +109,7 @@ def distill_corpus(
 
     from ..loading import find_component, load_pipeline
 
+    check_corpus(corpus)
     loaded = [load_pipeline(teacher) for teacher in teachers]
     for nlp in loaded:
         find_component(nlp, component)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..data.io import SEPARATORS, csv_reader
+from ..tables import Table
 from .predict import (
     DEFAULT_LABEL_SEP,
     Chunk,
@@ -353,6 +354,18 @@ class DistributedSummary:
     @property
     def docs_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def table(self) -> Table:
+        """Rows written, empty and cut texts, workers, time and speed."""
+        rows = [
+            ("rows written", f"{self.rows:,}"),
+            ("empty or missing text (empty prediction)", f"{self.empty:,}"),
+            ("texts cut to nlp.max_length", f"{self.truncated:,}"),
+            ("workers", str(self.workers)),
+            ("time (cluster start not included)", f"{self.seconds:,.1f} s"),
+            ("speed", f"{self.docs_per_second:,.1f} docs/s"),
+        ]
+        return Table(rows, max_col=60)
 
 
 def output_mode(output: str, given: Optional[str] = None) -> str:

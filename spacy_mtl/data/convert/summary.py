@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Set
 
-from ...schema import GroupSchema, cat_key
+from ...schema import GroupSchema, LabelGroup, cat_key
+from ...tables import Table
 from .spec import ConvertSpec
 
 
@@ -49,11 +50,42 @@ class CorpusSummary:
         return out
 
     def total_annotated(self) -> Dict[str, int]:
+        """group → docs annotated for it, summed over the splits."""
         out: Dict[str, int] = {}
         for groups in self.annotated.values():
             for group, n in groups.items():
                 out[group] = out.get(group, 0) + n
         return out
+
+    def files_table(self) -> Table:
+        """split, docs, files written."""
+        rows = [
+            (split, f"{self.docs[split]:,}", ", ".join(map(str, paths)))
+            for split, paths in self.files.items()
+        ]
+        return Table(rows, header=("split", "docs", "files"), aligns=("l", "r", "l"))
+
+    def label_table(self, group: LabelGroup) -> Table:
+        """Docs annotated for the group and docs with each label, per split and in all."""
+        splits = list(self.docs)
+        per_split = len(splits) > 1
+        header = ("label", *splits, "total") if per_split else ("label", "docs")
+        annotated = [f"{self.annotated[s][group.name]:,}" for s in splits] if per_split else []
+        rows = [("(annotated)", *annotated, f"{self.total_annotated()[group.name]:,}")]
+        totals = self.total_label_counts()[group.name]
+        for label in group.labels:
+            counts = (
+                [f"{self.label_counts[s][group.name][label]:,}" for s in splits]
+                if per_split
+                else []
+            )
+            rows.append((label, *counts, f"{totals[label]:,}"))
+        return Table(
+            rows,
+            header=header,
+            aligns=("l",) + ("r",) * (len(header) - 1),
+            title=f"{group.name} ({group.kind}): docs with each label",
+        )
 
 
 @dataclass
