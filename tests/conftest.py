@@ -157,7 +157,9 @@ def shared_data_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Language, List[Example], Path]:
+def saved_pipeline(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Tuple[Language, List[Example], Path]:
     """A tiny Tok2Vec pipeline trained a few steps, saved, with a gold DocBin beside it."""
     nlp = make_nlp(GROUPS)
     examples = make_examples(nlp)
@@ -173,3 +175,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Language, List[Ex
         db.add(doc)
     db.to_disk(root / "dev.spacy")
     return nlp, examples, root
+
+
+# Texts of very different lengths, empty and blank ones among them (batching, windows).
+TEXTS = [
+    "i love this movie",
+    "",
+    "the food was ok but the day was very very long and boring, really boring",
+    "meh",
+    "   ",
+    "what a great fun day!!! &#128514;&#128514; love it",
+    "i hate this awful film",
+    "",
+    "ok",
+]

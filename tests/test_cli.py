@@ -50,8 +50,8 @@ def test_print_table_shows_title_header_and_rows(capsys: pytest.CaptureFixture) 
 runner = CliRunner()
 
 
-def test_cli_evaluate(trained, tmp_path) -> None:
-    _, _, root = trained
+def test_cli_evaluate(saved_pipeline, tmp_path) -> None:
+    _, _, root = saved_pipeline
     out = tmp_path / "metrics"
     result = runner.invoke(
         app, ["evaluate", str(root / "model"), str(root / "dev.spacy"), "--output", str(out)]
@@ -62,8 +62,8 @@ def test_cli_evaluate(trained, tmp_path) -> None:
     assert "emotion" in result.output
 
 
-def test_cli_tune(trained, tmp_path) -> None:
-    _, _, root = trained
+def test_cli_tune(saved_pipeline, tmp_path) -> None:
+    _, _, root = saved_pipeline
     out = tmp_path / "tuned"
     result = runner.invoke(
         app,
@@ -94,8 +94,8 @@ def test_cli_tune(trained, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("command", ["tune", "evaluate"])
-def test_cli_bad_paths_fail_clearly(trained, tmp_path, command) -> None:
-    _, _, root = trained
+def test_cli_bad_paths_fail_clearly(saved_pipeline, tmp_path, command) -> None:
+    _, _, root = saved_pipeline
     args = [command, str(root / "model"), str(tmp_path / "missing.spacy")]
     args += [str(tmp_path / "out")] if command == "tune" else ["--output", str(tmp_path / "m")]
     result = runner.invoke(app, args)
@@ -111,8 +111,8 @@ def test_cli_bad_paths_fail_clearly(trained, tmp_path, command) -> None:
     assert "no_model" in result.output
 
 
-def test_cli_tune_unknown_component(trained, tmp_path) -> None:
-    _, _, root = trained
+def test_cli_tune_unknown_component(saved_pipeline, tmp_path) -> None:
+    _, _, root = saved_pipeline
     result = runner.invoke(
         app,
         ["tune", str(root / "model"), str(root / "dev.spacy"), str(tmp_path), "-c", "nope"],

@@ -18,8 +18,8 @@ def _linked_files(report: Path):
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.read_text(encoding="utf8"))
 
 
-def test_evaluate_writes_metrics_report_and_plots(trained, tmp_path) -> None:
-    nlp, examples, _ = trained
+def test_evaluate_writes_metrics_report_and_plots(saved_pipeline, tmp_path) -> None:
+    nlp, examples, _ = saved_pipeline
     result = evaluate_to_dir(nlp, examples, tmp_path / "metrics", data_name="train")
     metrics = srsly.read_json(tmp_path / "metrics" / "metrics.json")
     for key in (
@@ -56,16 +56,16 @@ def test_evaluate_writes_metrics_report_and_plots(trained, tmp_path) -> None:
     assert 0.0 <= ece <= 1.0
 
 
-def test_evaluate_without_plots_has_no_links(trained, tmp_path) -> None:
-    nlp, examples, _ = trained
+def test_evaluate_without_plots_has_no_links(saved_pipeline, tmp_path) -> None:
+    nlp, examples, _ = saved_pipeline
     result = evaluate_to_dir(nlp, examples, tmp_path, plots=False)
     assert result.plot_paths == []
     assert _linked_files(result.report_path) == []
     assert not (tmp_path / "plots").exists()
 
 
-def test_missing_matplotlib_names_the_extra(trained, tmp_path, monkeypatch) -> None:
-    nlp, examples, _ = trained
+def test_missing_matplotlib_names_the_extra(saved_pipeline, tmp_path, monkeypatch) -> None:
+    nlp, examples, _ = saved_pipeline
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
     with pytest.raises(ImportError, match=re.escape("pip install spacy-mtl[report]")):
         evaluate_to_dir(nlp, examples, tmp_path)
@@ -85,8 +85,8 @@ def test_metrics_dict_keeps_top_level_numbers_only() -> None:
     assert all(type(v) is float for v in out.values())
 
 
-def test_load_corpus_errors(trained, tmp_path) -> None:
-    nlp, _, root = trained
+def test_load_corpus_errors(saved_pipeline, tmp_path) -> None:
+    nlp, _, root = saved_pipeline
     with pytest.raises(FileNotFoundError, match="Corpus not found"):
         load_corpus(nlp, tmp_path / "nope.spacy")
     with pytest.raises(FileNotFoundError, match=r"No \.spacy file"):
