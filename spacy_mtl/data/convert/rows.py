@@ -45,16 +45,16 @@ class GroupParser:
             self.known += f" or their codes 0-{len(group.labels) - 1}"
         # The column named in errors of a derived group: its source's column, if one.
         root = group
-        while root.source is not None:
-            root = parents[root.source]
+        while root.parent is not None:
+            root = parents[root.parent]
         self.error_column = root.column
 
     def annotate(
         self, cells: Mapping[str, Any], done: Mapping[str, Dict[str, float]]
     ) -> Dict[str, float]:
         group = self.group
-        if group.source is not None:
-            return self._derived(done[group.source])
+        if group.parent is not None:
+            return self._derived(done[group.parent])
         if group.columns:
             return self._per_label(cells)
         assert group.column is not None
@@ -186,14 +186,14 @@ class GroupParser:
                 Errors.E255.format(
                     group=self.name,
                     labels=positives,
-                    source=group.source,
+                    source=group.parent,
                     n=len(targets),
                     targets=targets,
                 ),
             )
         if any(m not in parent for _, members in group.mapping for m in members):
             return {}  # nothing positive and some source labels missing: unknown
-        raise CellError(self.error_column, Errors.E256.format(group=self.name, source=group.source))
+        raise CellError(self.error_column, Errors.E256.format(group=self.name, source=group.parent))
 
 
 def _type_name(value: Any) -> str:

@@ -55,8 +55,8 @@ class GroupSpec:
     columns (Tuple[Tuple[str, str], ...]): (column, label) pairs: one 0/1 column per label.
     empty (str): What an empty cell means: 'missing' (default) or 'negative' (multilabel:
         annotated, no label).
-    source (Optional[str]): `from`: the group this one is derived from.
-    mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, source labels) pairs of a
+    parent (Optional[str]): `from`: the group this one is derived from.
+    mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, parent labels) pairs of a
         derived group.
     """
 
@@ -68,13 +68,13 @@ class GroupSpec:
     delimiter: Optional[str] = None
     columns: Tuple[Tuple[str, str], ...] = ()
     empty: str = "missing"
-    source: Optional[str] = None
+    parent: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
     @property
     def layout(self) -> str:
         """'column', 'columns' or 'from'."""
-        if self.source is not None:
+        if self.parent is not None:
             return "from"
         return "columns" if self.columns else "column"
 
@@ -157,8 +157,8 @@ class ConvertSpec:
         spec = replace(self, groups=groups)
         for group in spec.groups:
             _check_group(spec.source, group)
-            if group.source is not None:
-                _check_mapping(spec.source, group, spec.group(group.source))
+            if group.parent is not None:
+                _check_mapping(spec.source, group, spec.group(group.parent))
         return spec
 
     def schema(self) -> Optional[GroupSchema]:
@@ -336,7 +336,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
     column: Optional[str] = None
     columns: Tuple[Tuple[str, str], ...] = ()
     delimiter: Optional[str] = None
-    group_source: Optional[str] = None
+    parent_name: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     if layout == "column":
         column = _key_str(source, block["column"], f"column{where}")
@@ -390,11 +390,11 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         only("delimiter", "with `column`")
         only("mapping", "with `from`")
     else:
-        group_source = _key_str(source, block["from"], f"from{where}")
+        parent_name = _key_str(source, block["from"], f"from{where}")
         known = [g.name for g in before]
-        if group_source not in known:
+        if parent_name not in known:
             raise SpecError(
-                Errors.E207.format(spec=source, group=name, source=group_source, groups=known)
+                Errors.E207.format(spec=source, group=name, source=parent_name, groups=known)
             )
         raw_map = block.get("mapping")
         if not isinstance(raw_map, Mapping) or not raw_map:
@@ -427,12 +427,12 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         delimiter=delimiter,
         columns=columns,
         empty=empty,
-        source=group_source,
+        parent=parent_name,
         mapping=mapping,
     )
     _check_group(source, group)
-    if group.source is not None:
-        parent = next(g for g in before if g.name == group.source)
+    if group.parent is not None:
+        parent = next(g for g in before if g.name == group.parent)
         _check_mapping(source, group, parent)
     return group
 

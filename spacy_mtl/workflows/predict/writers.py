@@ -16,7 +16,7 @@ from .formats import PARTS_SUFFIX, PredictError, import_parquet
 from .readers import Chunk, Reader
 
 
-def _cell(value: Any) -> str:
+def _format_cell(value: Any) -> str:
     """A value of a non-CSV input as a CSV cell."""
     if value is None:
         return ""
@@ -131,7 +131,7 @@ class TextWriter(Writer):
                     f"{extra} that the first rows did not have, so they are not in the "
                     f"{self.fmt.upper()} header; write JSONL or Parquet instead."
                 )
-            cells = [_cell(record.get(name)) for name in columns]
+            cells = [_format_cell(record.get(name)) for name in columns]
             rows.append([*cells, *self.out.tabular(row)])
         self._csv.writerows(rows)
 
