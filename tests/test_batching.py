@@ -15,7 +15,6 @@ from spacy_mtl.batching import (
     iter_by_length,
     pipe_by_length,
     resolve_key,
-    sorted_batches,
     wordpiece_lengths,
 )
 
@@ -118,10 +117,3 @@ def test_custom_key_and_bad_arguments(tok2vec_nlp: Language) -> None:
     with pytest.raises(ValueError, match="lengths"):
         list(pipe_by_length(tok2vec_nlp, TEXTS, key=lambda texts: [1]))
     assert list(pipe_by_length(tok2vec_nlp, [])) == []
-
-
-def test_sorted_batches() -> None:
-    lengths = [5, 1, 3, 1, 9, 2, 2]
-    batches = sorted_batches(lengths, 3)
-    assert batches == [[1, 3, 5], [6, 2, 0], [4]]
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))

@@ -44,6 +44,8 @@ from .predict import (
 RAY_EXTRA = 'The distributed engine needs Ray Data: pip install "spacy-mtl[distributed]".'
 # Rows per call of a worker; the pipeline batches them by `batch_size` inside the call.
 DEFAULT_ROWS_PER_CALL = 1024
+# Ray's switch for one-machine clusters: "0" keeps a new cluster on 127.0.0.1.
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # Output layouts of the workers: formatted for Ray's writer of a format, or "raw" (every
 # score as a flat column, formatted on the driver by predict's writers).
 _LAYOUTS = ("raw", "csv", "tsv", "jsonl", "parquet")
@@ -209,28 +211,42 @@ def local_cluster(
     quiet (bool): Keep the workers' logs out of this process's output.
     YIELDS: The `ray` module, initialised.
     """
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # read by the Ray processes
-    ray = _import_ray()
-    if ray.is_initialized():
-        raise PredictError("Ray is already initialised in this process; shut it down first.")
-    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
-    if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
-        # The module read the variable when ray was imported; this process may have done
-        # that already.
-        constants.ENABLE_RAY_CLUSTER = False
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        object_store_memory=object_store_memory,
-        include_dashboard=False,
-        log_to_driver=not quiet,
-        configure_logging=not quiet,
-        _temp_dir=temp_dir,
-    )
+    # Both switches are process-wide: they are set for the cluster's lifetime only and put
+    # back afterwards, so a later ray.init in this process behaves as Ray's default.
+    previous_env = os.environ.get(_LOOPBACK_ENV)
+    os.environ[_LOOPBACK_ENV] = "0"  # read by the Ray processes
+    constants: Any = None
+    previous_flag: Any = None
     try:
-        yield ray
+        ray = _import_ray()
+        if ray.is_initialized():
+            raise PredictError("Ray is already initialised in this process; shut it down first.")
+        constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+        if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
+            # The module read the variable when ray was imported; this process may have
+            # done that already.
+            previous_flag = constants.ENABLE_RAY_CLUSTER
+            constants.ENABLE_RAY_CLUSTER = False
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            object_store_memory=object_store_memory,
+            include_dashboard=False,
+            log_to_driver=not quiet,
+            configure_logging=not quiet,
+            _temp_dir=temp_dir,
+        )
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        if previous_env is None:
+            os.environ.pop(_LOOPBACK_ENV, None)
+        else:
+            os.environ[_LOOPBACK_ENV] = previous_env
+        if previous_flag is not None:
+            constants.ENABLE_RAY_CLUSTER = previous_flag
 
 
 # -- reading ------------------------------------------------------------------------------
