@@ -235,6 +235,7 @@ def test_local_cluster_restores_the_process_wide_switches(monkeypatch: pytest.Mo
     from types import SimpleNamespace
 
     from spacy_mtl.workflows import distributed
+    from spacy_mtl.workflows.distributed import cluster
 
     seen: Dict[str, Any] = {}
     constants = SimpleNamespace(ENABLE_RAY_CLUSTER=True)
@@ -249,7 +250,7 @@ def test_local_cluster_restores_the_process_wide_switches(monkeypatch: pytest.Mo
         shutdown=lambda: seen.setdefault("shutdown", True),
         _private=SimpleNamespace(ray_constants=constants),
     )
-    monkeypatch.setattr(distributed, "_import_ray", lambda: fake)
+    monkeypatch.setattr(cluster, "import_ray", lambda: fake)
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
     with distributed.local_cluster(1) as ray:
         assert ray is fake
@@ -259,6 +260,6 @@ def test_local_cluster_restores_the_process_wide_switches(monkeypatch: pytest.Mo
     monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     fake.is_initialized = lambda: True
     cluster = distributed.local_cluster(1)
-    with pytest.raises(distributed.PredictError, match="already initialised"):
+    with pytest.raises(PredictError, match="already initialised"):
         cluster.__enter__()
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
