@@ -144,8 +144,8 @@ def tune_command(
     import srsly
     from wasabi import msg
 
-    from .report import check_corpus_path, load_corpus
-    from .tune import check_bounds, tune_pipeline
+    from .workflows.report import check_corpus_path, load_corpus
+    from .workflows.tune import check_bounds, tune_pipeline
 
     try:
         # Before loading the model: a typo should not cost its loading time.
@@ -201,7 +201,7 @@ def evaluate_command(
     """
     from wasabi import msg
 
-    from .report import check_corpus_path, evaluate_to_dir, load_corpus
+    from .workflows.report import check_corpus_path, evaluate_to_dir, load_corpus
 
     try:
         check_corpus_path(data_path)

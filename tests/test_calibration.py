@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.metrics import precision_recall_curve as sk_pr_curve
 
-from spacy_mtl.calibration import (
+from spacy_mtl.workflows.calibration import (
     average_precision,
     best_threshold,
     calibration_pairs,

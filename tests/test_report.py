@@ -9,7 +9,7 @@ import pytest
 import srsly
 from conftest import TRAIN_DATA
 
-from spacy_mtl.report import evaluate_to_dir, load_corpus, metrics_dict
+from spacy_mtl.workflows.report import evaluate_to_dir, load_corpus, metrics_dict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

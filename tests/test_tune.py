@@ -8,10 +8,10 @@ import pytest
 import spacy
 from conftest import GROUPS, TRAIN_DATA, make_examples, make_nlp
 
-from spacy_mtl.calibration import apply_temperature
 from spacy_mtl.gold import GoldReader
 from spacy_mtl.schema import GroupSchema
-from spacy_mtl.tune import collect_logits, read_gold, tune_arrays, tune_pipeline
+from spacy_mtl.workflows.calibration import apply_temperature
+from spacy_mtl.workflows.tune import collect_logits, read_gold, tune_arrays, tune_pipeline
 
 # -- on arrays --------------------------------------------------------------------------
 

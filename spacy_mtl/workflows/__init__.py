@@ -1,2 +1,3 @@
-"""Workflows built on the component: prediction over files (local and distributed) and
-distillation (teacher logits written with a corpus)."""
+"""Workflows built on a trained pipeline: prediction over files (local and distributed),
+distillation (teacher logits written with a corpus), tuning (temperatures and thresholds)
+and the evaluation report."""

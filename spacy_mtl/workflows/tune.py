@@ -20,6 +20,11 @@ from spacy.language import Language
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..gold import GoldReader
+from ..loading import docs_before, find_component
+from ..schema import MULTILABEL, GroupSchema, LabelGroup, split_key
+from ..scorer import score_arrays
+from ..tables import Table, number_or_dash
 from .calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
@@ -30,11 +35,6 @@ from .calibration import (
     fit_temperature,
     group_nll,
 )
-from .gold import GoldReader
-from .loading import docs_before, find_component
-from .schema import MULTILABEL, GroupSchema, LabelGroup, split_key
-from .scorer import score_arrays
-from .tables import Table, number_or_dash
 
 DEFAULT_FLOOR = 0.05
 DEFAULT_CEILING = 0.95

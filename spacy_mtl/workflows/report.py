@@ -8,7 +8,7 @@
   bars, a confusion matrix (multiclass), precision-recall curves (multilabel) and a
   reliability diagram.
 
-The plots are drawn by `spacy_mtl.plots` with matplotlib, an optional dependency
+The plots are drawn by `spacy_mtl.workflows.plots` with matplotlib, an optional dependency
 (`pip install spacy-mtl[report]`) imported only when plots are drawn.
 
 DOCS: docs/evaluate.md
@@ -27,6 +27,10 @@ from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.training import Corpus, Example
 
+from ..loading import find_component, mtl_component_names
+from ..schema import GroupSchema, LabelGroup
+from ..scorer import roc_auc, score_arrays
+from ..tables import Table, number_or_dash
 from .calibration import (
     N_BINS,
     ReliabilityBins,
@@ -34,7 +38,6 @@ from .calibration import (
     calibration_pairs,
     reliability_bins,
 )
-from .loading import find_component, mtl_component_names
 from .plots import (
     plot_confusion,
     plot_label_f1,
@@ -42,9 +45,6 @@ from .plots import (
     plot_reliability,
     require_matplotlib,
 )
-from .schema import GroupSchema, LabelGroup
-from .scorer import roc_auc, score_arrays
-from .tables import Table, number_or_dash
 from .tune import read_gold
 
 METRICS_FILE = "metrics.json"
