@@ -242,19 +242,3 @@ def test_distill_labels_cli(tmp_path) -> None:
     )
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output
-
-
-def test_component_imports_no_workflow_code() -> None:
-    """The core (component, distill targets) loads without the workflows, data or CLI."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, spacy_mtl.pipeline, spacy_mtl.distill\n"
-        "print(sorted(m for m in sys.modules if m.startswith("
-        "('spacy_mtl.workflows', 'spacy_mtl.data', 'spacy_mtl.cli', 'spacy_mtl.batching'))))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
