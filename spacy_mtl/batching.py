@@ -189,14 +189,3 @@ def pipe_by_length(
             next_out += 1
     if pending:
         raise RuntimeError(f"pipe_by_length lost the order: {len(pending)} docs left over.")
-
-
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
-    """Indices grouped into batches of `batch_size`, sorted by length (stable).
-
-    lengths (Sequence[int]): The length of each item.
-    batch_size (int): Items per batch.
-    RETURNS (List[List[int]]): Batches of indices; every index appears once.
-    """
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -62,7 +62,7 @@ def convert_command(
     limit: Optional[int] = typer.Option(
         None, "--limit", min=1, help="Read at most N rows of each input."
     ),
-    # 50,000 is convert.DEFAULT_SHARD_SIZE, written out to keep `--help` free of spaCy.
+    # 50,000 is data.convert.DEFAULT_SHARD_SIZE, written out to keep `--help` free of spaCy.
     shard_size: int = typer.Option(
         50_000,
         "--shard-size",
@@ -75,7 +75,7 @@ def convert_command(
     """
     from wasabi import msg
 
-    from .convert import ConvertError, convert_files, load_spec
+    from .data.convert import ConvertError, convert_files, load_spec
 
     try:
         summary = convert_files(
@@ -96,45 +96,13 @@ def convert_command(
         msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
     for corpus in summary.corpora:
         msg.divider(corpus.name)
-        splits = list(corpus.docs)
         msg.text(
             f"rows read {corpus.rows_read:,} = docs written {corpus.docs_written:,} "
             f"+ rows rejected {corpus.rows_rejected:,}"
         )
-        file_rows = [
-            (split_name, f"{corpus.docs[split_name]:,}", ", ".join(map(str, paths)))
-            for split_name, paths in corpus.files.items()
-        ]
-        msg.table(
-            file_rows, header=("split", "docs", "files"), divider=True, aligns=("l", "r", "l")
-        )
-        totals = corpus.total_label_counts()
-        annotated = corpus.total_annotated()
+        _print_table(corpus.files_table())
         for group in summary.schema.groups if summary.schema is not None else ():
-            header = ("label", *splits, "total") if len(splits) > 1 else ("label", "docs")
-            rows = [
-                (
-                    "(annotated)",
-                    *(
-                        [f"{corpus.annotated[s][group.name]:,}" for s in splits]
-                        if len(splits) > 1
-                        else []
-                    ),
-                    f"{annotated[group.name]:,}",
-                )
-            ]
-            for label in group.labels:
-                per_split = [f"{corpus.label_counts[s][group.name][label]:,}" for s in splits]
-                rows.append(
-                    (
-                        label,
-                        *(per_split if len(splits) > 1 else []),
-                        f"{totals[group.name][label]:,}",
-                    )
-                )
-            msg.text(f"{group.name} ({group.kind}): docs with each label", spaced=False)
-            aligns = ("l",) + ("r",) * (len(header) - 1)
-            msg.table(rows, header=header, divider=True, aligns=aligns)
+            _print_table(corpus.label_table(group))
         for line in corpus.first_rejects:
             msg.text(f"  rejected: {line}", spaced=False)
     for warning in summary.warnings:
@@ -176,17 +144,15 @@ def tune_command(
     import srsly
     from wasabi import msg
 
-    from .report import load_corpus
-    from .tune import tune_pipeline
+    from .workflows.report import check_corpus_path, load_corpus
+    from .workflows.tune import check_bounds, tune_pipeline
 
-    if not dev_path.exists():
-        msg.fail("Dev corpus not found", str(dev_path), exits=1)
-    if not 0.0 <= min_threshold <= max_threshold <= 1.0:
-        msg.fail(
-            f"Need 0 <= --min-threshold <= --max-threshold <= 1, got {min_threshold} and "
-            f"{max_threshold}.",
-            exits=1,
-        )
+    try:
+        # Before loading the model: a typo should not cost its loading time.
+        check_corpus_path(dev_path)
+        check_bounds(min_threshold, max_threshold)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
     nlp = _load_pipeline(model_dir, gpu_id)
     try:
         examples = load_corpus(nlp, dev_path)
@@ -209,36 +175,9 @@ def tune_command(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(report_path, result.to_dict())
 
-    def arrow(before: Optional[float], after: Optional[float], digits: int = 3) -> str:
-        def fmt(v: Optional[float]) -> str:
-            return "-" if v is None else f"{v:.{digits}f}"
-
-        return f"{fmt(before)} -> {fmt(after)}"
-
-    rows = []
-    for g in result.groups:
-        n_tuned = sum(lab.tuned for lab in g.labels.values())
-        rows.append(
-            (
-                g.group,
-                g.kind,
-                g.n_docs,
-                arrow(g.temperature_before, g.temperature, 2),
-                arrow(g.nll_before, g.nll_after),
-                arrow(g.ece_before, g.ece_after),
-                arrow(g.macro_f_before, g.macro_f_after),
-                f"{n_tuned}/{len(g.labels)}" if g.kind == "multilabel" else "-",
-            )
-        )
-    header = ("group", "kind", "docs", "temperature", "NLL", "ECE", "macro F", "thresholds")
-    msg.table(rows, header=header, divider=True)
-    for g in result.groups:
-        if g.temperature_at_bound:
-            msg.warn(
-                f"Group {g.group!r}: the temperature fit stopped at a bound ({g.temperature:g}); "
-                "the dev set does not constrain it (is the model perfect on dev, or is dev "
-                "part of the training data?)."
-            )
+    _print_table(result.table())
+    for warning in result.warnings():
+        msg.warn(warning)
     msg.good("Saved the tuned pipeline", str(output_dir))
     msg.good("Saved the tuning report", str(report_path))
 
@@ -262,10 +201,12 @@ def evaluate_command(
     """
     from wasabi import msg
 
-    from .report import evaluate_to_dir, load_corpus
+    from .workflows.report import check_corpus_path, evaluate_to_dir, load_corpus
 
-    if not data_path.exists():
-        msg.fail("Evaluation data not found", str(data_path), exits=1)
+    try:
+        check_corpus_path(data_path)
+    except FileNotFoundError as err:
+        msg.fail(str(err), exits=1)
     nlp = _load_pipeline(model_dir, gpu_id)
     try:
         examples = load_corpus(nlp, data_path)
@@ -283,23 +224,7 @@ def evaluate_command(
     except (ValueError, FileNotFoundError, ImportError) as err:
         msg.fail(str(err), exits=1)
 
-    def fmt(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    rows = [
-        (
-            g.name,
-            g.group.kind,
-            g.n_docs,
-            fmt(g.macro_f),
-            fmt(g.acc if g.group.is_multiclass else g.micro_f),
-            fmt(g.macro_auc),
-            fmt(g.ece),
-        )
-        for g in result.groups
-    ]
-    header = ("group", "kind", "docs", "macro F", "acc/micro F", "macro AUC", "ECE")
-    msg.table(rows, header=header, divider=True)
+    _print_table(result.table())
     if "mtl_score" in result.metrics:
         score, speed = result.metrics["mtl_score"], result.metrics.get("speed", 0.0)
         msg.text(f"mtl_score {score:.3f}, {speed:.0f} words/s")
@@ -346,7 +271,7 @@ def predict_command(
     ),
     batch_size: int = BATCH_SIZE,
     n_process: int = typer.Option(
-        1, "--n-process", "-n", min=1, help="Processes for nlp.pipe (CPU only)."
+        1, "--n-process", "-N", min=1, help="Processes for nlp.pipe (CPU only)."
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
     threads: Optional[int] = typer.Option(
@@ -435,15 +360,7 @@ def predict_command(
         )
     if resuming:
         msg.info(f"Continued an interrupted run after {summary.resumed_rows:,} rows")
-    rows = [
-        ("rows written", f"{summary.rows:,}"),
-        ("predicted by this run", f"{summary.rows_this_run:,}"),
-        ("empty or missing text (empty prediction)", f"{summary.empty:,}"),
-        ("texts cut to nlp.max_length", f"{summary.truncated:,}"),
-        ("time", f"{summary.seconds:,.1f} s (loading the pipeline: {summary.load_seconds:.1f} s)"),
-        ("speed (loading not counted)", f"{summary.docs_per_second:,.1f} docs/s"),
-    ]
-    msg.table(rows, max_col=60)
+    _print_table(summary.table())
     msg.good(f"Wrote {summary.output_format.upper()} with predictions", str(output))
 
 
@@ -550,15 +467,7 @@ def predict_distributed_command(
             )
     except (PredictError, OSError) as err:
         msg.fail("Prediction stopped", str(err), exits=1)
-    rows = [
-        ("rows written", f"{summary.rows:,}"),
-        ("empty or missing text (empty prediction)", f"{summary.empty:,}"),
-        ("texts cut to nlp.max_length", f"{summary.truncated:,}"),
-        ("workers", str(summary.workers)),
-        ("time (cluster start not included)", f"{summary.seconds:,.1f} s"),
-        ("speed", f"{summary.docs_per_second:,.1f} docs/s"),
-    ]
-    msg.table(rows, max_col=60)
+    _print_table(summary.table())
     where = output if summary.mode == "file" else f"{output} ({len(summary.files)} part files)"
     msg.good(f"Wrote {summary.output_format.upper()} with predictions", where)
 
@@ -587,23 +496,27 @@ def distill_labels_command(
         ..., help="Trained teacher pipeline(s): folders or package names; later ones win."
     ),
     corpus: Path = typer.Option(
-        ..., "--corpus", "-c", help=".spacy file or folder, or unlabelled .txt / .jsonl"
+        ..., "--corpus", help=".spacy file or folder, or unlabelled .txt / .jsonl"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="The .spacy file to write."),
-    component: str = typer.Option("mtl_textcat", "--component", help="Teacher component."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    component: str = typer.Option(
+        "mtl_textcat", "--component", "-c", help="The teachers' mtl_textcat component."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
     limit: int = typer.Option(0, "--limit", min=0, help="Read at most N docs (0: all)."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run the teachers on (-1: CPU)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
 ) -> None:
     """Store each teacher's logits with every doc (doc._.mtl_teacher) for a student to learn
     from; gold doc.cats are kept. See README, "Distillation".
     """
     from wasabi import msg
 
-    from .distill import distill_corpus
+    from .workflows.distill import check_corpus, distill_corpus
 
-    if not corpus.exists():
-        msg.fail(f"Corpus not found: {corpus}", exits=1)
+    try:
+        check_corpus(corpus)
+    except FileNotFoundError as err:
+        msg.fail(str(err), exits=1)
     loaded = [_load_pipeline(teacher, gpu_id) for teacher in teachers]
     try:
         n = distill_corpus(
@@ -612,6 +525,21 @@ def distill_labels_command(
     except (ValueError, OSError) as err:
         msg.fail("Distillation stopped", str(err), exits=1)
     msg.good(f"Wrote {n} docs with teacher logits to {output}")
+
+
+def _print_table(table: Any) -> None:
+    """Print a `spacy_mtl.tables.Table` with wasabi."""
+    from wasabi import msg
+
+    if table.title is not None:
+        msg.text(table.title, spaced=False)
+    msg.table(
+        list(table.rows),
+        header=table.header,
+        divider=table.header is not None,
+        aligns=table.aligns,
+        max_col=table.max_col,
+    )
 
 
 def main() -> None:

@@ -1,6 +1,10 @@
-"""Every error and warning spacy_mtl raises, in one place.
+"""The core's exception and warning classes, and the message templates (`Errors`) of the
+schema (E0xx), the gold reader (E1xx), convert (E2xx) and model loading (E3xx).
 
-Each message names what is at fault (file, row, doc, group, label) and what to do about it.
+The workflows (predict, distributed, distill, tune, report) and the small helper modules
+word their messages where they raise them, with their own exception class where they need
+one (`PredictError`, `ConvertError`). Either way, each message names what is at fault (file,
+row, doc, group, label) and what to do about it.
 """
 
 from typing import Any
@@ -107,7 +111,7 @@ class Errors:
     )
     E109 = "Pooling {pooling!r} is not known; use one of {known}."
 
-    # convert: `spacy-mtl convert` (spacy_mtl/convert.py). Documented in docs/convert.md.
+    # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
     # Spec errors (the spec file itself is wrong).
     E201 = "Spec {spec}: expected a mapping of settings at the top level, got {value!r}."
     E202 = "Spec {spec}: unknown setting(s) {keys}{where}. Known: {known}."

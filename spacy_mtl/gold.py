@@ -1,4 +1,5 @@
-"""Gold `doc.cats` → target and mask arrays, with the missing-label rules of DESIGN.md.
+"""Gold `doc.cats` → target and mask arrays, with the missing-label rules of
+docs/design.md ("Gold annotation").
 
 - multiclass group: annotated when exactly one of its present keys is 1.0; no key of the
   group means the group is missing for the doc (mask 0 on all its columns).

@@ -10,8 +10,8 @@ made only where a word starts, so a span tokenized on its own gives the same wor
 (exact for BERT-style WordPiece tokenizers; byte-level BPE may differ by a piece or two at a
 cut, because the first word of a span loses its leading-space marker).
 
-Register it by importing this module (`import spacy_mtl.span_getters`) until the package
-declares the `spacy_span_getters` entry point.
+It is registered through the package's `spacy_span_getters` entry point, so a config can
+name it without `--code`.
 
 DOCS: docs/benchmarks.md (long texts).
 """

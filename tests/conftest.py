@@ -2,11 +2,12 @@
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 import spacy
 from spacy.language import Language
+from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
@@ -153,3 +154,38 @@ def shared_data_dir() -> Path:
     """../shared/data next to the repo, or $SPACY_MTL_DATA."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     return Path(os.environ.get("SPACY_MTL_DATA", default))
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Tuple[Language, List[Example], Path]:
+    """A tiny Tok2Vec pipeline trained a few steps, saved, with a gold DocBin beside it."""
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    root = tmp_path_factory.mktemp("trained")
+    nlp.to_disk(root / "model")
+    db = DocBin()
+    for text, cats in TRAIN_DATA:
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        db.add(doc)
+    db.to_disk(root / "dev.spacy")
+    return nlp, examples, root
+
+
+# Texts of very different lengths, empty and blank ones among them (batching, windows).
+TEXTS = [
+    "i love this movie",
+    "",
+    "the food was ok but the day was very very long and boring, really boring",
+    "meh",
+    "   ",
+    "what a great fun day!!! &#128514;&#128514; love it",
+    "i hate this awful film",
+    "",
+    "ok",
+]

@@ -122,7 +122,7 @@ def test_config_schedule(path: Path) -> None:
 
 def test_config_labels_match_specs() -> None:
     """The configs' labels are the ones `spacy-mtl convert` writes with the project specs."""
-    convert = pytest.importorskip("spacy_mtl.convert")
+    convert = pytest.importorskip("spacy_mtl.data.convert")
     specs = [ROOT / "assets/specs/goemotions.yml", ROOT / "assets/specs/davidson.yml"]
     spec_labels: Dict[str, List[str]] = {}
     for path in specs:

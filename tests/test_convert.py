@@ -1,4 +1,4 @@
-"""Tests of `spacy_mtl.convert` and the `spacy-mtl convert` command.
+"""Tests of `spacy_mtl.data.convert` and the `spacy-mtl convert` command.
 
 Small files are written to tmp_path; the slow tests read the real data sets in
 ../shared/data (or $SPACY_MTL_DATA).
@@ -20,7 +20,7 @@ from spacy.training import Corpus
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
-from spacy_mtl.convert import (
+from spacy_mtl.data.convert import (
     ConvertError,
     ConvertSpec,
     ConvertSummary,

@@ -10,9 +10,10 @@ from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
 from spacy.language import Language
 from spacy.training import Example
 
-from spacy_mtl.distill import blend_targets, linear_schedule, teacher_logits
+from spacy_mtl.distill import blend_targets, linear_schedule
 from spacy_mtl.loss import group_loss
 from spacy_mtl.schema import GroupSchema
+from spacy_mtl.workflows.distill import teacher_logits
 
 SCHEMA = GroupSchema.from_config(
     {
@@ -191,7 +192,7 @@ def test_docs_without_gold_or_teacher_contribute_nothing() -> None:
 def test_distill_corpus_keeps_gold_and_adds_teacher(tmp_path) -> None:
     from spacy.tokens import DocBin
 
-    from spacy_mtl.distill import distill_corpus
+    from spacy_mtl.workflows.distill import distill_corpus
 
     teacher = make_nlp(GROUPS)
     _train(teacher, make_examples(teacher), steps=5)
@@ -228,7 +229,7 @@ def test_distill_labels_cli(tmp_path) -> None:
     teacher.to_disk(tmp_path / "teacher")
     (tmp_path / "raw.jsonl").write_text('{"text": "i love it"}\n\n{"text": "bad"}\n')
     out = tmp_path / "out" / "distilled.spacy"
-    args = ["distill-labels", str(tmp_path / "teacher"), "-c", str(tmp_path / "raw.jsonl")]
+    args = ["distill-labels", str(tmp_path / "teacher"), "--corpus", str(tmp_path / "raw.jsonl")]
     result = CliRunner().invoke(app, [*args, "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "Wrote 2 docs" in result.output
@@ -236,6 +237,8 @@ def test_distill_labels_cli(tmp_path) -> None:
     assert [d.text for d in docs] == ["i love it", "bad"]
 
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "oops"}\n')
-    result = CliRunner().invoke(app, [*args[:2], "-c", str(tmp_path / "bad.jsonl"), "-o", str(out)])
+    result = CliRunner().invoke(
+        app, [*args[:2], "--corpus", str(tmp_path / "bad.jsonl"), "-o", str(out)]
+    )
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output

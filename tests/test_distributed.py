@@ -3,6 +3,7 @@ local 2-worker Ray cluster over real GoEmotions texts (slow)."""
 
 import csv
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -226,3 +227,39 @@ def _run(
 def _floats(row: Dict[str, str]) -> Dict[str, Any]:
     """CSV cells, with the score cells as floats (compared with a tolerance)."""
     return {k: float(v) if "/" in k and v else v for k, v in row.items()}
+
+
+def test_local_cluster_restores_the_process_wide_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loopback switches (an environment variable, a Ray constant) hold for the cluster's
+    lifetime only. A stand-in for ray records what ray.init saw."""
+    from types import SimpleNamespace
+
+    from spacy_mtl.workflows import distributed
+    from spacy_mtl.workflows.distributed import cluster
+
+    seen: Dict[str, Any] = {}
+    constants = SimpleNamespace(ENABLE_RAY_CLUSTER=True)
+
+    def init(**kwargs: Any) -> None:
+        seen["env"] = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+        seen["flag"] = constants.ENABLE_RAY_CLUSTER
+
+    fake = SimpleNamespace(
+        is_initialized=lambda: False,
+        init=init,
+        shutdown=lambda: seen.setdefault("shutdown", True),
+        _private=SimpleNamespace(ray_constants=constants),
+    )
+    monkeypatch.setattr(cluster, "import_ray", lambda: fake)
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
+    with distributed.local_cluster(1) as ray:
+        assert ray is fake
+    assert seen == {"env": "0", "flag": False, "shutdown": True}
+    assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "1"
+    assert constants.ENABLE_RAY_CLUSTER is True
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    fake.is_initialized = lambda: True
+    cluster = distributed.local_cluster(1)
+    with pytest.raises(PredictError, match="already initialised"):
+        cluster.__enter__()
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ

@@ -65,7 +65,8 @@ def test_every_registered_name_has_an_entry_point() -> None:
 
 
 def test_factory_without_importing_the_package(tmp_path: Path) -> None:
-    """`spacy.blank` + add_pipe resolve through the entry point alone (no import spacy_mtl)."""
+    """`spacy.blank` + add_pipe resolve through the entry point alone (no import spacy_mtl),
+    and loading the component loads no workflow, data or CLI module."""
     import subprocess
 
     code = (
@@ -74,8 +75,12 @@ def test_factory_without_importing_the_package(tmp_path: Path) -> None:
         "nlp.add_pipe('mtl_textcat', config={'groups': {'a': {'kind': 'multiclass', "
         "'labels': ['x', 'y']}}})\n"
         "print(nlp.pipe_names, 'spacy_mtl.pipeline' in sys.modules)\n"
+        # The core loads none of the layers above it (workflows, data, CLI).
+        "layers = ('spacy_mtl.workflows', 'spacy_mtl.data', 'spacy_mtl.cli',"
+        " 'spacy_mtl.batching')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(layers)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert out.stdout.strip() == "['mtl_textcat'] True"
+    assert out.stdout.strip().splitlines() == ["['mtl_textcat'] True", "[]"]

@@ -1,103 +1,19 @@
-"""tune: thresholds, temperature scaling and ECE against independent computations."""
+"""tune: the tuned schema and its report, on arrays and on a pipeline (the calibration maths
+are tested in test_calibration.py)."""
 
 import math
 
 import numpy
 import pytest
 import spacy
-import torch
 from conftest import GROUPS, TRAIN_DATA, make_examples, make_nlp
-from sklearn.metrics import f1_score
 
-from spacy_mtl.calibration import (
-    apply_temperature,
-    best_threshold,
-    calibration_pairs,
-    expected_calibration_error,
-    f1_at_thresholds,
-    fit_temperature,
-    group_nll,
-    reliability_bins,
-)
 from spacy_mtl.gold import GoldReader
 from spacy_mtl.schema import GroupSchema
-from spacy_mtl.tune import collect_logits, read_gold, tune_arrays, tune_pipeline
+from spacy_mtl.workflows.calibration import apply_temperature
+from spacy_mtl.workflows.tune import collect_logits, read_gold, tune_arrays, tune_pipeline
 
-# -- thresholds -------------------------------------------------------------------------
-
-
-def test_best_threshold_known_answer() -> None:
-    scores = numpy.asarray([0.9, 0.8, 0.7, 0.35, 0.3, 0.2, 0.1])
-    gold = numpy.asarray([1, 1, 0, 1, 0, 0, 0])
-    choice = best_threshold(scores, gold, floor=0.0, ceiling=1.0)
-    # Cutting between 0.35 and 0.3: tp=3, fp=1, fn=0 → F1 = 6/7; every other cut is worse.
-    assert choice is not None
-    assert choice.threshold == pytest.approx(0.325)
-    assert choice.f1 == pytest.approx(6 / 7)
-    assert choice.n_positive == 3 and choice.n_annotated == 7
-
-
-def test_best_threshold_respects_floor_and_ceiling() -> None:
-    scores = numpy.asarray([0.04, 0.2, 0.01, 0.1])
-    gold = numpy.asarray([1, 1, 0, 0])
-    free = best_threshold(scores, gold, floor=0.0, ceiling=1.0)
-    assert free is not None
-    assert free.threshold == pytest.approx(0.025)  # predicts 0.04, 0.1, 0.2: F1 0.8
-    assert free.f1 == pytest.approx(0.8)
-    floored = best_threshold(scores, gold, floor=0.05, ceiling=0.95)
-    assert floored is not None
-    # Below 0.05 is out of bounds: the best cut left is between 0.1 and 0.2 (F1 2/3).
-    assert floored.threshold == pytest.approx(0.15)
-    assert floored.f1 == pytest.approx(2 / 3)
-    capped = best_threshold(numpy.asarray([0.99, 0.98, 0.2]), [1, 0, 0], floor=0.0, ceiling=0.9)
-    assert capped is not None
-    assert capped.threshold <= 0.9
-    # Capped at 0.9, both high scores are predicted positive: F1 = 2/3.
-    assert capped.f1 == pytest.approx(2 / 3)
-
-
-def test_best_threshold_keeps_default_when_nothing_beats_it() -> None:
-    # Every positive scores below the floor: F1 is 0 for every allowed threshold.
-    choice = best_threshold([0.01, 0.02, 0.3], [1, 1, 0], floor=0.05, ceiling=0.95, default=0.4)
-    assert choice is not None
-    assert choice.threshold == 0.4 and choice.f1 == 0.0
-    # A tie between the default and another cut keeps the default.
-    choice = best_threshold([0.9, 0.6, 0.1], [1, 0, 0], floor=0.0, ceiling=1.0, default=0.7)
-    assert choice is not None
-    assert choice.threshold == 0.7 and choice.f1 == 1.0
-
-
-def test_best_threshold_matches_brute_force() -> None:
-    rng = numpy.random.default_rng(3)
-    for _ in range(20):
-        n = int(rng.integers(5, 60))
-        gold = rng.random(n) < 0.3
-        gold[0] = True
-        # Rounded scores make ties, the hard case.
-        scores = numpy.round(numpy.clip(rng.random(n) * 0.6 + gold * 0.3, 0, 1), 2)
-        choice = best_threshold(scores, gold, floor=0.05, ceiling=0.95)
-        assert choice is not None
-        assert 0.05 <= choice.threshold <= 0.95
-        brute = max(_f1_by_hand(gold, scores >= t) for t in numpy.linspace(0.05, 0.95, 901))
-        assert choice.f1 == pytest.approx(brute)
-        assert f1_score(gold, scores >= choice.threshold) == pytest.approx(brute)
-
-
-def _f1_by_hand(gold, pred) -> float:
-    tp = sum(1 for g, p in zip(gold, pred) if g and p)
-    fp = sum(1 for g, p in zip(gold, pred) if not g and p)
-    fn = sum(1 for g, p in zip(gold, pred) if g and not p)
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-
-
-def test_f1_at_thresholds_against_sklearn() -> None:
-    rng = numpy.random.default_rng(0)
-    scores = rng.random(50)
-    gold = rng.random(50) < 0.4
-    ts = numpy.asarray([0.0, 0.2, 0.5, 0.77, 1.0])
-    ours = f1_at_thresholds(scores, gold, ts)
-    theirs = [f1_score(gold, scores >= t, zero_division=0) for t in ts]
-    assert ours == pytest.approx(theirs)
+# -- on arrays --------------------------------------------------------------------------
 
 
 def test_label_without_positives_keeps_default() -> None:
@@ -116,107 +32,6 @@ def test_label_without_positives_keeps_default() -> None:
     assert results[0].labels["rare"].tuned is False
     assert results[0].labels["joy"].tuned is True
     assert results[0].labels["rare"].n_annotated == 3
-
-
-# -- temperature ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("true_t", [0.5, 2.5])
-def test_temperature_recovers_known_scale_multiclass(true_t: float) -> None:
-    rng = numpy.random.default_rng(1)
-    z = rng.normal(size=(20000, 4)) * 2.0  # a calibrated model's logits
-    p = numpy.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    labels = (p.cumsum(axis=1) > rng.random((len(p), 1))).argmax(axis=1)
-    truths = numpy.eye(4)[labels]
-    masks = numpy.ones_like(truths)
-    fitted = fit_temperature(True, z * true_t, truths, masks)
-    assert fitted == pytest.approx(true_t, rel=0.05)
-
-
-@pytest.mark.parametrize("true_t", [0.4, 3.0])
-def test_temperature_recovers_known_scale_multilabel(true_t: float) -> None:
-    rng = numpy.random.default_rng(2)
-    z = rng.normal(size=(8000, 3)) * 2.0
-    truths = (rng.random(z.shape) < 1 / (1 + numpy.exp(-z))).astype("f")
-    masks = (rng.random(z.shape) < 0.8).astype("f")  # missing pairs must not count
-    truths_noisy = truths.copy()
-    truths_noisy[masks == 0] = 1.0 - truths_noisy[masks == 0]
-    fitted = fit_temperature(False, z * true_t, truths_noisy, masks)
-    assert fitted == pytest.approx(true_t, rel=0.05)
-
-
-def test_group_nll_matches_torch() -> None:
-    rng = numpy.random.default_rng(4)
-    x = rng.normal(size=(7, 3)) * 3
-    y_idx = rng.integers(0, 3, size=7)
-    y = numpy.eye(3)[y_idx]
-    mask = numpy.ones_like(y)
-    mask[[1, 4]] = 0
-    keep = mask[:, 0] > 0
-    t = 1.7
-    expected = torch.nn.functional.cross_entropy(
-        torch.tensor(x[keep] / t), torch.tensor(y_idx[keep])
-    ).item()
-    assert group_nll(True, x, y, mask, t) == pytest.approx(expected)
-    yb = (rng.random((7, 3)) < 0.5).astype("f8")
-    mb = (rng.random((7, 3)) < 0.7).astype("f8")
-    expected_bce = torch.nn.functional.binary_cross_entropy_with_logits(
-        torch.tensor(x / t)[mb > 0], torch.tensor(yb)[mb > 0]
-    ).item()
-    assert group_nll(False, x, yb, mb, t) == pytest.approx(expected_bce)
-
-
-def test_temperature_none_when_nothing_annotated() -> None:
-    x = numpy.zeros((3, 2))
-    assert fit_temperature(True, x, numpy.zeros((3, 2)), numpy.zeros((3, 2))) is None
-    assert fit_temperature(False, x, numpy.zeros((3, 2)), numpy.zeros((3, 2))) is None
-
-
-# -- ECE --------------------------------------------------------------------------------
-
-
-def _ece_by_hand(probs, outcomes, n_bins=15):
-    """Straightforward loop: bins (lo, hi], 0 goes into the first bin."""
-    total, n = 0.0, len(probs)
-    for b in range(n_bins):
-        lo, hi = b / n_bins, (b + 1) / n_bins
-        members = [i for i, p in enumerate(probs) if (lo < p <= hi) or (b == 0 and p == 0.0)]
-        if members:
-            conf = sum(probs[i] for i in members) / len(members)
-            acc = sum(outcomes[i] for i in members) / len(members)
-            total += len(members) / n * abs(acc - conf)
-    return total
-
-
-def test_ece_hand_examples() -> None:
-    # Every probability in its own bin: ECE is the mean |outcome − p|.
-    probs = [0.1, 0.2, 0.9, 0.95, 0.5]
-    outcomes = [0, 1, 1, 1, 0]
-    assert expected_calibration_error(probs, outcomes) == pytest.approx(1.55 / 5)
-    # 0.9 and 0.92 share the bin (13/15, 14/15]: conf .91, acc .5; 0.3 alone, gap .7.
-    assert expected_calibration_error([0.9, 0.92, 0.3], [1, 0, 1]) == pytest.approx(
-        2 / 3 * 0.41 + 1 / 3 * 0.7
-    )
-    rng = numpy.random.default_rng(5)
-    p = numpy.r_[rng.random(300), 0.0, 1.0, 1 / 15, 2 / 15]  # bin edges included
-    o = (rng.random(len(p)) < p).astype(float)
-    assert expected_calibration_error(p, o) == pytest.approx(_ece_by_hand(list(p), list(o)))
-    bins = reliability_bins(p, o)
-    assert bins.counts.sum() == len(p)
-
-
-def test_calibration_pairs_multiclass_and_multilabel() -> None:
-    probs = numpy.asarray([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.2, 0.3, 0.5]])
-    truths = numpy.asarray([[1, 0, 0], [1, 0, 0], [0, 0, 0]], dtype="f")
-    masks = numpy.asarray([[1, 1, 1], [1, 1, 1], [0, 0, 0]], dtype="f")
-    conf, outcome = calibration_pairs(True, probs, truths, masks)
-    assert conf.tolist() == pytest.approx([0.7, 0.6])
-    assert outcome.tolist() == [1.0, 0.0]
-    masks_ml = numpy.asarray([[1, 0, 1], [0, 0, 0], [0, 1, 0]], dtype="f")
-    conf, outcome = calibration_pairs(False, probs, truths, masks_ml)
-    assert conf.tolist() == pytest.approx([0.7, 0.1, 0.3])
-    assert outcome.tolist() == [1.0, 0.0, 0.0]
 
 
 # -- on a pipeline ----------------------------------------------------------------------

@@ -1,1 +1,3 @@
-"""Workflows built on the component: prediction over files (local and distributed)."""
+"""Workflows built on a trained pipeline: prediction over files (local and distributed),
+distillation (teacher logits written with a corpus), tuning (temperatures and thresholds)
+and the evaluation report."""

@@ -14,7 +14,8 @@ that many input rows and appends. Parquet cannot be appended to, so Parquet outp
 written as one part file per chunk in `OUTPUT.parts/` and merged into OUTPUT at the end.
 The sidecar is deleted when the output is complete.
 
-Modules: `formats` (names, compression, PredictError), `columns` (the added columns),
+Modules: `formats` (format names, PredictError; extensions and compression are
+`spacy_mtl.data.io`'s), `columns` (the added columns),
 `readers` (rows and chunks), `inference` (the `nlp.pipe` stream), `writers`, `resume`
 (the progress file) and `run` (`predict_file`). The columns and the writers are shared
 with `spacy_mtl.workflows.distributed`, so that both give the same output.
@@ -23,7 +24,14 @@ DOCS: docs/predict.md
 """
 
 from .columns import Label, OutputColumns, Scores
-from .formats import DEFAULT_CHUNK_SIZE, DEFAULT_LABEL_SEP, FORMATS, PredictError, file_format
+from .formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_LABEL_SEP,
+    FORMATS,
+    PredictError,
+    file_format,
+    suffix_format,
+)
 from .inference import components_after, get_schema, iter_predictions, load_model
 from .readers import Chunk, Reader, clean_text, read_chunks
 from .resume import progress_path
@@ -53,4 +61,5 @@ __all__ = [
     "predict_file",
     "progress_path",
     "read_chunks",
+    "suffix_format",
 ]

@@ -1,16 +1,14 @@
-"""Input and output formats of `predict`: names, compression, and the package's error.
+"""Input and output formats of `predict`, its constants, and the package's error.
 
 FORMATS are recognised from the file name (.csv, .tsv/.tab, .jsonl/.ndjson, .parquet/.pq,
-text formats optionally followed by .gz, .bz2 or .xz) unless given.
+text formats optionally followed by .gz, .bz2 or .xz) unless given. Extensions,
+compression and the csv reader are shared with `convert`: see `spacy_mtl.data.io`.
 """
 
-import bz2
-import gzip
-import lzma
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Optional, Union
+from typing import Any, Optional
 
-PathLike = Union[str, Path]
+from ...data.io import EXTENSIONS, PathLike, compression, format_from_name
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 DEFAULT_CHUNK_SIZE = 10_000
@@ -18,22 +16,6 @@ DEFAULT_LABEL_SEP = "|"
 PROGRESS_SUFFIX = ".progress.json"
 PARTS_SUFFIX = ".parts"
 PROGRESS_VERSION = 1
-
-SUFFIXES = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-COMPRESSED: Dict[str, Callable[..., IO[str]]] = {
-    ".gz": gzip.open,
-    ".bz2": bz2.open,
-    ".xz": lzma.open,
-}
-SEPARATORS = {"csv": ",", "tsv": "\t"}
 PARQUET_EXTRA = 'Parquet needs pyarrow: pip install "spacy-mtl[parquet]" (or pyarrow).'
 
 
@@ -58,34 +40,31 @@ def file_format(path: PathLike, given: Optional[str] = None, *, what: str = "inp
         if fmt not in FORMATS:
             raise PredictError(f"Unknown {what} format {given!r}; use one of {list(FORMATS)}.")
         return fmt
-    suffixes = [s.lower() for s in Path(str(path)).suffixes]
-    if suffixes and suffixes[-1] in COMPRESSED:
-        suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in SUFFIXES:
-        return SUFFIXES[suffixes[-1]]
+    named = format_from_name(path)
+    if named is not None and named in FORMATS:
+        return named
     raise PredictError(
         f"{path}: cannot tell the {what} format from the file name; give it with "
         f"--{'format' if what == 'input' else 'output-format'} ({'|'.join(FORMATS)})."
     )
 
 
+def suffix_format(path: PathLike) -> Optional[str]:
+    """The format named by the last suffix of a file name (a compressed name names none),
+    if predict reads or writes it."""
+    fmt = EXTENSIONS.get(Path(str(path)).suffix.lower())
+    return fmt if fmt in FORMATS else None
+
+
 def resolve_output_format(path: Path, given: Optional[str], input_format: str) -> str:
-    if path.suffix.lower() in COMPRESSED:
+    if compression(path) is not None:
         raise PredictError(
             f"{path}: compressed output is not supported (a resumed run truncates and "
             "appends); write it plain and compress it afterwards."
         )
-    if given is None and path.suffix.lower() not in SUFFIXES:
+    if given is None and suffix_format(path) is None:
         return input_format
     return file_format(path, given, what="output")
-
-
-def open_text(path: Path, mode: str = "rt") -> IO[str]:
-    opener = COMPRESSED.get(path.suffix.lower())
-    # newline="": csv handles line ends itself (quoted newlines); utf-8-sig drops a BOM.
-    if opener is not None:
-        return opener(path, mode, encoding="utf-8-sig", newline="")
-    return open(path, mode, encoding="utf-8-sig", newline="")
 
 
 def import_parquet() -> Any:

@@ -3,19 +3,13 @@
 import csv
 import json
 import math
-import sys
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .formats import (
-    DEFAULT_CHUNK_SIZE,
-    SEPARATORS,
-    PredictError,
-    import_parquet,
-    open_text,
-)
+from ...data.io import SEPARATORS, csv_reader, open_text
+from .formats import DEFAULT_CHUNK_SIZE, PredictError, import_parquet
 
 
 def clean_text(value: Any, where: str) -> Optional[str]:
@@ -116,15 +110,9 @@ class Reader:
 
     def _open_delimited(self, columns: Optional[Sequence[str]], quoting: bool) -> None:
         # Cells are read as the exact strings in the file: no type or NA detection, so a
-        # text "NA" or "null" is predicted as that text. Raise the cell size limit
-        # (128 KiB by default) so that very long texts are read, not refused.
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        # text "NA" or "null" is predicted as that text.
         self._file = open_text(self.path)
-        self._csv = csv.reader(
-            self._file,
-            delimiter=SEPARATORS[self.fmt],
-            quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
-        )
+        self._csv = csv_reader(self._file, self.fmt, quoting=quoting)
         if columns is not None:
             self.columns = list(columns)
         else:

@@ -8,6 +8,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 from spacy.language import Language
 
+from ...tables import Table
 from .columns import OutputColumns
 from .formats import (
     DEFAULT_CHUNK_SIZE,
@@ -63,6 +64,18 @@ class PredictSummary:
         pipeline not included)."""
         busy = self.seconds - self.load_seconds
         return self.rows_this_run / busy if busy > 0 else 0.0
+
+    def table(self) -> Table:
+        """Rows written, predicted, empty and cut texts, time and speed."""
+        rows = [
+            ("rows written", f"{self.rows:,}"),
+            ("predicted by this run", f"{self.rows_this_run:,}"),
+            ("empty or missing text (empty prediction)", f"{self.empty:,}"),
+            ("texts cut to nlp.max_length", f"{self.truncated:,}"),
+            ("time", f"{self.seconds:,.1f} s (loading the pipeline: {self.load_seconds:.1f} s)"),
+            ("speed (loading not counted)", f"{self.docs_per_second:,.1f} docs/s"),
+        ]
+        return Table(rows, max_col=60)
 
 
 def predict_file(

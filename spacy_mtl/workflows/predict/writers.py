@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
+from ...data.io import SEPARATORS, csv_reader
 from .columns import OutputColumns, Scores
-from .formats import PARTS_SUFFIX, SEPARATORS, PredictError, import_parquet
+from .formats import PARTS_SUFFIX, PredictError, import_parquet
 from .readers import Chunk, Reader
 
 
-def _cell(value: Any) -> str:
+def _format_cell(value: Any) -> str:
     """A value of a non-CSV input as a CSV cell."""
     if value is None:
         return ""
@@ -105,7 +106,7 @@ class TextWriter(Writer):
         """The input columns of the header an earlier run wrote (for JSONL input they
         depend on what had been read when it was written)."""
         with open(path, encoding="utf8", newline="") as file:
-            header = next(csv.reader(file, delimiter=SEPARATORS[self.fmt]), [])
+            header: List[str] = next(csv_reader(file, self.fmt), [])
         return header[: len(header) - n_added]
 
     def _columns(self) -> List[str]:
@@ -130,7 +131,7 @@ class TextWriter(Writer):
                     f"{extra} that the first rows did not have, so they are not in the "
                     f"{self.fmt.upper()} header; write JSONL or Parquet instead."
                 )
-            cells = [_cell(record.get(name)) for name in columns]
+            cells = [_format_cell(record.get(name)) for name in columns]
             rows.append([*cells, *self.out.tabular(row)])
         self._csv.writerows(rows)
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy
 
-from .loss import activate_group, multiclass_loss, multilabel_loss
+from ..loss import activate_group, multiclass_loss, multilabel_loss
 
 N_BINS = 15
 # Bounds of the temperature search. T < 1 sharpens, T > 1 softens; a fit at a bound means

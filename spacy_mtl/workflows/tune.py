@@ -20,6 +20,11 @@ from spacy.language import Language
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..gold import GoldReader
+from ..loading import docs_before, find_component
+from ..schema import MULTILABEL, GroupSchema, LabelGroup, split_key
+from ..scorer import score_arrays
+from ..tables import Table, number_or_dash
 from .calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
@@ -30,10 +35,6 @@ from .calibration import (
     fit_temperature,
     group_nll,
 )
-from .gold import GoldReader
-from .loading import docs_before, find_component
-from .schema import GroupSchema, LabelGroup, split_key
-from .scorer import score_arrays
 
 DEFAULT_FLOOR = 0.05
 DEFAULT_CEILING = 0.95
@@ -106,6 +107,48 @@ class TuneResult:
             "ceiling": self.ceiling,
             "groups": {g.group: _json_ready(asdict(g)) for g in self.groups},
         }
+
+    def table(self) -> Table:
+        """One row per group: temperature, NLL, ECE and macro F before -> after."""
+
+        def arrow(before: Optional[float], after: Optional[float], digits: int = 3) -> str:
+            return f"{number_or_dash(before, digits)} -> {number_or_dash(after, digits)}"
+
+        rows = []
+        for g in self.groups:
+            n_tuned = sum(lab.tuned for lab in g.labels.values())
+            rows.append(
+                (
+                    g.group,
+                    g.kind,
+                    str(g.n_docs),
+                    arrow(g.temperature_before, g.temperature, 2),
+                    arrow(g.nll_before, g.nll_after),
+                    arrow(g.ece_before, g.ece_after),
+                    arrow(g.macro_f_before, g.macro_f_after),
+                    f"{n_tuned}/{len(g.labels)}" if g.kind == MULTILABEL else "-",
+                )
+            )
+        header = ("group", "kind", "docs", "temperature", "NLL", "ECE", "macro F", "thresholds")
+        return Table(rows, header=header)
+
+    def warnings(self) -> List[str]:
+        """Groups whose temperature fit stopped at a bound of the search."""
+        return [
+            f"Group {g.group!r}: the temperature fit stopped at a bound ({g.temperature:g}); "
+            "the dev set does not constrain it (is the model perfect on dev, or is dev "
+            "part of the training data?)."
+            for g in self.groups
+            if g.temperature_at_bound
+        ]
+
+
+def check_bounds(floor: float, ceiling: float) -> None:
+    """Raise ValueError unless 0 <= floor <= ceiling <= 1 (the tuned thresholds' bounds)."""
+    if not 0.0 <= floor <= ceiling <= 1.0:
+        raise ValueError(
+            f"Thresholds need 0 <= min-threshold <= max-threshold <= 1, got {floor} and {ceiling}."
+        )
 
 
 def tune_pipeline(
@@ -187,10 +230,7 @@ def tune_arrays(
         gold values and annotation masks (as `GoldReader.read_batch` gives them).
     Other arguments as in `tune_pipeline`.
     """
-    if not 0.0 <= floor <= ceiling <= 1.0:
-        raise ValueError(
-            f"Thresholds need 0 <= min-threshold <= max-threshold <= 1, got {floor} and {ceiling}."
-        )
+    check_bounds(floor, ceiling)
     logits = numpy.asarray(logits, dtype="f8")
     if logits.shape != (truths.shape[0], schema.n_labels):
         raise ValueError(

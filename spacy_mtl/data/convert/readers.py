@@ -1,0 +1,357 @@
+"""Reading convert's inputs: physical lines → records (the cells of one row, with its
+place in the file), for CSV, TSV, JSONL and one-text-per-line files (with an optional
+paired labels file).
+"""
+
+import codecs
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+from ...errors import Errors
+from ..io import SEPARATORS, csv_reader, decompressed, format_from_name
+from .exceptions import ConvertError
+from .spec import FORMATS, ConvertSpec
+
+
+@dataclass
+class Record:
+    """One row of an input file: its cells, or why it has none (`error`).
+
+    path (Path): The input file.
+    line (int): Physical line (1-based) where the row starts.
+    cells (Optional[Mapping[str, Any]]): {column: value}; None when the row is bad.
+    raw (str): The row's text as read, for the rejects file.
+    error (Optional[Tuple[Optional[str], str]]): (column at fault or None, reason).
+    """
+
+    path: Path
+    line: int
+    cells: Optional[Mapping[str, Any]]
+    raw: str
+    error: Optional[Tuple[Optional[str], str]] = None
+    error_path: Optional[Path] = None  # where the error is, when not `path`
+    labels_path: Optional[Path] = None  # the paired labels file, for errors in its column
+
+
+class LineSource:
+    """Physical lines of a file, decoded one at a time so a bad byte names its line.
+
+    Iterating gives decoded lines with their line endings (what `csv.reader` expects from
+    a file opened with newline=""). `take()` hands back the text consumed since the last
+    call, for the rejects file, and the decoding problems found in it.
+    """
+
+    def __init__(self, path: Path, encoding: str) -> None:
+        self.path = path
+        self.encoding = encoding
+        self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 (closed by close())
+        # The decompressor reads from the raw file, so that `position` (progress) is the
+        # number of bytes on disk read so far.
+        self._file = decompressed(self._raw, path)
+        self._strip_bom = codecs.lookup(encoding).name == "utf-8" or encoding.lower() in (
+            "utf-8-sig",
+            "utf_8_sig",
+        )
+        self._decoder_name = "utf-8" if self._strip_bom else encoding
+        self.line_no = 0
+        self._pending: List[str] = []
+        self._bad: List[Tuple[int, str]] = []
+
+    def __iter__(self) -> "LineSource":
+        return self
+
+    def __next__(self) -> str:
+        data = self._file.readline()
+        if not data:
+            raise StopIteration
+        self.line_no += 1
+        if self.line_no == 1 and self._strip_bom and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        try:
+            text = data.decode(self._decoder_name)
+        except UnicodeDecodeError as err:
+            text = data.decode(self._decoder_name, errors="replace")
+            bad = data[err.start : err.end]
+            self._bad.append(
+                (
+                    self.line_no,
+                    Errors.E245.format(data=bad, pos=err.start, encoding=self.encoding),
+                )
+            )
+        self._pending.append(text)
+        return text
+
+    def take(self) -> Tuple[str, List[Tuple[int, str]]]:
+        raw = "".join(self._pending)
+        bad = self._bad
+        self._pending = []
+        self._bad = []
+        return raw, bad
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file on disk read so far (compressed bytes for .gz etc.)."""
+        return self._raw.tell()
+
+    def close(self) -> None:
+        if self._file is not self._raw:
+            self._file.close()
+        self._raw.close()
+
+
+def strip_eol(text: str) -> str:
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text
+
+
+def _file_format(path: Path, spec: ConvertSpec) -> str:
+    if spec.format is not None:
+        return spec.format
+    if spec.pattern is not None or spec.labels_file or spec.labels_file_replace:
+        return "lines"
+    fmt = format_from_name(path)
+    if fmt not in FORMATS:
+        raise ConvertError(Errors.E221.format(path=path, known=list(FORMATS)))
+    return fmt
+
+
+class Reader:
+    """Records of one input file, any format. Use as a context manager."""
+
+    def __init__(self, path: Path, spec: ConvertSpec, *, check_columns: bool = True) -> None:
+        self.path = path
+        self.spec = spec
+        self.format = _file_format(path, spec)
+        self.check_columns = check_columns
+        self.labels_path = spec.labels_path(path) if self.format == "lines" else None
+        if self.labels_path is not None and not self.labels_path.is_file():
+            raise ConvertError(Errors.E225.format(path=path, labels=self.labels_path))
+        if self.format in ("csv", "tsv") and not spec.columns and spec.header is False:
+            raise ConvertError(Errors.E222.format(path=path, format=self.format))
+        self._source = LineSource(path, spec.encoding)
+        self._labels: Optional[LineSource] = None
+        if self.labels_path is not None:
+            self._labels = LineSource(self.labels_path, spec.encoding)
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._source.close()
+        if self._labels is not None:
+            self._labels.close()
+
+    @property
+    def position(self) -> int:
+        return self._source.position
+
+    def __iter__(self) -> Iterator[Record]:
+        if self.format in ("csv", "tsv"):
+            return self._delimited()
+        if self.format == "jsonl":
+            return self._jsonl()
+        return self._lines()
+
+    def _decode_error(self, bad: List[Tuple[int, str]], raw: str) -> Record:
+        line, reason = bad[0]
+        return Record(self.path, line, None, raw, error=(None, reason))
+
+    def _delimited(self) -> Iterator[Record]:
+        spec = self.spec
+        sep = spec.sep or SEPARATORS[self.format]
+        source = self._source
+        reader = csv_reader(source, self.format, sep=spec.sep, quoting=spec.quoting)
+        names: Optional[List[str]] = None if self._has_header else list(spec.columns)
+        if names is not None:
+            self._check_names(names, 0)
+        end = 0
+        while True:
+            start = end + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                end = source.line_no
+                raw, _ = source.take()
+                yield Record(
+                    self.path, start, None, raw, error=(None, Errors.E262.format(error=err))
+                )
+                continue
+            end = source.line_no
+            raw, bad = source.take()
+            if not fields:
+                continue  # a blank line: no row, as in pandas
+            if names is None:
+                if bad:
+                    line, reason = bad[0]
+                    raise ConvertError(Errors.E241.format(file=self.path, line=line, reason=reason))
+                names = self._header(fields, start)
+                continue
+            if bad:
+                yield self._decode_error(bad, raw)
+            elif len(fields) != len(names):
+                listed = ", ".join(names)
+                error: Tuple[Optional[str], str]
+                if len(fields) < len(names):
+                    error = (
+                        names[len(fields)],
+                        Errors.E246.format(n=len(fields), m=len(names), columns=listed),
+                    )
+                else:
+                    error = (
+                        None,
+                        Errors.E247.format(n=len(fields), m=len(names), columns=listed, sep=sep),
+                    )
+                yield Record(self.path, start, None, raw, error=error)
+            else:
+                yield Record(self.path, start, dict(zip(names, fields)), raw)
+
+    @property
+    def _has_header(self) -> bool:
+        if self.spec.header is not None:
+            return self.spec.header
+        return not self.spec.columns
+
+    def _header(self, fields: List[str], line: int) -> List[str]:
+        loc = f"{self.path}:{line}"
+        if self.spec.columns:
+            # `header: true` with `columns`: the file's header row is replaced.
+            if len(fields) != len(self.spec.columns):
+                raise ConvertError(
+                    Errors.E237.format(
+                        loc=loc, n=len(fields), m=len(self.spec.columns), columns=fields
+                    )
+                )
+            names = list(self.spec.columns)
+        else:
+            names = fields
+            seen: Set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ConvertError(Errors.E236.format(loc=loc, column=name))
+                seen.add(name)
+        self._check_names(names, line)
+        return names
+
+    def _check_names(self, names: Sequence[str], line: int) -> None:
+        if not self.check_columns:
+            return
+        for column in self.spec.input_columns:
+            if column not in names:
+                raise ConvertError(
+                    Errors.E235.format(
+                        loc=f"{self.path}:{max(line, 1)}", column=column, columns=list(names)
+                    )
+                )
+
+    def _jsonl(self) -> Iterator[Record]:
+        source = self._source
+        for text in source:
+            line = source.line_no
+            raw, bad = source.take()
+            if not text.strip():
+                continue
+            if bad:
+                yield self._decode_error(bad, raw)
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as err:
+                yield Record(
+                    self.path, line, None, raw, error=(None, Errors.E248.format(error=err))
+                )
+                continue
+            if not isinstance(obj, dict):
+                kind = "an array" if isinstance(obj, list) else f"a {type(obj).__name__}"
+                yield Record(
+                    self.path, line, None, raw, error=(None, Errors.E249.format(kind=kind))
+                )
+                continue
+            yield Record(self.path, line, obj, raw)
+
+    def _lines(self) -> Iterator[Record]:
+        spec = self.spec
+        pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+        available = list(pattern.groupindex) if pattern is not None else [spec.text]
+        labels = self._labels
+        if labels is not None:
+            available.append(spec.labels_column)
+        if self.check_columns:
+            for column in spec.input_columns:
+                if column not in available:
+                    raise ConvertError(
+                        Errors.E238.format(
+                            loc=f"{self.path}:1", column=column, format="lines", columns=available
+                        )
+                    )
+        source = self._source
+        # Every line is a row, blank or not: in paired files, position is the alignment.
+        for _line_text in source:
+            line = source.line_no
+            raw, bad = source.take()
+            content = strip_eol(raw)
+            cells: Dict[str, Any] = {}
+            error: Optional[Tuple[Optional[str], str]] = None
+            error_path: Optional[Path] = None
+            if bad:
+                error = (None, bad[0][1])
+            elif pattern is not None:
+                match = pattern.fullmatch(content)
+                if match is None:
+                    error = (None, Errors.E251.format(pattern=spec.pattern))
+                else:
+                    cells = match.groupdict()
+            else:
+                cells = {spec.text: content}
+            if labels is not None:
+                try:
+                    next(labels)
+                except StopIteration:
+                    if error is None:
+                        error = (
+                            spec.labels_column,
+                            Errors.E253.format(
+                                line=line, labels=self.labels_path, n=labels.line_no
+                            ),
+                        )
+                        error_path = self.labels_path
+                else:
+                    label_raw, label_bad = labels.take()
+                    label_text = strip_eol(label_raw)
+                    content = f"{content}\t{label_text}"
+                    if label_bad and error is None:
+                        error = (spec.labels_column, label_bad[0][1])
+                        error_path = self.labels_path
+                    cells[spec.labels_column] = label_text
+            yield Record(
+                self.path,
+                line,
+                None if error else cells,
+                content,
+                error=error,
+                error_path=error_path,
+                labels_path=self.labels_path,
+            )
+        if labels is not None:
+            for _ in labels:
+                label_raw, _bad = labels.take()
+                yield Record(
+                    self.path,
+                    labels.line_no,
+                    None,
+                    "\t" + strip_eol(label_raw),
+                    error=(
+                        spec.labels_column,
+                        Errors.E254.format(line=labels.line_no, text=self.path),
+                    ),
+                    error_path=self.labels_path,
+                    labels_path=self.labels_path,
+                )

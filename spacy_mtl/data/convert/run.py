@@ -1,0 +1,378 @@
+"""`convert_files`: the inputs of each corpus → parsed rows → split → written shards.
+
+Output is written to a temporary folder next to the destination and renamed into place
+only when every input converted, so a failed run leaves no partial corpus.
+"""
+
+import itertools
+import os
+import re
+import shutil
+import tempfile
+from array import array
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+from spacy.language import Language
+from tqdm import tqdm
+
+from ...errors import Errors
+from ..io import PathLike, base_name
+from .exceptions import CellError, ConvertError, RowError, SpecError
+from .readers import Reader, Record, strip_eol
+from .rows import GroupParser, Parsed, RowParser
+from .spec import ConvertSpec, load_spec
+from .splits import assign_splits, parse_split
+from .summary import ConvertSummary, CorpusSummary, LabelCounter
+from .writers import Rejects, ShardWriter, final_paths, stale_outputs
+
+ON_ERROR = ("fail", "skip")
+DEFAULT_SHARD_SIZE = 50_000
+DEFAULT_CHUNK_SIZE = 10_000
+# The split name of a corpus converted without --split.
+NO_SPLIT = "all"
+_SHARD_SUFFIX = re.compile(r"-\d{3,}$")
+
+
+def convert_files(
+    inputs: Sequence[PathLike],
+    output_dir: PathLike,
+    spec: Union[ConvertSpec, PathLike],
+    *,
+    split: Union[str, Mapping[str, float], None] = None,
+    seed: int = 0,
+    on_error: str = "fail",
+    rejects: Optional[PathLike] = None,
+    limit: Optional[int] = None,
+    lang: str = "en",
+    name: Optional[str] = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = False,
+) -> ConvertSummary:
+    """Convert tabular files to .spacy corpora with label groups in doc.cats.
+
+    Without `name`, each input becomes its own corpus named after the file
+    (`OUTPUT_DIR/<stem>.spacy`); with `name`, the inputs are read in order into one
+    corpus. With `split`, each corpus is split into `OUTPUT_DIR/<split>/<name>.spacy`.
+    A corpus above `shard_size` docs is written as `<name>-000.spacy`, `<name>-001.spacy`,
+    ... Docs keep input order in every file. Nothing is written unless every input
+    converts: files are written to a hidden temporary folder in OUTPUT_DIR and renamed
+    into place at the end (replacing earlier outputs of the same name).
+
+    inputs (Sequence[Union[str, Path]]): CSV, TSV, JSONL or one-text-per-line files
+        (optionally .gz, .bz2 or .xz).
+    output_dir (Union[str, Path]): Folder for the corpora (created if needed).
+    spec (Union[ConvertSpec, str, Path]): The spec, or the path of a spec file.
+    split (Union[str, Mapping[str, float], None]): e.g. 'train=0.8,dev=0.1,test=0.1'.
+        Stratified by the spec's first multiclass group; deterministic for a seed.
+    seed (int): Seed of the split.
+    on_error (str): 'fail' stops at the first bad row and writes nothing; 'skip' writes
+        the good rows and lists every bad row in the rejects file.
+    rejects (Optional[Union[str, Path]]): Rejects CSV (skip mode); default
+        OUTPUT_DIR/<first corpus name>.rejects.csv.
+    limit (Optional[int]): Read at most this many rows of each input.
+    lang (str): Language of the tokenizer (`spacy.blank(lang)`).
+    name (Optional[str]): Name of the one corpus made from all inputs.
+    shard_size (int): Most docs per .spacy file.
+    chunk_size (int): Rows read and parsed at a time (one progress update each).
+    progress (bool): Show tqdm progress bars (on stderr).
+    RETURNS (ConvertSummary): Rows read and rejected, docs and label counts per split,
+        files written.
+
+    DOCS: docs/convert.md
+    """
+    if on_error not in ON_ERROR:
+        raise ConvertError(Errors.E226.format(value=on_error))
+    if on_error == "fail" and rejects is not None:
+        raise ConvertError(Errors.E227)
+    for label, number in (("shard_size", shard_size), ("chunk_size", chunk_size)):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ConvertError(Errors.E231.format(n=label, value=number))
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConvertError(Errors.E231.format(n="limit", value=limit))
+    if not isinstance(spec, ConvertSpec):
+        spec = load_spec(spec)
+    fractions = parse_split(split)
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise ConvertError(Errors.E230.format(path="(no inputs)"))
+    for path in paths:
+        if not path.is_file():
+            raise ConvertError(Errors.E230.format(path=path))
+    plan = _plan_corpora(paths, name)
+    out_dir = Path(output_dir)
+
+    summary = ConvertSummary(corpora=[])
+    if not spec.is_complete:
+        inferred = _infer_labels(paths, spec, limit)
+        spec = spec.with_labels(inferred)
+        summary.inferred_labels = {g: list(labels) for g, labels in inferred.items() if labels}
+        for group, labels in summary.inferred_labels.items():
+            summary.warnings.append(Errors.W201.format(group=group, labels=labels))
+    for group_spec in spec.groups:
+        if not group_spec.labels:
+            # Nothing in the data for it either: the group cannot be written.
+            raise SpecError(
+                Errors.E215.format(
+                    spec=spec.source, error=Errors.E004.format(group=group_spec.name)
+                )
+            )
+    summary.schema = spec.schema()
+
+    nlp = _blank(lang)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConvertError(Errors.E233.format(path=out_dir))
+    created_out = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=".spacy-mtl-convert-", dir=out_dir))
+    rejects_file: Optional[Rejects] = None
+    try:
+        if on_error == "skip":
+            rejects_path = (
+                Path(rejects) if rejects is not None else out_dir / f"{plan[0][0]}.rejects.csv"
+            )
+            rejects_file = Rejects(rejects_path)
+            summary.rejects = rejects_path
+        moves: List[Tuple[Path, Path]] = []
+        stale: List[Path] = []
+        for index, (corpus_name, corpus_inputs) in enumerate(plan):
+            corpus = CorpusSummary(name=corpus_name, inputs=corpus_inputs)
+            summary.corpora.append(corpus)
+            temp_files = _convert_corpus(
+                corpus,
+                spec,
+                nlp,
+                tmp_root / f"{index:03d}",
+                fractions=fractions,
+                seed=seed,
+                rejects=rejects_file,
+                limit=limit,
+                shard_size=shard_size,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+            if corpus.rows_read != corpus.docs_written + corpus.rows_rejected:
+                raise RuntimeError(  # a bug, not a data problem
+                    f"{corpus_name}: {corpus.rows_read} rows read but "
+                    f"{corpus.docs_written} written + {corpus.rows_rejected} rejected."
+                )
+            for split_name, files in temp_files.items():
+                folder = out_dir if fractions is None else out_dir / split_name
+                finals = final_paths(folder, corpus_name, len(files))
+                corpus.files[split_name] = finals
+                moves.extend(zip(files, finals))
+                stale.extend(stale_outputs(folder, corpus_name, finals))
+                if corpus.docs[split_name] == 0 and fractions is not None:
+                    summary.warnings.append(Errors.W202.format(name=corpus_name, split=split_name))
+        # Everything converted: move into place, then drop earlier outputs this run
+        # replaced with a different number of shards.
+        for tmp, final in moves:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if rejects_file is not None:
+            rejects_file.commit()
+    except BaseException:
+        if rejects_file is not None:
+            rejects_file.discard()
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        if created_out and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    return summary
+
+
+def _blank(lang: str) -> Language:
+    import spacy
+
+    try:
+        return spacy.blank(lang)
+    except (ImportError, OSError, ValueError) as err:
+        # ValueError/ImportError: unknown language code or its missing dependencies.
+        raise ConvertError(Errors.E229.format(lang=lang, error=err)) from err
+
+
+def _plan_corpora(paths: Sequence[Path], name: Optional[str]) -> List[Tuple[str, List[Path]]]:
+    if name is not None:
+        _check_name(name)
+        return [(name, list(paths))]
+    plan: List[Tuple[str, List[Path]]] = []
+    seen: Dict[str, Path] = {}
+    for path in paths:
+        stem = base_name(path)
+        if stem in seen:
+            raise ConvertError(Errors.E223.format(name=stem, first=seen[stem], second=path))
+        _check_name(stem)
+        seen[stem] = path
+        plan.append((stem, [path]))
+    return plan
+
+
+def _check_name(name: str) -> None:
+    why = None
+    if not name or "/" in name or "\\" in name:
+        why = "it must be a non-empty file name"
+    elif name.startswith("."):
+        why = "spaCy's corpus reader skips files whose name starts with '.'"
+    elif _SHARD_SUFFIX.search(name):
+        why = "names ending in '-' and three or more digits are kept for shards"
+    if why is not None:
+        raise ConvertError(Errors.E224.format(name=name, why=why))
+
+
+def _infer_labels(
+    paths: Sequence[Path], spec: ConvertSpec, limit: Optional[int]
+) -> Dict[str, List[str]]:
+    """Labels of the groups the spec lists none for, from every input's cells.
+
+    Bad rows are passed over here: the conversion pass reports them with their place.
+    """
+    todo = [g for g in spec.groups if not g.labels and g.column is not None]
+    parents = {g.name: g for g in spec.groups}
+    parsers = [GroupParser(g, spec, parents) for g in todo]
+    found: Dict[str, Set[str]] = {g.name: set() for g in todo}
+    for path in paths:
+        with Reader(path, spec) as reader:
+            for n, record in enumerate(reader, 1):
+                if limit is not None and n > limit:
+                    break
+                if record.cells is None:
+                    continue
+                for parser in parsers:
+                    assert parser.group.column is not None
+                    try:
+                        values = parser.cell_values(record.cells, parser.group.column)
+                    except CellError:
+                        continue
+                    found[parser.name].update(values or ())
+    return {group: _label_order(values) for group, values in found.items()}
+
+
+def _label_order(values: Iterable[str]) -> List[str]:
+    """Sorted, numerically when every label is a whole number (so '2' comes before '10')."""
+    values = list(values)
+    if values and all(v.isascii() and v.isdigit() for v in values):
+        return sorted(values, key=lambda v: (int(v), v))
+    return sorted(values)
+
+
+def _convert_corpus(
+    corpus: CorpusSummary,
+    spec: ConvertSpec,
+    nlp: Language,
+    tmp: Path,
+    *,
+    fractions: Optional[Dict[str, float]],
+    seed: int,
+    rejects: Optional[Rejects],
+    limit: Optional[int],
+    shard_size: int,
+    chunk_size: int,
+    progress: bool,
+) -> Dict[str, List[Path]]:
+    """Convert one corpus into temporary files; return them per split, in order.
+
+    Without a split this is one pass. With a split, the assignment needs every row's
+    stratum before the first doc is written, so a first pass parses the rows (cheap: no
+    tokenizing) and reports the bad ones, and a second pass parses them again, tokenizes
+    and writes each doc to its split. Memory stays flat: one int per row, one chunk of
+    rows, one shard per split.
+    """
+    parser = RowParser(spec)
+    splits = list(fractions) if fractions is not None else [NO_SPLIT]
+    counter = LabelCounter(spec, corpus, splits)
+    writers = [ShardWriter(tmp / split, shard_size, spec.id is not None) for split in splits]
+
+    def report(error: RowError, record: Record) -> None:
+        if rejects is None:
+            raise error
+        corpus.rows_rejected += 1
+        rejects.write(error, strip_eol(record.raw))
+        if len(corpus.first_rejects) < 5:
+            corpus.first_rejects.append(str(error))
+
+    assignment: Optional[Iterator[int]] = None
+    if fractions is not None:
+        strata = array("i")
+        for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, "read"):
+            corpus.rows_read += 1
+            if isinstance(row, RowError):
+                report(row, record)
+            else:
+                strata.append(row[3])
+        assignment = iter(assign_splits(strata, list(fractions.values()), seed))
+    desc = "write" if fractions is not None else corpus.name
+    for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, desc):
+        if assignment is None:
+            corpus.rows_read += 1
+            if isinstance(row, RowError):
+                report(row, record)
+                continue
+        elif isinstance(row, RowError):
+            continue  # reported in the first pass
+        text, cats, doc_id, _ = row
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        if doc_id is not None:
+            doc.user_data["id"] = doc_id
+        split = 0 if assignment is None else next(assignment, -1)
+        if split < 0:
+            raise ConvertError(Errors.E232.format(name=corpus.name))
+        writers[split].add(doc)
+        counter.add(splits[split], cats)
+    if assignment is not None and next(assignment, None) is not None:
+        raise ConvertError(Errors.E232.format(name=corpus.name))
+    return {split: writer.close() for split, writer in zip(splits, writers)}
+
+
+def _parsed_rows(
+    corpus: CorpusSummary,
+    parser: RowParser,
+    nlp: Language,
+    limit: Optional[int],
+    chunk_size: int,
+    progress: bool,
+    desc: str,
+) -> Iterator[Tuple[Record, Union[Parsed, RowError]]]:
+    """Every row of the corpus's inputs, parsed (or its error), read chunk by chunk."""
+    total = sum(p.stat().st_size for p in corpus.inputs)
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False
+    ) as bar:
+        done_bytes = 0
+        for path in corpus.inputs:
+            with Reader(path, parser.spec) as reader:
+                records = iter(reader)
+                if limit is not None:
+                    records = itertools.islice(records, limit)
+                while True:
+                    chunk = list(itertools.islice(records, chunk_size))
+                    if not chunk:
+                        break
+                    for record in chunk:
+                        yield record, _parse_record(record, parser, nlp)
+                    bar.update(done_bytes + reader.position - bar.n)
+            done_bytes += path.stat().st_size
+            bar.update(done_bytes - bar.n)
+
+
+def _parse_record(record: Record, parser: RowParser, nlp: Language) -> Union[Parsed, RowError]:
+    """The row's (text, cats, id, stratum), or the RowError that says what is wrong."""
+    if record.cells is None:
+        assert record.error is not None
+        column, reason = record.error
+        return RowError(record.error_path or record.path, record.line, column, reason)
+    try:
+        parsed = parser.parse(record.cells)
+    except CellError as err:
+        path = record.path
+        if record.labels_path is not None and err.column == parser.spec.labels_column:
+            path = record.labels_path
+        return RowError(path, record.line, err.column, err.reason)
+    if len(parsed[0]) > nlp.max_length:
+        reason = Errors.E263.format(n=len(parsed[0]), limit=nlp.max_length)
+        return RowError(record.path, record.line, parser.spec.text, reason)
+    return parsed

@@ -1,0 +1,580 @@
+"""Convert's spec: where the text is and how each label group is laid out in a row.
+
+A spec is read from YAML or JSON (`load_spec`) or a mapping (`ConvertSpec.from_dict`) and
+checked once, so every error names the spec, the key and the group at fault.
+
+DOCS: docs/convert.md
+"""
+
+import codecs
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+import srsly
+
+from ...errors import Errors, SchemaError, format_labels
+from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
+from ..io import PathLike, base_name
+from .exceptions import ConvertError, SpecError
+
+FORMATS = ("csv", "tsv", "jsonl", "lines")
+EMPTY_POLICIES = ("missing", "negative")
+_TOP_KEYS = (
+    "format",
+    "text",
+    "id",
+    "columns",
+    "header",
+    "sep",
+    "quoting",
+    "encoding",
+    "pattern",
+    "labels_file",
+    "labels_column",
+    "missing_values",
+    "groups",
+)
+_GROUP_KEYS = ("kind", "column", "columns", "labels", "delimiter", "empty", "from", "mapping")
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """How one label group is read from a row.
+
+    name (str): Group name (the part of the doc.cats key before '/').
+    kind (str): 'multiclass' or 'multilabel'.
+    labels (Tuple[str, ...]): The group's labels in order; empty until inferred from the
+        data (only possible with `column` and no `labels` in the spec).
+    column (Optional[str]): The one column holding the label(s).
+    values (Tuple[Tuple[str, str], ...]): (cell value, label) pairs from a `labels`
+        mapping. Empty when `labels` is a list: cells then hold a label or its 0-based code.
+    delimiter (Optional[str]): Separator of several labels in one cell.
+    columns (Tuple[Tuple[str, str], ...]): (column, label) pairs: one 0/1 column per label.
+    empty (str): What an empty cell means: 'missing' (default) or 'negative' (multilabel:
+        annotated, no label).
+    parent (Optional[str]): `from`: the group this one is derived from.
+    mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, parent labels) pairs of a
+        derived group.
+    """
+
+    name: str
+    kind: str
+    labels: Tuple[str, ...] = ()
+    column: Optional[str] = None
+    values: Tuple[Tuple[str, str], ...] = ()
+    delimiter: Optional[str] = None
+    columns: Tuple[Tuple[str, str], ...] = ()
+    empty: str = "missing"
+    parent: Optional[str] = None
+    mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+
+    @property
+    def layout(self) -> str:
+        """'column', 'columns' or 'from'."""
+        if self.parent is not None:
+            return "from"
+        return "columns" if self.columns else "column"
+
+    @property
+    def input_columns(self) -> Tuple[str, ...]:
+        """The file columns this group reads."""
+        if self.column is not None:
+            return (self.column,)
+        return tuple(col for col, _ in self.columns)
+
+
+@dataclass(frozen=True)
+class ConvertSpec:
+    """What `convert_files` reads from each input row. Build it with `load_spec`.
+
+    See docs/convert.md for every key; the fields mirror the spec file's keys.
+    """
+
+    groups: Tuple[GroupSpec, ...] = ()
+    text: str = "text"
+    id: Optional[str] = None
+    format: Optional[str] = None
+    columns: Tuple[str, ...] = ()
+    header: Optional[bool] = None
+    sep: Optional[str] = None
+    quoting: bool = True
+    encoding: str = "utf-8"
+    pattern: Optional[str] = None
+    labels_file: Optional[str] = None
+    labels_file_replace: Optional[Tuple[str, str]] = None
+    labels_column: str = "label"
+    missing_values: Tuple[str, ...] = ()
+    source: str = "<dict>"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "ConvertSpec":
+        """Build and validate a spec from its parsed YAML/JSON content.
+
+        data (Mapping[str, Any]): The spec's top-level mapping.
+        source (str): Where the spec came from, for error messages.
+        RETURNS (ConvertSpec): The validated spec.
+
+        DOCS: docs/convert.md
+        """
+        return _parse_spec(data, source)
+
+    def group(self, name: str) -> GroupSpec:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(name)
+
+    @property
+    def input_columns(self) -> List[str]:
+        """Every column a row must provide, in spec order, without repeats."""
+        cols = [self.text] + ([self.id] if self.id else [])
+        for group in self.groups:
+            cols.extend(group.input_columns)
+        return list(dict.fromkeys(cols))
+
+    @property
+    def stratify_group(self) -> Optional[GroupSpec]:
+        """The first multiclass group: `--split` keeps its label proportions per split."""
+        for group in self.groups:
+            if group.kind == MULTICLASS:
+                return group
+        return None
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every group has its labels (none left to infer from the data)."""
+        return all(group.labels for group in self.groups)
+
+    def with_labels(self, labels: Mapping[str, Sequence[str]]) -> "ConvertSpec":
+        """A new spec with inferred labels filled in for the label-less groups."""
+        groups = tuple(
+            replace(g, labels=tuple(labels[g.name])) if not g.labels and g.name in labels else g
+            for g in self.groups
+        )
+        spec = replace(self, groups=groups)
+        for group in spec.groups:
+            _check_group(spec.source, group)
+            if group.parent is not None:
+                _check_mapping(spec.source, group, spec.group(group.parent))
+        return spec
+
+    def schema(self) -> Optional[GroupSchema]:
+        """The groups as a `GroupSchema` (kind and labels) for the component's config.
+
+        RETURNS (Optional[GroupSchema]): None if the spec has no groups.
+        """
+        if not self.groups:
+            return None
+        return GroupSchema(groups=tuple(LabelGroup(g.name, g.kind, g.labels) for g in self.groups))
+
+    def labels_path(self, text_path: Path) -> Optional[Path]:
+        """The label file paired with `text_path`, if the spec has `labels_file`."""
+        if self.labels_file_replace is not None:
+            old, new = self.labels_file_replace
+            if old not in text_path.name:
+                raise ConvertError(
+                    Errors.E225.format(
+                        path=text_path,
+                        labels=f"(its name has no {old!r} to replace with {new!r})",
+                    )
+                )
+            # Replace the last occurrence: the role word sits next to the extension.
+            head, _, tail = text_path.name.rpartition(old)
+            return text_path.with_name(head + new + tail)
+        if self.labels_file is not None:
+            base = base_name(text_path)
+            fields = {"name": text_path.name, "stem": base, "suffix": text_path.suffix}
+            return text_path.parent / self.labels_file.format(**fields)
+        return None
+
+
+def load_spec(path: PathLike) -> ConvertSpec:
+    """Read and validate a convert spec from a YAML (.yml, .yaml) or JSON (.json) file.
+
+    srsly reads YAML 1.2, so `yes`/`no` stay strings; mapping keys (YAML ints, JSON
+    strings) are compared as strings.
+
+    path (Union[str, Path]): The spec file.
+    RETURNS (ConvertSpec): The validated spec.
+
+    DOCS: docs/convert.md
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(Errors.E215.format(spec=path, error="the file does not exist."))
+    try:
+        is_json = path.suffix.lower() == ".json"
+        data = srsly.read_json(path) if is_json else srsly.read_yaml(path)
+    except Exception as err:  # YAML and JSON parsers raise many types
+        raise SpecError(Errors.E215.format(spec=path, error=f"cannot be parsed: {err}")) from err
+    return ConvertSpec.from_dict(data, source=str(path))
+
+
+def _parse_spec(data: Any, source: str) -> ConvertSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError(Errors.E201.format(spec=source, value=data))
+    data = {str(key): value for key, value in data.items()}
+    _check_keys(source, data, _TOP_KEYS, "")
+    fmt = data.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise SpecError(Errors.E204.format(spec=source, value=fmt, known=list(FORMATS)))
+    text = _str_setting(source, data, "text", "text")
+    id_col = data.get("id")
+    if id_col is not None:
+        id_col = _str_setting(source, data, "id", None)
+    columns = _str_list(source, data.get("columns"), "columns", "")
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        raise _invalid(spec=source, key="columns", where="", expected="unique names", value=dupes)
+    header = data.get("header")
+    if header is not None and not isinstance(header, bool):
+        raise _invalid(spec=source, key="header", where="", expected="true or false", value=header)
+    sep = data.get("sep")
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
+        raise _invalid(spec=source, key="sep", where="", expected="one character", value=sep)
+    quoting = data.get("quoting", True)
+    if not isinstance(quoting, bool):
+        raise _invalid(
+            spec=source, key="quoting", where="", expected="true or false", value=quoting
+        )
+    encoding = _str_setting(source, data, "encoding", "utf-8")
+    _check_encoding(source, encoding)
+    pattern = data.get("pattern")
+    if pattern is not None:
+        pattern = _str_setting(source, data, "pattern", None)
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise SpecError(Errors.E211.format(spec=source, pattern=pattern, error=err)) from err
+        if text not in compiled.groupindex:
+            raise SpecError(Errors.E212.format(spec=source, text=text))
+    labels_file, labels_replace = _parse_labels_file(source, data.get("labels_file"))
+    if (pattern is not None or labels_file or labels_replace) and fmt not in (None, "lines"):
+        if labels_file or labels_replace:
+            raise SpecError(Errors.E216.format(spec=source, format=fmt))
+        raise SpecError(
+            Errors.E206.format(spec=source, group="-", key="pattern", where="with format 'lines'")
+        )
+    labels_column = _str_setting(source, data, "labels_column", "label")
+    missing_values = tuple(
+        _key_str(source, v, "missing_values")
+        for v in _as_list(source, data.get("missing_values"), "missing_values")
+    )
+    groups_data = data.get("groups") or {}
+    if not isinstance(groups_data, Mapping):
+        raise _invalid(
+            spec=source,
+            key="groups",
+            where="",
+            expected="a mapping {name: settings}",
+            value=groups_data,
+        )
+    groups: List[GroupSpec] = []
+    for name, block in groups_data.items():
+        groups.append(_parse_group(source, _key_str(source, name, "groups"), block, groups))
+    return ConvertSpec(
+        groups=tuple(groups),
+        text=text,
+        id=id_col,
+        format=fmt,
+        columns=tuple(columns),
+        header=header,
+        sep=sep,
+        quoting=quoting,
+        encoding=encoding,
+        pattern=pattern,
+        labels_file=labels_file,
+        labels_file_replace=labels_replace,
+        labels_column=labels_column,
+        missing_values=missing_values,
+        source=source,
+    )
+
+
+def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]) -> GroupSpec:
+    where = f" of group {name!r}"
+    if not isinstance(block, Mapping):
+        raise _invalid(
+            spec=source, key=name, where="", expected="a mapping of settings", value=block
+        )
+    block = {str(key): value for key, value in block.items()}
+    _check_keys(source, block, _GROUP_KEYS, where)
+    kind = block.get("kind")
+    if kind not in (MULTICLASS, MULTILABEL):
+        raise _invalid(
+            spec=source,
+            key="kind",
+            where=where,
+            expected="'multiclass' or 'multilabel'",
+            value=kind,
+        )
+    given = [key for key in ("column", "columns", "from") if block.get(key) is not None]
+    if len(given) != 1:
+        raise SpecError(Errors.E205.format(spec=source, group=name, given=given or "none"))
+    layout = given[0]
+
+    def only(key: str, valid: str) -> None:
+        if block.get(key) is not None:
+            raise SpecError(Errors.E206.format(spec=source, group=name, key=key, where=valid))
+
+    empty = block.get("empty", "missing")
+    if empty not in EMPTY_POLICIES:
+        raise _invalid(
+            spec=source, key="empty", where=where, expected="'missing' or 'negative'", value=empty
+        )
+    if empty == "negative" and kind == MULTICLASS:
+        raise SpecError(
+            Errors.E206.format(
+                spec=source, group=name, key="empty: negative", where="for multilabel groups"
+            )
+        )
+    labels: Tuple[str, ...] = ()
+    values: Tuple[Tuple[str, str], ...] = ()
+    column: Optional[str] = None
+    columns: Tuple[Tuple[str, str], ...] = ()
+    delimiter: Optional[str] = None
+    parent_name: Optional[str] = None
+    mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    if layout == "column":
+        column = _key_str(source, block["column"], f"column{where}")
+        raw_labels = block.get("labels")
+        if isinstance(raw_labels, Mapping):
+            pairs = [
+                (_key_str(source, k, f"labels{where}"), _key_str(source, v, f"labels{where}"))
+                for k, v in raw_labels.items()
+            ]
+            seen: Set[str] = set()
+            for value, _ in pairs:
+                if value in seen:
+                    raise SpecError(Errors.E213.format(spec=source, group=name, value=value))
+                seen.add(value)
+            values = tuple(pairs)
+            labels = tuple(dict.fromkeys(label for _, label in pairs))
+        elif raw_labels is not None:
+            labels = tuple(
+                _key_str(source, v, f"labels{where}")
+                for v in _as_list(source, raw_labels, f"labels{where}")
+            )
+        delimiter = block.get("delimiter")
+        if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
+            raise _invalid(
+                spec=source,
+                key="delimiter",
+                where=where,
+                expected="a non-empty string",
+                value=delimiter,
+            )
+        only("mapping", "with `from`")
+    elif layout == "columns":
+        raw = block["columns"]
+        if isinstance(raw, Mapping):
+            columns = tuple(
+                (
+                    _key_str(source, k, f"columns{where}"),
+                    _key_str(source, v, f"columns{where}"),
+                )
+                for k, v in raw.items()
+            )
+        else:
+            names = _str_list(source, raw, "columns", where)
+            columns = tuple((col, col) for col in names)
+        if not columns:
+            raise _invalid(
+                spec=source, key="columns", where=where, expected="at least one column", value=raw
+            )
+        labels = tuple(label for _, label in columns)
+        only("labels", "with `column` (with `columns`, the labels are the columns' labels)")
+        only("delimiter", "with `column`")
+        only("mapping", "with `from`")
+    else:
+        parent_name = _key_str(source, block["from"], f"from{where}")
+        known = [g.name for g in before]
+        if parent_name not in known:
+            raise SpecError(
+                Errors.E207.format(spec=source, group=name, source=parent_name, groups=known)
+            )
+        raw_map = block.get("mapping")
+        if not isinstance(raw_map, Mapping) or not raw_map:
+            raise _invalid(
+                spec=source,
+                key="mapping",
+                where=where,
+                expected="a mapping {label: [source labels]}",
+                value=raw_map,
+            )
+        mapping = tuple(
+            (
+                _key_str(source, target, f"mapping{where}"),
+                tuple(
+                    _key_str(source, v, f"mapping{where}")
+                    for v in _as_list(source, members, f"mapping{where}")
+                ),
+            )
+            for target, members in raw_map.items()
+        )
+        labels = tuple(target for target, _ in mapping)
+        only("labels", "with `column` (a derived group's labels are its mapping's keys)")
+        only("delimiter", "with `column`")
+    group = GroupSpec(
+        name=name,
+        kind=kind,
+        labels=labels,
+        column=column,
+        values=values,
+        delimiter=delimiter,
+        columns=columns,
+        empty=empty,
+        parent=parent_name,
+        mapping=mapping,
+    )
+    _check_group(source, group)
+    if group.parent is not None:
+        parent = next(g for g in before if g.name == group.parent)
+        _check_mapping(source, group, parent)
+    return group
+
+
+def _check_group(source: str, group: GroupSpec) -> None:
+    """Name, kind and labels checks shared with the component's schema."""
+    try:
+        LabelGroup(group.name, group.kind, group.labels)
+    except SchemaError as err:
+        raise SpecError(Errors.E215.format(spec=source, error=err)) from err
+
+
+def _check_mapping(source: str, group: GroupSpec, parent: GroupSpec) -> None:
+    if not parent.labels:
+        return  # the parent's labels are inferred from the data; checked again after that
+    covered: Dict[str, List[str]] = {}
+    for target, members in group.mapping:
+        for member in members:
+            if member not in parent.labels:
+                raise SpecError(
+                    Errors.E209.format(
+                        spec=source,
+                        group=group.name,
+                        label=target,
+                        value=member,
+                        source=parent.name,
+                        labels=format_labels(parent.labels),
+                    )
+                )
+            covered.setdefault(member, []).append(target)
+    uncovered = [label for label in parent.labels if label not in covered]
+    if uncovered:
+        raise SpecError(
+            Errors.E208.format(spec=source, group=group.name, labels=uncovered, source=parent.name)
+        )
+    if group.kind == MULTICLASS:
+        for member, targets in covered.items():
+            if len(set(targets)) > 1:
+                raise SpecError(
+                    Errors.E210.format(
+                        spec=source,
+                        group=group.name,
+                        label=member,
+                        source=parent.name,
+                        targets=targets,
+                    )
+                )
+
+
+def _parse_labels_file(source: str, value: Any) -> Tuple[Optional[str], Optional[Tuple[str, str]]]:
+    if value is None:
+        return None, None
+    if isinstance(value, str) and value:
+        return value, None
+    if isinstance(value, Mapping) and set(map(str, value)) == {"replace", "with"}:
+        old = value.get("replace")
+        new = value.get("with")
+        if isinstance(old, str) and old and isinstance(new, str) and old != new:
+            return None, (old, new)
+    raise _invalid(
+        spec=source,
+        key="labels_file",
+        where="",
+        expected="a file name template such as '{stem}.labels', or {replace: _text, with: _labels}",
+        value=value,
+    )
+
+
+def _invalid(*, spec: str, key: str, where: str, expected: str, value: Any) -> SpecError:
+    """The error for a spec value of the wrong type or form."""
+    return SpecError(
+        Errors.E203.format(spec=spec, key=key, where=where, expected=expected, value=value)
+    )
+
+
+def _check_keys(source: str, data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise SpecError(
+            Errors.E202.format(spec=source, keys=unknown, where=where, known=list(known))
+        )
+
+
+def _str_setting(source: str, data: Mapping[str, Any], key: str, default: Any) -> Any:
+    value = data.get(key, default)
+    if value is default:
+        return value
+    if not isinstance(value, str) or not value:
+        raise _invalid(spec=source, key=key, where="", expected="a non-empty string", value=value)
+    return value
+
+
+def _as_list(source: str, value: Any, key: str) -> List[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, int, float)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise _invalid(spec=source, key=key, where="", expected="a list", value=value)
+
+
+def _str_list(source: str, value: Any, key: str, where: str) -> List[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise _invalid(
+            spec=source, key=key, where=where, expected="a list of non-empty strings", value=value
+        )
+    return list(value)
+
+
+def _key_str(source: str, value: Any, where: str) -> str:
+    """A spec key or label as the string a cell would hold (YAML 1 → '1', true → 'true')."""
+    try:
+        return scalar_str(value)
+    except TypeError:
+        raise _invalid(
+            spec=source, key=where, where="", expected="a string or number", value=value
+        ) from None
+
+
+def scalar_str(value: Any) -> str:
+    """A scalar as the string a cell would hold: True → 'true', 5.0 → '5'. TypeError else."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(type(value).__name__)
+
+
+def _check_encoding(source: str, encoding: str) -> None:
+    # Lines are split on b"\n" before decoding, so that a bad byte names its line; that
+    # only works for encodings where ASCII bytes stand for themselves (not UTF-16).
+    try:
+        codecs.lookup(encoding)
+        ok = "a\n".encode(encoding) == b"a\n"
+    except (LookupError, UnicodeError):
+        ok = False
+    if not ok:
+        raise SpecError(Errors.E214.format(spec=source, encoding=encoding))

@@ -1,0 +1,115 @@
+"""File formats and compression, shared by `convert` and `predict` (local and distributed).
+
+A data file's format is told by its name: the last suffix after an optional compression
+suffix (.gz, .bz2, .xz). Each workflow accepts its own subset of these formats (convert
+reads one-text-per-line files, predict reads Parquet) and words its own error when a name
+names none of them.
+"""
+
+import bz2
+import csv
+import gzip
+import lzma
+import sys
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Iterable, Optional, Union, cast
+
+PathLike = Union[str, Path]
+
+# Data file extension → format name.
+EXTENSIONS: Dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "lines",
+}
+# Compression suffix → opener. gzip.open, bz2.open and lzma.open take a file name or an
+# open binary file, in text or binary mode, with the same arguments.
+COMPRESSIONS: Dict[str, Callable[..., Any]] = {
+    ".gz": gzip.open,
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
+}
+# Cell separators of the delimited formats.
+SEPARATORS = {"csv": ",", "tsv": "\t"}
+
+
+def compression(path: PathLike) -> Optional[str]:
+    """The compression suffix of a file name (lower case), or None."""
+    suffix = Path(str(path)).suffix.lower()
+    return suffix if suffix in COMPRESSIONS else None
+
+
+def strip_compression(name: str) -> str:
+    """A file name without its compression suffix, if it has one."""
+    suffix = compression(name)
+    return name[: -len(suffix)] if suffix is not None else name
+
+
+def format_from_name(path: PathLike) -> Optional[str]:
+    """The format a file's name names (any of EXTENSIONS' values), or None.
+
+    path (Union[str, Path]): The file; only its name is read.
+    RETURNS (Optional[str]): e.g. 'csv' for 'data.csv.gz'.
+    """
+    name = strip_compression(Path(str(path)).name)
+    return EXTENSIONS.get(Path(name).suffix.lower())
+
+
+def base_name(path: Path) -> str:
+    """The file name without a compression suffix and a known data extension
+    (or .json): 'train.tsv.gz' → 'train'."""
+    name = strip_compression(path.name)
+    for suffix in (*EXTENSIONS, ".json"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def decompressed(raw: IO[bytes], path: PathLike) -> IO[bytes]:
+    """The bytes of an open file, decompressed when the name has a compression suffix.
+
+    Closing the result does not close `raw`: the caller keeps it, e.g. to read how many
+    bytes on disk were consumed (`raw.tell()`) for a progress bar.
+    """
+    suffix = compression(path)
+    if suffix is None:
+        return raw
+    return cast(IO[bytes], COMPRESSIONS[suffix](raw, "rb"))
+
+
+def open_text(path: Path, mode: str = "rt") -> IO[str]:
+    """A text file, decompressed by its suffix, as UTF-8 (a BOM is dropped).
+
+    newline="": csv handles line ends itself (quoted newlines).
+    """
+    suffix = compression(path)
+    if suffix is not None:
+        return cast(IO[str], COMPRESSIONS[suffix](path, mode, encoding="utf-8-sig", newline=""))
+    return open(path, mode, encoding="utf-8-sig", newline="")
+
+
+def csv_reader(
+    lines: Iterable[str], fmt: str, *, sep: Optional[str] = None, quoting: bool = True
+) -> Any:
+    """A `csv.reader` over lines of a CSV or TSV file, with no limit on a cell's size.
+
+    Python's csv refuses cells over 128 KiB by default; a long document is a row to read,
+    not an error. That limit is process-wide (csv has no per-reader setting), so it is
+    raised here, the one place spacy_mtl makes a csv reader for data files.
+
+    lines (Iterable[str]): Lines with their line ends (a file opened with newline="").
+    fmt (str): 'csv' or 'tsv': the default separator.
+    sep (Optional[str]): A separator that overrides the format's.
+    quoting (bool): Whether double quotes enclose cells (csv.QUOTE_MINIMAL), or are text.
+    """
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    return csv.reader(
+        lines,
+        delimiter=sep or SEPARATORS[fmt],
+        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
+    )

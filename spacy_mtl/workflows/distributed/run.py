@@ -1,0 +1,307 @@
+"""`predict_distributed`: read, predict on the workers, write one file or a folder of parts."""
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ...data.io import SEPARATORS
+from ...tables import Table
+from ..predict import (
+    DEFAULT_LABEL_SEP,
+    Chunk,
+    OutputColumns,
+    PredictError,
+    Scores,
+    file_format,
+    get_schema,
+    load_model,
+    open_writer,
+    parts_dir,
+    progress_path,
+    suffix_format,
+)
+from .cluster import import_ray
+from .reading import as_list, read_dataset
+from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor, Tally
+
+
+@dataclass
+class DistributedSummary:
+    """What a `predict_distributed` run did.
+
+    output (str): The output file or folder.
+    mode (str): 'file' (written by the driver) or 'dir' (part files written by workers).
+    rows, empty, truncated (int): As in `PredictSummary`.
+    seconds (float): Wall time of the job (reading, predicting, writing; workers loading
+        the pipeline included; starting a cluster not included).
+    files (List[str]): The files written.
+    """
+
+    output: str
+    mode: str
+    output_format: str
+    rows: int = 0
+    empty: int = 0
+    truncated: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    files: List[str] = field(default_factory=list)
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def table(self) -> Table:
+        """Rows written, empty and cut texts, workers, time and speed."""
+        rows = [
+            ("rows written", f"{self.rows:,}"),
+            ("empty or missing text (empty prediction)", f"{self.empty:,}"),
+            ("texts cut to nlp.max_length", f"{self.truncated:,}"),
+            ("workers", str(self.workers)),
+            ("time (cluster start not included)", f"{self.seconds:,.1f} s"),
+            ("speed", f"{self.docs_per_second:,.1f} docs/s"),
+        ]
+        return Table(rows, max_col=60)
+
+
+def output_mode(output: str, given: Optional[str] = None) -> str:
+    """'file' or 'dir': as given, else 'dir' for URIs, paths ending in '/' and names
+    without a known file suffix, 'file' for local names like out.csv."""
+    if given is not None:
+        if given not in ("file", "dir"):
+            raise PredictError(f"Unknown output mode {given!r}; use 'file' or 'dir'.")
+        return given
+    if "://" in output or output.endswith(("/", os.sep)):
+        return "dir"
+    return "file" if suffix_format(output) is not None else "dir"
+
+
+class _PartNames:
+    """part-000000.parquet, ...: a write task's index in the name, so that the names sort
+    in input order (the job preserves order)."""
+
+    def __init__(self, extension: str) -> None:
+        self.extension = extension
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        return f"part-{task_index:06d}.{self.extension}"
+
+
+def predict_distributed(
+    model: Union[str, Path],
+    inputs: Union[str, Path, Sequence[Union[str, Path]]],
+    output: Union[str, Path],
+    *,
+    text_column: str = "text",
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    mode: Optional[str] = None,
+    component: str = "mtl_textcat",
+    scores: bool = False,
+    batch_size: int = 64,
+    rows_per_call: int = DEFAULT_ROWS_PER_CALL,
+    num_workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    columns: Optional[Sequence[str]] = None,
+    quoting: bool = True,
+    prefix: str = "",
+    label_sep: str = DEFAULT_LABEL_SEP,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> DistributedSummary:
+    """Predict every row of a dataset on the Ray cluster this process is connected to
+    (call `ray.init(address=...)` or use `local_cluster` first; with neither, Ray starts
+    a local cluster or joins the one named by RAY_ADDRESS).
+
+    model (Union[str, Path]): Pipeline folder that every worker can read (a shared file
+        system, or the same path on each node) or an installed pipeline package name.
+    inputs: A file, folder, glob or URI (s3://, gs://, ...), or a list of them.
+    output (Union[str, Path]): A file (mode 'file') or folder / URI (mode 'dir').
+    mode (Optional[str]): 'file' or 'dir'; by default from `output` (see `output_mode`).
+    rows_per_call (int): Rows a worker gets per call (pipelined in `batch_size` batches).
+    num_workers (int): Actors, each with the pipeline loaded once.
+    cpus_per_worker, gpus_per_worker (float): Ray resources per actor; with GPUs, each
+        actor runs on its GPU.
+    The other arguments are those of `predict_file`.
+    RETURNS (DistributedSummary): Counts and timing.
+    DOCS: docs/predict.md, section "Scale out"
+    """
+    ray = import_ray()
+    paths = as_list(inputs)
+    if not paths:
+        raise PredictError("No input given.")
+    in_fmt = file_format(paths[0], input_format)
+    output = str(output)
+    mode = output_mode(output, mode)
+    out_fmt = _output_format(output, output_format, in_fmt, mode)
+    if min(batch_size, rows_per_call, num_workers) < 1:
+        raise PredictError("batch_size, rows_per_call and num_workers must be at least 1.")
+    if mode == "file":
+        _check_output_file(Path(output), overwrite)
+    schema = get_schema(load_model(model), component) if mode == "file" else None
+    started = time.perf_counter()
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False)
+    summary = DistributedSummary(output, mode, out_fmt, workers=num_workers)
+    # A dataset copies the context when it is created: set it first. Rows come out in
+    # input order: the contract of the file mode, and the order of the part names.
+    context = ray.data.DataContext.get_current()
+    before = (context.execution_options.preserve_order, context.enable_progress_bars)
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = progress
+    try:
+        dataset = read_dataset(
+            paths, in_fmt, text_column=text_column, columns=columns, quoting=quoting
+        )
+        tally = ray.remote(num_cpus=0)(Tally).remote()
+        predicted = dataset.map_batches(
+            MTLPredictor,
+            fn_constructor_kwargs={
+                "model": str(model),
+                "text_column": text_column,
+                "layout": "raw" if mode == "file" else out_fmt,
+                "component": component,
+                "scores": scores,
+                "prefix": prefix,
+                "label_sep": label_sep,
+                "batch_size": batch_size,
+                "use_gpu": gpus_per_worker > 0,
+                "threads": max(1, int(cpus_per_worker)),
+                "tally": tally,
+            },
+            batch_size=rows_per_call,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=num_workers),
+            num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker,
+        )
+        if mode == "file":
+            assert schema is not None
+            out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
+            _write_file(predicted, Path(output), out_fmt, in_fmt, out, summary, rows_per_call)
+            summary.truncated = ray.get(tally.get.remote())[2]
+        else:
+            _write_dir(predicted, output, out_fmt, overwrite)
+            summary.rows, summary.empty, summary.truncated = ray.get(tally.get.remote())
+            summary.files = _list_parts(output)
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = before
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _output_format(output: str, given: Optional[str], in_fmt: str, mode: str) -> str:
+    if given is not None or (mode == "file" and suffix_format(output) is not None):
+        return file_format(output, given, what="output")
+    return in_fmt
+
+
+def _check_output_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise PredictError(f"{path} already exists; use --overwrite to replace it.")
+    if progress_path(path).exists():
+        raise PredictError(
+            f"{progress_path(path)} records an unfinished local run into {path}; finish it "
+            "with `spacy-mtl predict`, or delete the progress file."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+class _BatchSource:
+    """What predict's writers need to know about the input, for Ray batches."""
+
+    def __init__(self, path: str, fmt: str, arrow_schema: Any) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.arrow_schema = arrow_schema
+        self.columns: List[str] = list(arrow_schema.names) if arrow_schema is not None else []
+        self.total: Optional[int] = None
+
+
+def _write_file(
+    predicted: Any,
+    path: Path,
+    out_fmt: str,
+    in_fmt: str,
+    out: OutputColumns,
+    summary: DistributedSummary,
+    rows_per_chunk: int,
+) -> None:
+    """Stream the workers' results to this process and write them with the writers of
+    `predict_file`: the same file the local command writes."""
+    score_names = [f"{out.prefix}{key}" for key in out.keys]
+    writer = None
+    index = 0
+    try:
+        for batch in predicted.iter_batches(batch_format="pyarrow", batch_size=rows_per_chunk):
+            inputs = batch.drop_columns(score_names)
+            if writer is None:
+                source = _BatchSource(str(path), in_fmt, inputs.schema)
+                writer = open_writer(path, out_fmt, out, source)  # type: ignore[arg-type]
+            columns = [batch.column(name).to_pylist() for name in score_names]
+            scores: List[Scores] = (
+                [None if row[0] is None else list(row) for row in zip(*columns)] if columns else []
+            )
+            records = inputs.to_pylist()
+            writer.write(Chunk(index, summary.rows, records, [None] * len(records)), scores)
+            writer.commit()
+            index += 1
+            summary.rows += len(records)
+            summary.empty += sum(row is None for row in scores)
+        if writer is None:
+            raise PredictError(f"{summary.output}: the input has no rows; nothing was written.")
+        writer.finish()
+    finally:
+        if writer is not None:
+            writer.close()
+    if out_fmt == "parquet":
+        import shutil
+
+        shutil.rmtree(parts_dir(path), ignore_errors=True)
+    summary.files = [str(path)]
+
+
+def _write_dir(predicted: Any, output: str, out_fmt: str, overwrite: bool) -> None:
+    """The workers write part files into the output folder or URI."""
+    try:
+        from ray.data import SaveMode
+    except ImportError:  # Ray before save modes: check a local folder here
+        if not overwrite and "://" not in output and Path(output).exists():
+            raise PredictError(f"{output} already exists; use --overwrite.") from None
+        save: Dict[str, Any] = {}
+    else:
+        save = {"mode": SaveMode.OVERWRITE if overwrite else SaveMode.ERROR}
+    extension = {"parquet": "parquet", "jsonl": "jsonl", "csv": "csv", "tsv": "tsv"}[out_fmt]
+    names = _PartNames(extension)
+    if out_fmt == "parquet":
+        predicted.write_parquet(output, filename_provider=names, **save)
+    elif out_fmt == "jsonl":
+        predicted.write_json(
+            output,
+            filename_provider=names,
+            **save,
+            # pandas writes 10 significant digits by default; 15 is its most.
+            pandas_json_args_fn=lambda: {"double_precision": 15, "force_ascii": False},
+        )
+    else:
+        import pyarrow.csv as pacsv
+
+        predicted.write_csv(
+            output,
+            filename_provider=names,
+            **save,
+            arrow_csv_args_fn=lambda: {
+                "write_options": pacsv.WriteOptions(
+                    delimiter=SEPARATORS[out_fmt], quoting_style="needed"
+                )
+            },
+        )
+
+
+def _list_parts(output: str) -> List[str]:
+    if "://" in output:
+        return []
+    return sorted(str(p) for p in Path(output).glob("part-*"))

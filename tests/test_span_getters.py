@@ -1,0 +1,121 @@
+"""spacy_mtl.span_getters: windows of at most N wordpieces that never split a word."""
+
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+import spacy
+from conftest import GROUPS, TEXTS, make_examples
+from spacy.tokens import Doc
+from spacy.util import registry
+
+from spacy_mtl.span_getters import WordpieceSpans, attach_tokenizers, window_cuts
+
+
+def _check_cover(doc: Doc, spans: List[Any]) -> None:
+    covered = [i for span in spans for i in range(span.start, span.end)]
+    assert covered == list(range(len(doc))), "every token exactly once, in order"
+
+
+def _long_text(n: int) -> str:
+    words = "the movie was great fun but i hate the awful food , really ! ok".split()
+    return " ".join(words[i % len(words)] for i in range(n))
+
+
+def test_window_cuts_counts_and_clean_cuts() -> None:
+    # Three tokens: "ab" (2 pieces: ab, ##c -> a continuation inside one word), ...
+    # Tokens start at chars 0, 3, 6, 9; pieces: [0,1) [1,2) word 0; [3,5) word 1;
+    # [6,7) [7,8) word 2; [9,10) word 3.
+    token_starts = [0, 3, 6, 9]
+    offsets = [(0, 1), (1, 2), (3, 5), (6, 7), (7, 8), (9, 10)]
+    word_ids = [0, 0, 1, 2, 2, 3]
+    assert window_cuts(token_starts, offsets, word_ids, budget=3) == [0, 2, 4]
+    assert window_cuts(token_starts, offsets, word_ids, budget=100) == [0, 4]
+    # A token longer than the budget gets a window of its own.
+    assert window_cuts(token_starts, offsets, word_ids, budget=1) == [0, 1, 2, 3, 4]
+    assert window_cuts([], [], [], budget=4) == [0]
+
+
+def test_window_cuts_never_split_a_word() -> None:
+    # spaCy splits "cannot" into "can" + "not"; the tokenizer keeps one word in 2 pieces
+    # ("can", "##not"). A cut between them would change the wordpieces.
+    token_starts = [0, 3, 7]  # "can" "not" "ok" in "cannot ok"
+    offsets = [(0, 3), (3, 6), (7, 9)]
+    word_ids = [0, 0, 1]
+    cuts = window_cuts(token_starts, offsets, word_ids, budget=2)
+    assert 1 not in cuts
+    assert cuts == [0, 2, 3]
+
+
+@pytest.mark.parametrize("window", [8, 16, 40])
+def test_wordpiece_spans_cover_each_token_once_within_window(tiny_bert: Path, window: int) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    nlp = spacy.blank("en")
+    texts = [_long_text(n) for n in (0, 1, 5, 30, 77)] + TEXTS
+    docs = [nlp.make_doc(t) for t in texts]
+    get_spans = WordpieceSpans(str(tiny_bert), window=window)
+    all_spans = get_spans(docs)
+    assert len(all_spans) == len(docs)
+    for doc, spans in zip(docs, all_spans):
+        if not len(doc):
+            assert spans == []
+            continue
+        _check_cover(doc, spans)
+        for span in spans:
+            n = len(tokenizer(span.text)["input_ids"])
+            assert n <= window or len(span) == 1, (span.text, n)
+        # Together the windows hold exactly the doc's wordpieces (no word was split).
+        pieces = sum(len(tokenizer(s.text, add_special_tokens=False)["input_ids"]) for s in spans)
+        assert pieces == len(tokenizer(doc.text, add_special_tokens=False)["input_ids"])
+    long_doc_spans = all_spans[4]
+    assert len(long_doc_spans) > 1
+
+
+def test_wordpiece_spans_in_a_pipeline(tiny_bert: Path) -> None:
+    import spacy_mtl.span_getters  # noqa: F401
+
+    assert registry.span_getters.get("spacy-mtl.wordpiece_spans.v1") is not None
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(tiny_bert),
+                "tokenizer_config": {"use_fast": True},
+                "get_spans": {
+                    "@span_getters": "spacy-mtl.wordpiece_spans.v1",
+                    "name": str(tiny_bert),
+                    "window": 24,
+                },
+            }
+        },
+    )
+    nlp.add_pipe("mtl_textcat", config={"groups": GROUPS})
+    nlp.initialize(lambda: make_examples(nlp))
+    getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
+    assert isinstance(getter, WordpieceSpans)
+    assert attach_tokenizers(nlp) == {"transformer": True}
+    # The getter now counts with the pipeline's own tokenizer object.
+    assert getter.tokenizer is nlp.get_pipe("transformer").model.tokenizer
+    texts = [_long_text(60), "ok", ""]
+    docs = list(nlp.pipe(texts))
+    assert [set(doc._.mtl_scores) for doc in docs] == [{"sentiment", "emotion"}] * 3
+    spans = docs[0]._.trf_data.wordpieces.input_ids.shape
+    assert spans[0] > 1 and spans[1] <= 24
+
+
+def test_wordpiece_spans_needs_a_tokenizer(tiny_bert: Path) -> None:
+    from transformers import BertTokenizer
+
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="no tokenizer"):
+        WordpieceSpans("", window=16)([nlp.make_doc("hello")])
+    slow = BertTokenizer.from_pretrained(str(tiny_bert))
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        WordpieceSpans("", window=16).set_tokenizer(slow)
+    with pytest.raises(ValueError, match="no room"):
+        WordpieceSpans(str(tiny_bert), window=2)([nlp.make_doc("hello")])
+    assert WordpieceSpans("", window=16)([nlp.make_doc("")]) == [[]]
