@@ -135,7 +135,9 @@ def tune_command(
         True, "--temperature/--no-temperature", help="Fit a temperature per group."
     ),
     thresholds: bool = typer.Option(
-        True, "--thresholds/--no-thresholds", help="Tune multilabel thresholds."
+        True,
+        "--thresholds/--no-thresholds",
+        help="Tune the decisions: multilabel thresholds and multiclass class offsets.",
     ),
 ) -> None:
     """Calibrate a trained pipeline on dev data (a temperature per group, then per-label

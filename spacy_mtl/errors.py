@@ -78,6 +78,7 @@ class Errors:
     E011 = "Group {group!r}: `labels` must be a list of strings, got {value!r}."
     E012 = "Group {group!r}: `kind` is required (multiclass or multilabel)."
     E013 = "Group {group!r}: `reduction` must be 'doc' or 'pair', got {value!r}."
+    E014 = "Group {group!r}: class offset for {label!r} must be a finite number, got {value!r}."
 
     # gold
     E101 = (

@@ -4,6 +4,7 @@ Plain Python, no spaCy: the convert command, the component and the scorer all sh
 A `GroupSchema` is immutable; "changing" it returns a new one.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -22,6 +23,7 @@ _GROUP_KEYS = (
     "labels",
     "weight",
     "threshold",
+    "class_offsets",
     "class_weights",
     "pos_weight",
     "temperature",
@@ -55,6 +57,10 @@ class LabelGroup:
     weight (float): Weight of this group's loss in the total loss.
     thresholds (Dict[str, float]): Per-label decision thresholds (multilabel only); labels
         not listed use the component-wide threshold.
+    class_offsets (Dict[str, float]): Per-class decision offsets (multiclass only): the
+        decision is the argmax of log p + offset (unlisted classes: 0), the multiclass
+        counterpart of thresholds. `tune` fits them on dev for macro F1; the scores in
+        doc.cats stay the model's probabilities.
     class_weights (Dict[str, float]): Per-class weights of the cross-entropy (multiclass
         only), torch's `weight=` argument; unlisted classes weigh 1.0.
     pos_weight (Dict[str, float]): Per-label weight of positives in the binary cross-entropy
@@ -71,6 +77,7 @@ class LabelGroup:
     labels: Tuple[str, ...] = ()
     weight: float = 1.0
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    class_offsets: Mapping[str, float] = field(default_factory=dict)
     class_weights: Mapping[str, float] = field(default_factory=dict)
     pos_weight: Mapping[str, float] = field(default_factory=dict)
     temperature: float = 1.0
@@ -100,22 +107,24 @@ class LabelGroup:
                 if getattr(self, fld):
                     raise SchemaError(Errors.E007.format(group=name, field=fld, kind=MULTILABEL))
         else:
-            if self.class_weights:
-                raise SchemaError(
-                    Errors.E007.format(group=name, field="class_weights", kind=MULTICLASS)
-                )
+            for fld in ("class_weights", "class_offsets"):
+                if getattr(self, fld):
+                    raise SchemaError(Errors.E007.format(group=name, field=fld, kind=MULTICLASS))
         for label, value in self.thresholds.items():
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise SchemaError(Errors.E009.format(group=name, label=label, value=value))
         for fld in ("class_weights", "pos_weight"):
             for value in getattr(self, fld).values():
                 _check_positive(name, fld, value, allow_zero=True)
+        for label, value in self.class_offsets.items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SchemaError(Errors.E014.format(group=name, label=label, value=value))
         if self.labels:
             self.check_label_refs()
 
     def check_label_refs(self) -> None:
         """Check that per-label settings name labels of the group."""
-        for fld in ("thresholds", "class_weights", "pos_weight"):
+        for fld in ("thresholds", "class_offsets", "class_weights", "pos_weight"):
             for label in getattr(self, fld):
                 if label not in self.labels:
                     raise SchemaError(
@@ -139,6 +148,10 @@ class LabelGroup:
     def threshold_for(self, label: str, default: float = DEFAULT_THRESHOLD) -> float:
         return float(self.thresholds.get(label, default))
 
+    def resolved_offsets(self) -> Tuple[float, ...]:
+        """Each class's decision offset in label order (0.0 where none is set)."""
+        return tuple(float(self.class_offsets.get(label, 0.0)) for label in self.labels)
+
     def resolved_thresholds(self, default: float = DEFAULT_THRESHOLD) -> Tuple[float, ...]:
         """Each label's decision threshold in label order, `default` where none is set."""
         return tuple(self.threshold_for(label, default) for label in self.labels)
@@ -147,7 +160,8 @@ class LabelGroup:
         """The decisions of a batch: a bool array (n_docs, n_labels), True where chosen.
 
         The one decision rule of spacy_mtl (component, scorer and predict use it).
-        Multiclass: the most probable label, the first one on ties (numpy's argmax).
+        Multiclass: the label with the largest log score + class offset (without offsets the
+        most probable label), the first one on ties (numpy's argmax).
         Multilabel: every label whose score is at or above its threshold.
 
         scores (array-like): The group's scores (probabilities), (n_docs, n_labels).
@@ -157,6 +171,9 @@ class LabelGroup:
         if self.is_multiclass:
             chosen = numpy.zeros(s.shape, dtype=bool)
             if s.shape[1]:
+                if self.class_offsets:
+                    # argmax(log p + b) = argmax(p · e^b), without log(0).
+                    s = s * numpy.exp(numpy.asarray(self.resolved_offsets(), dtype="f8"))[None, :]
                 chosen[numpy.arange(len(s)), s.argmax(axis=1)] = True
             return chosen
         # In float64: a float32 score is compared with the threshold as written.
@@ -210,6 +227,7 @@ class LabelGroup:
             labels=tuple(labels),
             weight=float(cfg.get("weight", 1.0)),
             thresholds=_float_map(name, "threshold", threshold),
+            class_offsets=_float_map(name, "class_offsets", cfg.get("class_offsets") or {}),
             class_weights=_float_map(name, "class_weights", cfg.get("class_weights") or {}),
             pos_weight=_float_map(name, "pos_weight", cfg.get("pos_weight") or {}),
             temperature=float(cfg.get("temperature", 1.0)),
@@ -222,6 +240,8 @@ class LabelGroup:
         cfg["weight"] = self.weight
         if self.thresholds:
             cfg["threshold"] = dict(self.thresholds)
+        if self.class_offsets:
+            cfg["class_offsets"] = dict(self.class_offsets)
         if self.class_weights:
             cfg["class_weights"] = dict(self.class_weights)
         if self.pos_weight:

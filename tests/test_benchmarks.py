@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy
 import pytest
 from conftest import shared_data_dir
 

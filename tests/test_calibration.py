@@ -9,12 +9,14 @@ from sklearn.metrics import precision_recall_curve as sk_pr_curve
 
 from spacy_mtl.workflows.calibration import (
     average_precision,
+    best_class_offsets,
     best_threshold,
     calibration_pairs,
     expected_calibration_error,
     f1_at_thresholds,
     fit_temperature,
     group_nll,
+    multiclass_macro_f1,
     precision_recall_curve,
     reliability_bins,
 )
@@ -201,3 +203,46 @@ def test_pr_curve_and_ap_against_sklearn() -> None:
     assert recall[::-1] == pytest.approx(sk_r[:-1])
     assert average_precision(scores, gold) == pytest.approx(average_precision_score(gold, scores))
     assert average_precision(scores, numpy.zeros(80, dtype=bool)) is None
+
+
+def test_multiclass_macro_f1_against_sklearn() -> None:
+    rng = numpy.random.default_rng(3)
+    gold = rng.integers(0, 4, size=300)
+    pred = numpy.where(rng.random(300) < 0.6, gold, rng.integers(0, 3, size=300))  # 3 unpredicted
+    ours = multiclass_macro_f1(gold, pred, 4)
+    ref = f1_score(gold, pred, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+    assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_class_offsets_recover_an_underpredicted_rare_class() -> None:
+    """A rare class whose probabilities are squashed: the argmax never picks it, offsets do.
+    The fitted offsets are the best on a brute-force grid over two free offsets."""
+    rng = numpy.random.default_rng(1)
+    n = 600
+    gold = rng.choice(3, size=n, p=[0.08, 0.72, 0.2])
+    logits = rng.normal(size=(n, 3)) + 2.0 * numpy.eye(3)[gold]
+    logits[:, 0] -= 2.5  # the rare class is under-scored
+    probs = numpy.exp(logits) / numpy.exp(logits).sum(axis=1, keepdims=True)
+    choice = best_class_offsets(probs, gold)
+    assert choice is not None
+    assert choice.macro_f1 > choice.macro_f1_before + 0.1
+    assert choice.offsets[0] > 1.0
+    log_p = numpy.log(probs)
+    found = multiclass_macro_f1(gold, (log_p + numpy.array(choice.offsets)).argmax(axis=1), 3)
+    assert found == pytest.approx(choice.macro_f1)
+    grid = numpy.arange(-3.0, 3.01, 0.25)
+    brute = max(
+        multiclass_macro_f1(gold, (log_p + numpy.array([a, 0.0, c])).argmax(axis=1), 3)
+        for a in grid
+        for c in grid
+    )
+    assert choice.macro_f1 >= brute - 0.005
+
+
+def test_class_offsets_stay_zero_when_the_argmax_is_already_best() -> None:
+    gold = numpy.array([0, 1, 2, 0, 1, 2])
+    probs = numpy.eye(3)[gold] * 0.8 + 0.2 / 3
+    choice = best_class_offsets(probs, gold)
+    assert choice is not None
+    assert choice.offsets == (0.0, 0.0, 0.0) and choice.macro_f1 == choice.macro_f1_before == 1.0
+    assert best_class_offsets(numpy.zeros((0, 3)), numpy.zeros(0)) is None

@@ -1,3 +1,4 @@
+import numpy
 import pytest
 
 from spacy_mtl.errors import SchemaError
@@ -51,6 +52,13 @@ def test_split_key_uses_first_slash() -> None:
         ({"a": {"kind": "multilabel", "labels": ["x"], "threshold": {"y": 0.2}}}, "'y'"),
         ({"a": {"kind": "multilabel", "labels": ["x"], "threshold": {"x": 1.5}}}, "[0, 1]"),
         ({"a": {"kind": "multilabel", "labels": ["x"], "colour": 1}}, "unknown setting"),
+        ({"a": {"kind": "multilabel", "labels": ["x"], "class_offsets": {"x": 1}}}, "class_o"),
+        ({"a": {"kind": "multiclass", "labels": ["x"], "class_offsets": {"y": 1}}}, "'y'"),
+        ({"a": {"kind": "multiclass", "labels": ["x"], "class_offsets": {"x": "1"}}}, "number"),
+        (
+            {"a": {"kind": "multiclass", "labels": ["x"], "class_offsets": {"x": float("inf")}}},
+            "finite",
+        ),
         ({}, "no groups"),
     ],
 )
@@ -155,3 +163,20 @@ def test_fingerprint_names_groups_labels_and_width() -> None:
     }
     swapped = GroupSchema(groups=tuple(reversed(schema.groups)))
     assert swapped.fingerprint() != schema.fingerprint()
+
+
+def test_class_offsets_shift_the_multiclass_decision() -> None:
+    """argmax(log p + b), checked against an independent numpy computation."""
+    group = LabelGroup("offense", "multiclass", ("hate", "offensive", "neither"),
+                       class_offsets={"hate": 1.2, "neither": -0.3})  # fmt: skip
+    assert group.decide([0.3, 0.6, 0.1]) == "hate"  # log .3 + 1.2 > log .6
+    assert group.decide([0.1, 0.8, 0.1]) == "offensive"
+    rng = numpy.random.default_rng(0)
+    probs = rng.dirichlet([0.5, 2.0, 1.0], size=500)
+    probs[0] = [0.0, 1.0, 0.0]  # log 0 must not break the rule
+    with numpy.errstate(divide="ignore"):
+        expected = (numpy.log(probs) + numpy.array([1.2, 0.0, -0.3])).argmax(axis=1)
+    assert (group.decide_matrix(probs).argmax(axis=1) == expected).all()
+    # Round trip through the config; unlisted classes are 0.
+    again = LabelGroup.from_config("offense", group.to_config())
+    assert again == group and again.resolved_offsets() == (1.2, 0.0, -0.3)

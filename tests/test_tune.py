@@ -34,6 +34,32 @@ def test_label_without_positives_keeps_default() -> None:
     assert results[0].labels["rare"].n_annotated == 3
 
 
+def test_multiclass_group_gets_class_offsets_and_scores_them() -> None:
+    """tune fits class offsets for macro F1; the tuned schema decides with them, and
+    --no-thresholds leaves the decision rule alone."""
+    schema = GroupSchema.from_config(
+        {"offense": {"kind": "multiclass", "labels": ["hate", "offensive", "neither"]}}
+    )
+    rng = numpy.random.default_rng(2)
+    gold = rng.choice(3, size=400, p=[0.1, 0.7, 0.2])
+    logits = rng.normal(size=(400, 3)) + 2.0 * numpy.eye(3)[gold]
+    logits[:, 0] -= 2.0
+    truths = numpy.eye(3, dtype="f")[gold]
+    masks = numpy.ones_like(truths)
+    new, results = tune_arrays(schema, logits, truths, masks, temperatures=False)
+    offsets = new["offense"].class_offsets
+    assert offsets.get("hate", 0.0) > 0.5
+    assert results[0].class_offsets == dict(offsets) and results[0].class_offsets_before == {}
+    assert results[0].macro_f_after > results[0].macro_f_before + 0.05
+    # The reported "after" is the scorer's macro F under the tuned schema's decisions.
+    picks = new["offense"].decide_matrix(apply_temperature(True, logits, 1.0)).argmax(axis=1)
+    from spacy_mtl.workflows.calibration import multiclass_macro_f1
+
+    assert results[0].macro_f_after == pytest.approx(multiclass_macro_f1(gold, picks, 3))
+    kept, _ = tune_arrays(schema, logits, truths, masks, temperatures=False, thresholds=False)
+    assert kept["offense"].class_offsets == {}
+
+
 # -- on a pipeline ----------------------------------------------------------------------
 
 

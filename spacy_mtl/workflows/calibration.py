@@ -5,6 +5,8 @@
 - `group_nll` / `fit_temperature`: temperature scaling, one scalar T per label group fit by
   minimising the group's negative log-likelihood on held-out logits.
 - `best_threshold`: the decision threshold of one label that maximises its F1.
+- `best_class_offsets`: per-class offsets of a multiclass decision (argmax of log p + b)
+  that maximise the group's macro F1 (the multiclass counterpart of thresholds).
 - `precision_recall_curve` / `average_precision`: the curve behind the report's PR plots.
 
 DOCS: docs/evaluate.md
@@ -280,6 +282,76 @@ def best_threshold(
     choice = float(tied[numpy.argmin(numpy.abs(tied - default))])
     return ThresholdChoice(
         threshold=choice, f1=float(best_f1), n_positive=n_pos, n_annotated=len(s)
+    )
+
+
+# Candidate offsets of one class: log-odds shifts of up to e^±3 ≈ 20x, in steps of 0.05.
+OFFSET_GRID = numpy.round(numpy.arange(-3.0, 3.0001, 0.05), 2)
+
+
+def multiclass_macro_f1(gold: numpy.ndarray, pred: numpy.ndarray, n_classes: int) -> float:
+    """Macro F1 over all `n_classes` classes (a class never gold nor predicted scores 0),
+    as the scorer computes it."""
+    total = 0.0
+    for j in range(n_classes):
+        tp = float(((pred == j) & (gold == j)).sum())
+        denom = float((pred == j).sum() + (gold == j).sum())
+        total += 2.0 * tp / denom if denom else 0.0
+    return total / n_classes
+
+
+@dataclass
+class OffsetChoice:
+    offsets: Tuple[float, ...]
+    macro_f1_before: float
+    macro_f1: float
+
+
+def best_class_offsets(
+    probs: numpy.ndarray,
+    gold: numpy.ndarray,
+    *,
+    grid: numpy.ndarray = OFFSET_GRID,
+    passes: int = 3,
+) -> Optional[OffsetChoice]:
+    """Per-class offsets b that maximise macro F1 of argmax(log p + b), by coordinate ascent.
+
+    Each pass tries every value of `grid` for one class at a time, the others fixed, and
+    keeps the best; ties go to the value closest to 0 (no change unless it helps). Adding
+    the same number to every offset changes no decision, so the result is one of many
+    equivalent ones: the one nearest 0 that the search reaches.
+
+    probs (numpy.ndarray): (n_docs, n_classes) probabilities of the annotated docs.
+    gold (numpy.ndarray): (n_docs,) gold class indices.
+    RETURNS (Optional[OffsetChoice]): None when there are no docs.
+    """
+    p = numpy.asarray(probs, dtype="f8")
+    y = numpy.asarray(gold).astype(int).ravel()
+    if p.ndim != 2 or len(p) == 0 or len(y) != len(p):
+        return None
+    k = p.shape[1]
+    log_p = numpy.log(numpy.maximum(p, 1e-300))
+    offsets = numpy.zeros(k)
+    before = multiclass_macro_f1(y, log_p.argmax(axis=1), k)
+    best = before
+    order = numpy.argsort(numpy.abs(grid), kind="stable")  # 0 first: ties keep the smallest
+    for _ in range(passes):
+        changed = False
+        for j in range(k):
+            scores = []
+            for value in grid[order]:
+                trial = offsets.copy()
+                trial[j] = value
+                scores.append(multiclass_macro_f1(y, (log_p + trial).argmax(axis=1), k))
+            pick = int(numpy.argmax(scores))
+            if scores[pick] > best:
+                best = scores[pick]
+                offsets[j] = float(grid[order][pick])
+                changed = True
+        if not changed:
+            break
+    return OffsetChoice(
+        offsets=tuple(float(v) for v in offsets), macro_f1_before=before, macro_f1=best
     )
 
 

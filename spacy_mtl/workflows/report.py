@@ -111,7 +111,7 @@ class GroupReport:
         rows = self.masks[:, 0] > 0
         k = len(self.group.labels)
         gold = self.truths[rows].argmax(axis=1)
-        pred = self.probs[rows].argmax(axis=1)
+        pred = self.group.decide_matrix(self.probs[rows]).argmax(axis=1)
         matrix = numpy.zeros((k, k), dtype=int)
         numpy.add.at(matrix, (gold, pred), 1)
         return matrix

@@ -1,4 +1,4 @@
-"""Tune a trained `mtl_textcat` on dev data: a temperature per group, then per-label thresholds.
+"""Tune a trained `mtl_textcat` on dev: a temperature per group, then its decision rule.
 
 1. Temperature scaling (Guo et al. 2017): each group's logits are divided by one scalar T
    fit on dev by minimising the group's NLL. It changes probabilities, never the ranking,
@@ -6,7 +6,10 @@
 2. Thresholds: each multilabel label gets the threshold in [floor, ceiling] that maximises
    its F1 on the calibrated dev scores (docs annotated for that label only). A label with no
    positive in dev keeps its threshold.
-Both are written into the component's schema (`set_schema`), so `doc._.mtl_labels`, the
+3. Class offsets: each multiclass group gets per-class offsets b, decision argmax(log p + b),
+   that maximise its macro F1 on the calibrated dev scores (a rare class that the argmax
+   under-predicts gets a positive offset). Same switch as the thresholds.
+All are written into the component's schema (`set_schema`), so `doc._.mtl_labels`, the
 scorer and `nlp.to_disk` use them.
 
 DOCS: docs/evaluate.md
@@ -29,6 +32,7 @@ from .calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
     apply_temperature,
+    best_class_offsets,
     best_threshold,
     calibration_pairs,
     expected_calibration_error,
@@ -78,6 +82,9 @@ class GroupTuneResult:
     macro_f_after: Optional[float]
     labels: Dict[str, LabelTuneResult] = field(default_factory=dict)
     temperature_at_bound: bool = False
+    # Multiclass: the class offsets before and after (see LabelGroup.class_offsets).
+    class_offsets_before: Dict[str, float] = field(default_factory=dict)
+    class_offsets: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,10 +133,12 @@ class TuneResult:
                     arrow(g.nll_before, g.nll_after),
                     arrow(g.ece_before, g.ece_after),
                     arrow(g.macro_f_before, g.macro_f_after),
-                    f"{n_tuned}/{len(g.labels)}" if g.kind == MULTILABEL else "-",
+                    f"{n_tuned}/{len(g.labels)}"
+                    if g.kind == MULTILABEL
+                    else _offsets_cell(g.class_offsets),
                 )
             )
-        header = ("group", "kind", "docs", "temperature", "NLL", "ECE", "macro F", "thresholds")
+        header = ("group", "kind", "docs", "temperature", "NLL", "ECE", "macro F", "decision")
         return Table(rows, header=header)
 
     def warnings(self) -> List[str]:
@@ -266,6 +275,16 @@ def tune_arrays(
                     new_thresholds[label] = round(choice.threshold, 6)
                     tuned_labels.add(label)
             new_schema = new_schema.replace_group(group.name, thresholds=new_thresholds)
+        if mc and thresholds:
+            rows = m[:, 0] > 0
+            choice = best_class_offsets(probs_after[rows], y[rows].argmax(axis=1))
+            if choice is not None:
+                offsets = {
+                    label: round(value, 6)
+                    for label, value in zip(group.labels, choice.offsets)
+                    if value != 0.0
+                }
+                new_schema = new_schema.replace_group(group.name, class_offsets=offsets)
         new_group = new_schema[group.name]
         label_results: Dict[str, LabelTuneResult] = {}
         before = _group_scores(schema, group, y, m, probs_before)
@@ -299,9 +318,16 @@ def tune_arrays(
                 macro_f_after=after["macro_f"],
                 labels=label_results,
                 temperature_at_bound=at_bound,
+                class_offsets_before=dict(group.class_offsets),
+                class_offsets=dict(new_group.class_offsets),
             )
         )
     return new_schema, results
+
+
+def _offsets_cell(offsets: Dict[str, float]) -> str:
+    """The decision column of a multiclass group: its class offsets, or '-'."""
+    return ", ".join(f"{label} {value:+.2f}" for label, value in offsets.items()) or "-"
 
 
 def read_gold(

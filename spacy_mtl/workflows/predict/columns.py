@@ -37,10 +37,6 @@ class OutputColumns:
         self.label_sep = label_sep
         self.keys = list(schema.keys)
         self._slices = schema.slices()
-        self._thresholds = [
-            [group.threshold_for(label, schema.threshold) for label in group.labels]
-            for group in schema
-        ]
 
     @property
     def label_columns(self) -> List[str]:
@@ -82,23 +78,12 @@ class OutputColumns:
             ) from None
 
     def decide(self, row: Sequence[float]) -> List[Union[str, List[str]]]:
-        """Per group, the label (multiclass: first argmax, as the component does) or the
-        labels at or above their thresholds (multilabel)."""
-        out: List[Union[str, List[str]]] = []
-        for (group, start, end), thresholds in zip(self._slices, self._thresholds):
-            values = row[start:end]
-            if group.is_multiclass:
-                best = max(range(len(values)), key=values.__getitem__)
-                out.append(group.labels[best])
-            else:
-                out.append(
-                    [
-                        label
-                        for label, value, threshold in zip(group.labels, values, thresholds)
-                        if value >= threshold
-                    ]
-                )
-        return out
+        """Per group, the decided label (multiclass) or labels (multilabel): the schema's
+        one decision rule, as the component applies it."""
+        return [
+            group.decide(row[start:end], self.schema.threshold)
+            for group, start, end in self._slices
+        ]
 
     def labels(self, row: Scores) -> List[Label]:
         """Per group, the decided label(s); None / [] for an empty prediction."""
