@@ -356,11 +356,13 @@ def predict_command(
         help="torch threads (default: torch's, one per core); on a busy machine 1 can be "
         "faster. With --n-process > 1 each process uses 1.",
     ),
-    sort_by_length: bool = typer.Option(
-        False,
-        "--sort-by-length",
-        help="Run each chunk's texts sorted by length: less padding in a transformer's "
-        "batches (--n-process 1 only).",
+    sort_by_length: Optional[bool] = typer.Option(
+        None,
+        "--sort-by-length/--no-sort-by-length",
+        help="Run the texts sorted by length (rows still written in input order): less "
+        "padding in a transformer's batches. Default: sorted, except with --n-process > 1 "
+        "on a pipeline whose transformer is not an mtl_transformer.",
+        show_default=False,
     ),
     scores: bool = SCORES,
     # 10,000 is predict.DEFAULT_CHUNK_SIZE, written out to keep `--help` free of spaCy.
