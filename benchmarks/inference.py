@@ -56,6 +56,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="GROUPSxLABELS grid for the scaling runs ('' to skip)",
     )
     parser.add_argument("--scale-texts", type=int, default=192)
+    parser.add_argument(
+        "--latency-texts",
+        type=int,
+        default=1000,
+        help="short texts for single-doc latency, nlp(text) vs a raw HF forward (0: skip)",
+    )
     parser.add_argument("--rss-texts", type=int, default=192, help="texts per memory run")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory subprocesses")
     parser.add_argument(
@@ -340,6 +346,59 @@ def run_scaling(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]
     }
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def run_latency(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]:
+    """Single-doc latency: `nlp(text)` (the pipeline as shipped) against a raw Hugging Face
+    forward of one text (tokenizer + AutoModel under inference_mode, nothing else), text by
+    text in turns (which goes first alternates), so both see the same load."""
+    import torch
+
+    root = harness.data_dir()
+    groups = harness.benchmark_groups(root)
+    nlp = harness.make_ours(model, groups, texts[:16], window=ARGS.window, seed=ARGS.seed)
+    clf = harness.TorchClassifier(model, groups, device=device, window=ARGS.window)
+    tokenizer, hf = clf.tokenizer, clf.model
+
+    def raw(text: str) -> None:
+        with torch.inference_mode():
+            inputs = tokenizer(text, return_tensors="pt", truncation=True).to(device)
+            hf(**inputs)
+
+    def ours(text: str) -> None:
+        nlp(text)
+
+    for text in texts[:20]:
+        ours(text)
+        raw(text)
+    times: Dict[str, List[float]] = {"ours": [], "raw_hf": []}
+    load_before = harness.load_avg()
+    for i, text in enumerate(texts):
+        sides = (("ours", ours), ("raw_hf", raw))
+        for name, call in sides if i % 2 == 0 else sides[::-1]:
+            start = time.perf_counter()
+            call(text)
+            times[name].append(1000 * (time.perf_counter() - start))
+    out: Dict[str, Any] = {"n_docs": len(texts), "load_before": load_before}
+    for name, values in times.items():
+        out[name] = {
+            "p50_ms": round(percentile(values, 0.5), 3),
+            "p95_ms": round(percentile(values, 0.95), 3),
+            "mean_ms": round(sum(values) / len(values), 3),
+        }
+    out["ratio_p50"] = harness.ratio(out["ours"]["p50_ms"], out["raw_hf"]["p50_ms"])
+    out["ratio_p95"] = harness.ratio(out["ours"]["p95_ms"], out["raw_hf"]["p95_ms"])
+    # Per text, ours over raw: the median is steadier under load than a ratio of medians.
+    per_text = [a / b for a, b in zip(times["ours"], times["raw_hf"]) if b > 0]
+    out["paired_median_ratio"] = round(harness.median(per_text), 3) if per_text else None
+    out["load_after"] = harness.load_avg()
+    return out
+
+
 def worker(name: str, model: str, device: str) -> Dict[str, Any]:
     """Child process: build one contender, run it over --rss-texts texts, report memory."""
     root = harness.data_dir()
@@ -493,6 +552,15 @@ def main() -> None:
         for name, prof in result["profile"].items():
             for category, row in prof["by_category"].items():
                 print(f"  {name}: {row['share']:7.2%} {category}")
+    if ARGS.latency_texts > 0:
+        msg.info(f"Single-doc latency: nlp(text) vs a raw HF forward, {ARGS.latency_texts} texts")
+        result["latency"] = run_latency(model, device, texts[: ARGS.latency_texts])
+        lat = result["latency"]
+        print(
+            f"  p50 {lat['ours']['p50_ms']} vs {lat['raw_hf']['p50_ms']} ms "
+            f"({lat['ratio_p50']}x), p95 {lat['ours']['p95_ms']} vs {lat['raw_hf']['p95_ms']} "
+            f"ms ({lat['ratio_p95']}x), paired median {lat['paired_median_ratio']}x"
+        )
     if ARGS.scaling:
         msg.info(f"Scaling in groups x labels: {ARGS.scaling}")
         result["scaling"] = run_scaling(model, device, texts[: ARGS.scale_texts])

@@ -19,6 +19,7 @@ SHORT_TARGET = 0.95
 LONG_TARGET = 0.95
 TRAIN_TARGET = 1.05
 MEMORY_FLAT = 1.05
+LATENCY_TARGET = 1.15
 
 NAMES = {
     "ours": "ours as shipped: plain `nlp.pipe`, `mtl_transformer` (sorted buffers) + "
@@ -113,6 +114,11 @@ def targets(inference: Optional[Dict[str, Any]], training: Optional[Dict[str, An
     ]
     train_ratio = max((v for v in train_values if v is not None), default=None)
     flat = memory_flat(inference)
+    latency = (inference or {}).get("latency") or {}
+    latency_worst = max(
+        (latency.get(k) for k in ("ratio_p50", "ratio_p95") if latency.get(k) is not None),
+        default=None,
+    )
     rows = [
         (
             f"inference, short texts: plain `nlp.pipe` ≥ {SHORT_TARGET}× the length-sorted loop",
@@ -130,6 +136,15 @@ def targets(inference: Optional[Dict[str, Any]], training: Optional[Dict[str, An
             f"{ratio_text(short or {}, 'ours/separate')}; stock: "
             f"{ratio_text(short or {}, 'ours_stock/separate')}",
             verdict(plain_k, k),
+        ),
+        (
+            f"single-doc latency: `nlp(text)` p50 and p95 ≤ {LATENCY_TARGET}× a raw Hugging "
+            "Face forward of one text",
+            f"p50 {fmt(latency.get('ratio_p50'), 3)}, p95 {fmt(latency.get('ratio_p95'), 3)} "
+            f"(per-text paired median {fmt(latency.get('paired_median_ratio'), 3)})"
+            if latency
+            else "–",
+            verdict(latency_worst, LATENCY_TARGET, higher_is_better=False),
         ),
         (
             "memory flat in the number of groups (peak RSS at the most groups and labels ÷ "
@@ -218,6 +233,27 @@ def rss_text(row: Optional[Dict[str, Any]]) -> str:
         return "–"
     peak = row["peak_rss_mb"]
     return f"{peak:.0f} ({peak - row['rss_after_import_mb']:.0f})"
+
+
+def latency_section(inference: Dict[str, Any]) -> List[str]:
+    latency = inference.get("latency")
+    if not latency:
+        return []
+    lines = ["### Single-doc latency", ""]
+    lines.append(
+        f"`nlp(text)` (the pipeline as shipped) against a raw Hugging Face forward of the same "
+        f"text (tokenizer + AutoModel under `inference_mode`, no pooling or head), one text "
+        f"at a time, in turns, over {latency['n_docs']} short texts. Load average before / "
+        f"after: {latency['load_before']} / {latency['load_after']}."
+    )
+    lines.append("")
+    rows = [
+        (name, fmt(latency[key]["p50_ms"], 2), fmt(latency[key]["p95_ms"], 2))
+        for key, name in (("ours", "ours: `nlp(text)`"), ("raw_hf", "raw HF forward"))
+    ]
+    rows.append(("ours / raw", fmt(latency["ratio_p50"], 3), fmt(latency["ratio_p95"], 3)))
+    lines += table(("", "p50 ms", "p95 ms"), rows)
+    return lines
 
 
 def scaling_section(inference: Dict[str, Any]) -> List[str]:
@@ -558,6 +594,7 @@ def render(folder: Path) -> str:
             lines += speed_section(
                 inference["long"], {}, f"Long texts (~{inference['long']['words']} words)"
             )
+        lines += latency_section(inference)
         lines += scaling_section(inference)
         profiles = {
             f"{name} texts, {prof.get('n_docs')} docs": prof

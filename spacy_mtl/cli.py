@@ -616,6 +616,29 @@ def distill_labels_command(
     msg.good(f"Wrote {n} docs with teacher logits to {output}")
 
 
+@app.command("quantize")
+def quantize_command(
+    model: Path = typer.Argument(..., help="Trained pipeline: folder or package name."),
+    output: Path = typer.Argument(..., help="Folder for the int8 pipeline (created)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+) -> None:
+    """Write a copy of MODEL whose transformer runs in int8 on CPU (torch dynamic
+    quantization of its linear layers, applied on load). It loads with spacy.load, works
+    with predict and spacy package. See README, "Fast by default".
+    """
+    from wasabi import msg
+
+    from .errors import ModelLoadError
+    from .quantize import quantize_pipeline
+
+    try:
+        done = quantize_pipeline(model, output, overwrite=overwrite)
+    except (ModelLoadError, OSError) as err:
+        msg.fail("Quantization stopped", str(err), exits=1)
+    extra = f"; now mtl_transformer: {', '.join(done['converted'])}" if done["converted"] else ""
+    msg.good(f"Wrote {output}: int8 transformer in {', '.join(done['components'])}{extra}")
+
+
 def main() -> None:
     app()
 

@@ -25,7 +25,7 @@ DOCS: README.md ("Fast by default"), docs/benchmarks.md.
 """
 
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -43,6 +43,7 @@ max_batch_items = 4096
 sort_by_length = true
 buffer_batches = 32
 buffer_wordpieces = 131072
+quantize = null
 
 [transformer.set_extra_annotations]
 @annotation_setters = "spacy-transformers.null_annotation_setter.v1"
@@ -76,6 +77,7 @@ def make_mtl_transformer(
     sort_by_length: bool,
     buffer_batches: int,
     buffer_wordpieces: int,
+    quantize: Optional[str] = None,
 ) -> "SortedTransformer":
     """Construct a `transformer` (spacy-transformers) whose `pipe` sorts docs by length.
 
@@ -89,6 +91,11 @@ def make_mtl_transformer(
     buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
     buffer_wordpieces (int): The buffer also ends when its docs reach this many wordpieces,
         so that a run of long docs does not hold thousands of transformer outputs.
+    quantize (Optional[str]): "int8": run the transformer's linear layers in int8 (torch
+        dynamic quantization, CPU; applied when the weights are loaded, which stay fp32 on
+        disk). For serving only: such a component cannot be trained. `spacy-mtl quantize`
+        sets it; `spacy.load(path, config={"components": {NAME: {"quantize": None}}})`
+        loads the fp32 transformer again. None (default): fp32.
     RETURNS (SortedTransformer): The component.
     """
     return SortedTransformer(
@@ -100,7 +107,11 @@ def make_mtl_transformer(
         sort_by_length=sort_by_length,
         buffer_batches=buffer_batches,
         buffer_wordpieces=buffer_wordpieces,
+        quantize=quantize,
     )
+
+
+QUANTIZE_OPTIONS = (None, "int8")
 
 
 class SortedTransformer(Transformer):
@@ -118,6 +129,7 @@ class SortedTransformer(Transformer):
         sort_by_length: bool = True,
         buffer_batches: int = 32,
         buffer_wordpieces: int = 131072,
+        quantize: Optional[str] = None,
     ) -> None:
         """Initialize the component. Arguments as in `make_mtl_transformer`."""
         super().__init__(
@@ -129,6 +141,8 @@ class SortedTransformer(Transformer):
             raise ValueError(
                 f"{name}: buffer_wordpieces must be at least 1, got {buffer_wordpieces}."
             )
+        if quantize not in QUANTIZE_OPTIONS:
+            raise ValueError(f"{name}: quantize must be null or 'int8', got {quantize!r}.")
         # In cfg: saved with the pipeline, restored by from_disk / from_bytes.
         self.cfg.update(
             {
@@ -137,11 +151,100 @@ class SortedTransformer(Transformer):
                 "buffer_wordpieces": int(buffer_wordpieces),
             }
         )
+        # Not in cfg (which the saved pipeline restores over the config): a config override
+        # `quantize = null` at spacy.load gives the fp32 transformer back.
+        self.quantize = quantize
+        # The fp32 transformer while an int8 copy runs: what to_disk / to_bytes save.
+        self._fp32: Any = None
         getter = model.attrs.get("get_spans")
         if isinstance(getter, WordpieceSpans):
             # The span getter counts with this model's own tokenizer: no model folder is
             # needed after `spacy.load`, and the config need not repeat the model's name.
             getter.bind(model)
+
+    # -- int8 serving ---------------------------------------------------------------------
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the transformer runs an int8 copy of its weights now."""
+        return self._fp32 is not None
+
+    def _apply_quantization(self) -> None:
+        if self.quantize is None or self.quantized:
+            return
+        if not self.model.attrs.get("has_transformer"):
+            return
+        from .quantize import quantize_dynamic_int8
+
+        shim = self.model.layers[0].shims[0]
+        fp32 = shim._hfmodel.transformer
+        int8 = quantize_dynamic_int8(fp32)
+        shim._model = int8
+        shim._hfmodel.transformer = int8
+        self._fp32 = fp32
+
+    def _swap_fp32(self) -> Any:
+        """Put the fp32 transformer back in the shim (to save it); returns the int8 one."""
+        shim = self.model.layers[0].shims[0]
+        int8 = shim._model
+        shim._model = shim._hfmodel.transformer = self._fp32
+        return int8
+
+    def _swap_int8(self, int8: Any) -> None:
+        shim = self.model.layers[0].shims[0]
+        shim._model = shim._hfmodel.transformer = int8
+
+    def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
+        """Initialize as spacy-transformers does, then quantize if `quantize` is set."""
+        super().initialize(get_examples, nlp=nlp)
+        self._fp32 = None
+        self._apply_quantization()
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "SortedTransformer":
+        """Load as spacy-transformers does (fp32 weights), then quantize if set."""
+        super().from_disk(path, exclude=exclude)
+        self._fp32 = None
+        self._apply_quantization()
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> Any:
+        """Load as spacy-transformers does (fp32 weights), then quantize if set."""
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._fp32 = None
+        self._apply_quantization()
+        return self
+
+    def to_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the fp32 weights (an int8 copy is made again on load)."""
+        if not self.quantized:
+            super().to_disk(path, exclude=exclude)
+            return
+        int8 = self._swap_fp32()
+        try:
+            super().to_disk(path, exclude=exclude)
+        finally:
+            self._swap_int8(int8)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """Serialize with the fp32 weights (an int8 copy is made again on load)."""
+        if not self.quantized:
+            return super().to_bytes(exclude=exclude)
+        int8 = self._swap_fp32()
+        try:
+            return super().to_bytes(exclude=exclude)
+        finally:
+            self._swap_int8(int8)
+
+    def update(self, examples: Iterable[Any], **kwargs: Any) -> Dict[str, float]:
+        """As spacy-transformers' update; refused while the transformer runs in int8."""
+        if self.quantized:
+            raise ValueError(
+                f"{self.name}: the transformer runs in int8 (quantize = 'int8'), which is "
+                "for serving; train the fp32 pipeline and quantize it again."
+            )
+        return super().update(examples, **kwargs)
+
+    # -- sorted pipe ----------------------------------------------------------------------
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Apply the transformer to a stream of docs, each buffer sorted by length.

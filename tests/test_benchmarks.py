@@ -296,7 +296,7 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
             *("--model", str(tiny_bert), "--n-texts", "12", "--n-long", "3"),
             *("--long-words", "25", "--long-batch-size", "2", "--batch-size", "4"),
             *("--step", "4", "--window", "32", "--scaling", "1x4,3x9", "--scale-texts", "8"),
-            *("--rounds", "2", "--no-rss"),
+            *("--rounds", "2", "--latency-texts", "6", "--no-rss"),
         ],
         tmp_path / "inference.json",
     )
@@ -321,12 +321,26 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     contenders = short["contenders"]
     assert contenders["ours"]["padding"] < contenders["ours_stock"]["padding"]
     assert "ours/limit_sorted" in inference["long"]["ratios"]
+    latency = inference["latency"]
+    assert latency["n_docs"] == 6
+    for side in ("ours", "raw_hf"):
+        assert 0 < latency[side]["p50_ms"] <= latency[side]["p95_ms"]
+    assert latency["ratio_p95"] > 0 and latency["paired_median_ratio"] > 0
     points = inference["scaling"]["points"]
     assert [p["labels"] for p in points] == [4, 9]
     assert all(p["head_set_annotations_ms_per_doc"] > 0 for p in points)
     assert len(inference["load_start"]) == 3
     assert inference["args"]["n_texts"] == 12
-    _check_page(tmp_path, ["## Targets", "### Short texts", "### Long texts", "### Cost in"])
+    _check_page(
+        tmp_path,
+        [
+            "## Targets",
+            "### Short texts",
+            "### Long texts",
+            "### Single-doc latency",
+            "### Cost in",
+        ],
+    )
 
 
 @needs_data
