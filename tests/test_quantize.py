@@ -131,3 +131,15 @@ def test_cli_quantize_then_predict(trained: Path, tmp_path: Path) -> None:
     summary = predict_file(tmp_path / "int8", src, tmp_path / "out.jsonl")
     assert summary.rows == 2
     assert (tmp_path / "out.jsonl").read_text(encoding="utf8").count("sentiment") == 2
+
+
+def test_distributed_worker_takes_the_int8_pipeline(trained: Path, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    from spacy_mtl.workflows.distributed import MTLPredictor
+
+    quantize_pipeline(trained, tmp_path / "int8")
+    worker = MTLPredictor(str(tmp_path / "int8"), text_column="text", layout="jsonl")
+    assert worker.nlp.get_pipe("transformer").quantized
+    rows = worker(pa.table({"text": ["i love it", None]})).to_pylist()
+    assert rows[0]["sentiment"] in GROUPS["sentiment"]["labels"]
+    assert rows[1]["sentiment"] is None
