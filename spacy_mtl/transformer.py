@@ -21,6 +21,9 @@ The buffer bounds memory: at most `buffer_batches * batch_size` docs, and at mos
 `buffer_wordpieces` wordpieces (a few long docs fill it), are held with their transformer
 output before the first of them is yielded.
 
+`quantize = "int8"` runs the transformer's linear layers in int8 for CPU serving (see
+spacy_mtl/quantize.py and `spacy-mtl quantize`).
+
 DOCS: README.md ("Fast by default"), docs/benchmarks.md.
 """
 
