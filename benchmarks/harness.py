@@ -338,20 +338,30 @@ def make_ours(
     groups: Dict[str, Dict[str, Any]],
     init_texts: Sequence[str],
     *,
-    spans: str = "strided",
+    factory: str = "mtl_transformer",
+    spans: str = "wordpiece",
     window: int = 128,
     seed: int = 0,
 ) -> Any:
-    """transformer + mtl_textcat over `groups` (random heads: enough for speed)."""
+    """transformer + mtl_textcat over `groups` (random heads: enough for speed). The
+    defaults are the shipped configs' (`mtl_transformer`, whose nlp.pipe sorts by
+    wordpieces, with `wordpiece_spans`); factory="transformer", spans="strided" is
+    spacy-transformers' own component as it was before."""
     import spacy
     from spacy.util import fix_random_seed
 
     fix_random_seed(seed)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config=transformer_config(model, spans, window))
+    config = transformer_config(model, spans, window)
+    if factory == "mtl_transformer":
+        import spacy_mtl.transformer  # noqa: F401  (registers the factory)
+
+        # The component binds the span getter to its own tokenizer, as in configs/.
+        config["model"]["get_spans"].pop("name", None)
+    nlp.add_pipe(factory, name="transformer", config=config)
     nlp.add_pipe("mtl_textcat", config={"groups": groups})
     _initialize(nlp, init_texts, groups)
-    if spans == "wordpiece":
+    if spans == "wordpiece" and factory != "mtl_transformer":
         from spacy_mtl.span_getters import attach_tokenizers
 
         attach_tokenizers(nlp)

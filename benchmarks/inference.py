@@ -5,9 +5,12 @@
 
 Contenders, all on the same transformer weights, batch size and thread count, run in turns
 (`--step` docs each) so they share the machine's load:
-- ours: `nlp.pipe` over transformer + mtl_textcat (3 groups);
-- ours, sorted: `spacy_mtl.batching.pipe_by_length` (length-sorted across batches);
-- ours, wordpiece windows (long texts): `spacy-mtl.wordpiece_spans.v1`;
+- ours: plain `nlp.pipe` over the shipped configs' pipeline: `mtl_transformer` (sorts each
+  buffer by wordpieces, input order kept) with `spacy-mtl.wordpiece_spans.v1` windows, and
+  mtl_textcat (3 groups);
+- ours, stock: spacy-transformers' `transformer` with strided spans (the default before);
+- ours, sorted: `spacy_mtl.batching.pipe_by_length` over the stock pipeline;
+- ours, wordpiece windows (long texts): the stock `transformer` with wordpiece windows;
 - the limit: a hand-written PyTorch loop (AutoTokenizer + AutoModel, mean pooling, linear,
   softmax / sigmoid), unsorted and sorted by length over the whole input;
 - spaCy's built-ins on one shared transformer (textcat + textcat_multilabel, listeners);
@@ -42,15 +45,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, default=64, help="docs per turn")
     parser.add_argument("--window", type=int, default=128, help="wordpieces per window")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="whole passes of ours and the sorted loop, alternated, after the turns",
+    )
+    parser.add_argument(
         "--scaling",
         default="1x28,3x35,10x100,30x300,3x1000,30x1000",
         help="GROUPSxLABELS grid for the scaling runs ('' to skip)",
     )
     parser.add_argument("--scale-texts", type=int, default=192)
+    parser.add_argument(
+        "--latency-texts",
+        type=int,
+        default=1000,
+        help="short texts for single-doc latency, nlp(text) vs a raw HF forward (0: skip)",
+    )
     parser.add_argument("--rss-texts", type=int, default=192, help="texts per memory run")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory subprocesses")
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile ours (sorted) on short and long texts"
+        "--profile", action="store_true", help="cProfile ours on short and long texts"
     )
     parser.add_argument(
         "--contenders", default="all", help="comma-separated subset of the contenders"
@@ -120,9 +135,19 @@ def build(
         return {"stream": separate, "counters": counters}
     if name == "builtins":
         nlp = harness.make_builtins(model, groups, init, seed=ARGS.seed)
+    elif name == "ours":
+        nlp = harness.make_ours(model, groups, init, window=ARGS.window, seed=ARGS.seed)
     else:
         spans = "wordpiece" if "wordpiece" in name else "strided"
-        nlp = harness.make_ours(model, groups, init, spans=spans, window=ARGS.window)
+        nlp = harness.make_ours(
+            model,
+            groups,
+            init,
+            factory="transformer",
+            spans=spans,
+            window=ARGS.window,
+            seed=ARGS.seed,
+        )
     counter = harness.PaddingCounter()
     for hf in harness.hf_models(nlp):
         counter.attach(hf)
@@ -154,9 +179,10 @@ def run_section(
     *,
     docs_per_batch: int,
     step: int,
+    rounds: Sequence[tuple] = (),
 ) -> Dict[str, Any]:
     """Build the contenders, warm them up, then run them in turns over `texts`, `step`
-    docs per turn."""
+    docs per turn; then, for each pair in `rounds`, whole passes alternated (run_rounds)."""
     built = {name: build(name, model, init, device, docs_per_batch) for name in names}
     warm = list(texts[: 2 * docs_per_batch])
     for parts in built.values():
@@ -169,15 +195,50 @@ def run_section(
     timed = harness.interleave(contenders, texts, step)
     for name in names:
         timed[name]["padding"] = combined_padding(built[name]["counters"])
+    load_after = harness.load_avg()
+    pairs = [(a, b) for a, b in rounds if a in built and b in built]
     return {
         "n_docs": len(texts),
         "docs_per_batch": docs_per_batch,
         "step": step,
         "wordpieces_per_doc": round(mean_wordpieces(model, texts), 1),
         "load_before": load_before,
-        "load_after": harness.load_avg(),
+        "load_after": load_after,
         "contenders": timed,
+        "rounds": run_rounds(built, texts, pairs, ARGS.rounds) if pairs else {},
     }
+
+
+def run_rounds(
+    built: Dict[str, Dict[str, Any]], texts: Sequence[str], pairs: Sequence[tuple], n: int
+) -> Dict[str, Any]:
+    """For each pair (a, b): `n` rounds of one whole pass over `texts` each, a then b, then
+    b then a, and so on. Per round, speed of a over b from wall-clock and from CPU time.
+
+    Turns of `--step` docs cannot pair a contender that reads a buffer of docs ahead
+    (mtl_transformer, pipe_by_length): it does a buffer's work in one turn and none in
+    the next. Whole passes side by side can, at the cost of coarser pairing."""
+    out: Dict[str, Any] = {}
+    for a, b in pairs:
+        wall: List[float] = []
+        cpu: List[float] = []
+        for r in range(n):
+            spent = {}
+            for name in (a, b) if r % 2 == 0 else (b, a):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                for _ in built[name]["stream"](texts):
+                    pass
+                spent[name] = (time.perf_counter() - start, time.process_time() - start_cpu)
+            wall.append(round(spent[b][0] / spent[a][0], 4))
+            cpu.append(round(spent[b][1] / spent[a][1], 4))
+        out[f"{a}/{b}"] = {
+            "wall": wall,
+            "cpu": cpu,
+            "median_wall": round(harness.median(wall), 3),
+            "median_cpu": round(harness.median(cpu), 3),
+            "load_after": harness.load_avg(),
+        }
+    return out
 
 
 def mean_wordpieces(model: str, texts: Sequence[str]) -> float:
@@ -193,8 +254,9 @@ def add_ratios(
 ) -> None:
     """ratios["a/b"] = docs/s of a over docs/s of b, all measured in this run; the same
     from CPU seconds (process time) in cpu_ratios["a/b"], which other jobs on the machine
-    disturb much less; and for pairs that did the same docs in each turn, the median of the
-    per-turn wall-clock ratios in paired_ratios["a/b"]."""
+    disturb much less; for pairs that did the same docs in each turn, the median of the
+    per-turn wall-clock ratios in paired_ratios["a/b"]; and the medians over whole-pass
+    rounds (run_rounds) in round_ratios / round_cpu_ratios."""
     contenders = section["contenders"]
     docs_per_s = {name: c["docs_per_s"] for name, c in contenders.items()}
     section["ratios"] = {
@@ -215,6 +277,9 @@ def add_ratios(
         for a, b in paired
         if a in contenders and b in contenders
     }
+    rounds = section.get("rounds") or {}
+    section["round_ratios"] = {key: row["median_wall"] for key, row in rounds.items()}
+    section["round_cpu_ratios"] = {key: row["median_cpu"] for key, row in rounds.items()}
 
 
 def run_scaling(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]:
@@ -281,6 +346,59 @@ def run_scaling(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]
     }
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def run_latency(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]:
+    """Single-doc latency: `nlp(text)` (the pipeline as shipped) against a raw Hugging Face
+    forward of one text (tokenizer + AutoModel under inference_mode, nothing else), text by
+    text in turns (which goes first alternates), so both see the same load."""
+    import torch
+
+    root = harness.data_dir()
+    groups = harness.benchmark_groups(root)
+    nlp = harness.make_ours(model, groups, texts[:16], window=ARGS.window, seed=ARGS.seed)
+    clf = harness.TorchClassifier(model, groups, device=device, window=ARGS.window)
+    tokenizer, hf = clf.tokenizer, clf.model
+
+    def raw(text: str) -> None:
+        with torch.inference_mode():
+            inputs = tokenizer(text, return_tensors="pt", truncation=True).to(device)
+            hf(**inputs)
+
+    def ours(text: str) -> None:
+        nlp(text)
+
+    for text in texts[:20]:
+        ours(text)
+        raw(text)
+    times: Dict[str, List[float]] = {"ours": [], "raw_hf": []}
+    load_before = harness.load_avg()
+    for i, text in enumerate(texts):
+        sides = (("ours", ours), ("raw_hf", raw))
+        for name, call in sides if i % 2 == 0 else sides[::-1]:
+            start = time.perf_counter()
+            call(text)
+            times[name].append(1000 * (time.perf_counter() - start))
+    out: Dict[str, Any] = {"n_docs": len(texts), "load_before": load_before}
+    for name, values in times.items():
+        out[name] = {
+            "p50_ms": round(percentile(values, 0.5), 3),
+            "p95_ms": round(percentile(values, 0.95), 3),
+            "mean_ms": round(sum(values) / len(values), 3),
+        }
+    out["ratio_p50"] = harness.ratio(out["ours"]["p50_ms"], out["raw_hf"]["p50_ms"])
+    out["ratio_p95"] = harness.ratio(out["ours"]["p95_ms"], out["raw_hf"]["p95_ms"])
+    # Per text, ours over raw: the median is steadier under load than a ratio of medians.
+    per_text = [a / b for a, b in zip(times["ours"], times["raw_hf"]) if b > 0]
+    out["paired_median_ratio"] = round(harness.median(per_text), 3) if per_text else None
+    out["load_after"] = harness.load_avg()
+    return out
+
+
 def worker(name: str, model: str, device: str) -> Dict[str, Any]:
     """Child process: build one contender, run it over --rss-texts texts, report memory."""
     root = harness.data_dir()
@@ -337,8 +455,10 @@ def spawn_worker(name: str, model: str, groups: Optional[str] = None) -> Dict[st
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-SHORT = ["ours", "ours_sorted", "limit", "limit_sorted", "builtins", "separate"]
-LONG = ["ours", "ours_wordpiece", "ours_wordpiece_sorted", "limit", "limit_sorted"]
+SHORT = ["ours", "ours_stock", "ours_sorted", "limit", "limit_sorted", "builtins", "separate"]
+LONG = ["ours", "ours_stock", "ours_wordpiece", "limit", "limit_sorted"]
+# The default path against the sorted loop, in whole passes (see run_rounds).
+ROUNDS = [("ours", "limit_sorted")]
 MEMORY = ["ours", "builtins", "separate", "limit"]
 
 
@@ -375,21 +495,23 @@ def main() -> None:
         init,
         docs_per_batch=ARGS.batch_size,
         step=ARGS.step,
+        rounds=ROUNDS,
     )
     add_ratios(
         short,
         {
-            "ours": ["limit", "limit_sorted", "builtins", "separate"],
+            "ours": ["limit", "limit_sorted", "builtins", "separate", "ours_stock"],
+            "ours_stock": ["limit", "limit_sorted", "builtins", "separate"],
             "ours_sorted": ["limit", "limit_sorted", "builtins", "separate"],
             "builtins": ["limit", "limit_sorted"],
             "separate": ["limit", "limit_sorted"],
         },
+        # Only contenders that do each turn's docs in that turn (no read-ahead buffer).
         paired=[
-            ("ours", "limit"),
-            ("ours_sorted", "limit_sorted"),
+            ("ours_stock", "limit"),
             ("builtins", "limit"),
             ("separate", "limit"),
-            ("ours", "separate"),
+            ("ours_stock", "separate"),
         ],
     )
     result["short"] = short
@@ -405,11 +527,12 @@ def main() -> None:
             init,
             docs_per_batch=ARGS.long_batch_size,
             step=ARGS.long_batch_size,
+            rounds=ROUNDS,
         )
         add_ratios(
             section,
             {name: ["limit", "limit_sorted"] for name in LONG if not name.startswith("limit")},
-            paired=[("ours", "limit"), ("ours_wordpiece", "limit")],
+            paired=[("ours_stock", "limit"), ("ours_wordpiece", "limit")],
         )
         result["long"] = section
         result["long"]["words"] = ARGS.long_words
@@ -417,18 +540,27 @@ def main() -> None:
     if ARGS.profile:
         msg.info("Profiling ours (cProfile)")
         result["profile"] = {}
-        parts = build("ours_sorted", model, init, device)
+        parts = build("ours", model, init, device)
         sample = texts[:512]
         result["profile"]["short"] = harness.profile(lambda: list(parts["stream"](sample)))
         result["profile"]["short"]["n_docs"] = len(sample)
         if ARGS.n_long > 0:
-            parts = build("ours_wordpiece_sorted", model, init, device, ARGS.long_batch_size)
+            parts = build("ours", model, init, device, ARGS.long_batch_size)
             sample = harness.long_texts(root, min(ARGS.n_long, 24), ARGS.long_words)
             result["profile"]["long"] = harness.profile(lambda: list(parts["stream"](sample)))
             result["profile"]["long"]["n_docs"] = len(sample)
         for name, prof in result["profile"].items():
             for category, row in prof["by_category"].items():
                 print(f"  {name}: {row['share']:7.2%} {category}")
+    if ARGS.latency_texts > 0:
+        msg.info(f"Single-doc latency: nlp(text) vs a raw HF forward, {ARGS.latency_texts} texts")
+        result["latency"] = run_latency(model, device, texts[: ARGS.latency_texts])
+        lat = result["latency"]
+        print(
+            f"  p50 {lat['ours']['p50_ms']} vs {lat['raw_hf']['p50_ms']} ms "
+            f"({lat['ratio_p50']}x), p95 {lat['ours']['p95_ms']} vs {lat['raw_hf']['p95_ms']} "
+            f"ms ({lat['ratio_p95']}x), paired median {lat['paired_median_ratio']}x"
+        )
     if ARGS.scaling:
         msg.info(f"Scaling in groups x labels: {ARGS.scaling}")
         result["scaling"] = run_scaling(model, device, texts[: ARGS.scale_texts])
@@ -465,8 +597,11 @@ def report(section: Dict[str, Any], title: str) -> None:
     msg.table(rows, header=("contender", "docs/s", "seconds", "padding"), divider=True)
     for key, value in section["ratios"].items():
         paired = section["paired_ratios"].get(key)
+        rounds = section["round_ratios"].get(key)
         extra = f", CPU time {section['cpu_ratios'].get(key)}"
         extra += f", paired median {paired}" if paired is not None else ""
+        if rounds is not None:
+            extra += f", rounds {rounds} (CPU {section['round_cpu_ratios'][key]})"
         print(f"  {title}: {key} = {value}{extra}")
     print(f"  load: {section['load_before']} -> {section['load_after']}")
 

@@ -283,11 +283,13 @@ def predict_command(
         help="torch threads (default: torch's, one per core); on a busy machine 1 can be "
         "faster. With --n-process > 1 each process uses 1.",
     ),
-    sort_by_length: bool = typer.Option(
-        False,
-        "--sort-by-length",
-        help="Run each chunk's texts sorted by length: less padding in a transformer's "
-        "batches (--n-process 1 only).",
+    sort_by_length: Optional[bool] = typer.Option(
+        None,
+        "--sort-by-length/--no-sort-by-length",
+        help="Run the texts sorted by length (rows still written in input order): less "
+        "padding in a transformer's batches. Default: sorted, except with --n-process > 1 "
+        "on a pipeline whose transformer is not an mtl_transformer.",
+        show_default=False,
     ),
     scores: bool = SCORES,
     # 10,000 is predict.DEFAULT_CHUNK_SIZE, written out to keep `--help` free of spaCy.
@@ -542,6 +544,29 @@ def _print_table(table: Any) -> None:
         aligns=table.aligns,
         max_col=table.max_col,
     )
+
+
+@app.command("quantize")
+def quantize_command(
+    model: Path = typer.Argument(..., help="Trained pipeline: folder or package name."),
+    output: Path = typer.Argument(..., help="Folder for the int8 pipeline (created)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+) -> None:
+    """Write a copy of MODEL whose transformer runs in int8 on CPU (torch dynamic
+    quantization of its linear layers, applied on load). It loads with spacy.load, works
+    with predict and spacy package. See README, "Fast by default".
+    """
+    from wasabi import msg
+
+    from .errors import ModelLoadError
+    from .quantize import quantize_pipeline
+
+    try:
+        done = quantize_pipeline(model, output, overwrite=overwrite)
+    except (ModelLoadError, OSError) as err:
+        msg.fail("Quantization stopped", str(err), exits=1)
+    extra = f"; now mtl_transformer: {', '.join(done['converted'])}" if done["converted"] else ""
+    msg.good(f"Wrote {output}: int8 transformer in {', '.join(done['components'])}{extra}")
 
 
 def main() -> None:

@@ -10,13 +10,14 @@ made only where a word starts, so a span tokenized on its own gives the same wor
 (exact for BERT-style WordPiece tokenizers; byte-level BPE may differ by a piece or two at a
 cut, because the first word of a span loses its leading-space marker).
 
-It is registered through the package's `spacy_span_getters` entry point, so a config can
-name it without `--code`.
+It is the default span getter of the `mtl_transformer` component and of every config in
+configs/; the `spacy_span_getters` entry point registers it.
 
 DOCS: docs/benchmarks.md (long texts).
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy
 from spacy.attrs import IDX
@@ -29,9 +30,10 @@ SpanGetterT = Callable[[List[Doc]], List[List[Span]]]
 class WordpieceSpans:
     """Callable span getter: docs → consecutive spans of at most `window` wordpieces.
 
-    The tokenizer is loaded from `name` on first use, unless one was given with
-    `set_tokenizer` (see `attach_tokenizers`, which hands it the pipeline's own tokenizer so
-    a loaded pipeline does not need the original model folder).
+    The tokenizer is the one of the transformer model it is bound to (`bind`, which the
+    `mtl_transformer` component does), else one given with `set_tokenizer` (see
+    `attach_tokenizers`, which hands it the pipeline's own tokenizer so a loaded pipeline
+    does not need the original model folder), else one loaded from `name` on first use.
     """
 
     def __init__(self, name: str = "", *, window: int = 128) -> None:
@@ -46,6 +48,29 @@ class WordpieceSpans:
         self.window = window
         self._tokenizer: Any = None
         self._n_special = 0
+        self._model: Any = None
+        # Wordpiece counts of the docs being processed, by id(doc), when the caller knows
+        # them (`known_lengths`): a doc that fits one window then needs no tokenizer call.
+        self._known: Dict[int, int] = {}
+
+    def bind(self, model: Any) -> None:
+        """Count with the tokenizer of this spacy-transformers model (`model.tokenizer`),
+        read when the model has its transformer (after initialize or loading)."""
+        self._model = model
+
+    @contextmanager
+    def known_lengths(self, docs: Sequence[Doc], lengths: Sequence[int]) -> Iterator[None]:
+        """Within the block, take these wordpiece counts (special tokens not counted) for
+        these docs instead of tokenizing them again to find the ones that fit one window.
+
+        docs (Sequence[Doc]): The docs.
+        lengths (Sequence[int]): Each doc's wordpieces with the same tokenizer.
+        """
+        self._known = {id(doc): n for doc, n in zip(docs, lengths)}
+        try:
+            yield
+        finally:
+            self._known = {}
 
     def set_tokenizer(self, tokenizer: Any) -> None:
         """Use this (fast) Hugging Face tokenizer to count wordpieces."""
@@ -66,6 +91,12 @@ class WordpieceSpans:
 
     @property
     def tokenizer(self) -> Any:
+        model = self._model
+        if model is not None and model.attrs.get("has_transformer"):
+            # Read each time: loading a pipeline replaces the model's tokenizer object.
+            current = model.tokenizer
+            if current is not self._tokenizer:
+                self.set_tokenizer(current)
         if self._tokenizer is None:
             if not self.name:
                 raise ValueError(
@@ -79,11 +110,16 @@ class WordpieceSpans:
         return self._tokenizer
 
     def __call__(self, docs: List[Doc]) -> List[List[Span]]:
-        filled = [doc for doc in docs if len(doc)]
-        if not filled:
+        if not any(len(doc) for doc in docs):
             return [[] for _ in docs]
         tokenizer = self.tokenizer
         budget = self.window - self._n_special
+        known = self._known
+        # Docs known to fit one window need no tokenizer call (the common case for short
+        # texts under `mtl_transformer`, which has counted them to sort them).
+        filled = [doc for doc in docs if len(doc) and known.get(id(doc), budget + 1) > budget]
+        if not filled:
+            return [[doc[:]] if len(doc) else [] for doc in docs]
         # One batched call (Rust, parallel); verbose=False: long docs are the point here.
         encoded = tokenizer(
             [doc.text for doc in filled],
@@ -98,6 +134,9 @@ class WordpieceSpans:
         for doc in docs:
             if not len(doc):
                 spans.append([])
+                continue
+            if known.get(id(doc), budget + 1) <= budget:
+                spans.append([doc[:]])
                 continue
             encoding = next(encodings)
             if len(encoding.ids) <= budget:

@@ -44,7 +44,7 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
             *("--model", str(tiny_bert), "--n-texts", "12", "--n-long", "3"),
             *("--long-words", "25", "--long-batch-size", "2", "--batch-size", "4"),
             *("--step", "4", "--window", "32", "--scaling", "1x4,3x9", "--scale-texts", "8"),
-            "--no-rss",
+            *("--rounds", "2", "--latency-texts", "6", "--no-rss"),
         ],
         tmp_path / "inference.json",
     )
@@ -55,19 +55,40 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
             assert row["docs_per_s"] > 0 and row["padding"] >= 1.0
             assert row["cpu_seconds"] > 0
     short = inference["short"]
-    assert short["ratios"]["ours_sorted/limit_sorted"] > 0
+    assert short["ratios"]["ours/limit_sorted"] > 0
     assert short["cpu_ratios"]["ours/separate"] > 0
-    assert short["paired_ratios"]["ours/limit"] > 0
-    # Sorting across batches pads less than nlp.pipe's own batches.
+    assert short["paired_ratios"]["ours_stock/limit"] > 0
+    # The default path against the sorted loop in whole passes, one ratio per round.
+    rounds = short["rounds"]["ours/limit_sorted"]
+    assert len(rounds["wall"]) == len(rounds["cpu"]) == 2
+    assert short["round_ratios"]["ours/limit_sorted"] > 0
+    assert "ours/limit_sorted" in inference["long"]["round_ratios"]
+    # Plain nlp.pipe as shipped sorts: it pads less than the stock transformer's
+    # input-order batches (not as little as the loop here: windows of 32 wordpieces cut
+    # these texts, and the loop sorts windows, ours docs).
     contenders = short["contenders"]
-    assert contenders["ours_sorted"]["padding"] <= contenders["ours"]["padding"]
-    assert "ours_wordpiece_sorted/limit_sorted" in inference["long"]["ratios"]
+    assert contenders["ours"]["padding"] < contenders["ours_stock"]["padding"]
+    assert "ours/limit_sorted" in inference["long"]["ratios"]
+    latency = inference["latency"]
+    assert latency["n_docs"] == 6
+    for side in ("ours", "raw_hf"):
+        assert 0 < latency[side]["p50_ms"] <= latency[side]["p95_ms"]
+    assert latency["ratio_p95"] > 0 and latency["paired_median_ratio"] > 0
     points = inference["scaling"]["points"]
     assert [p["labels"] for p in points] == [4, 9]
     assert all(p["head_set_annotations_ms_per_doc"] > 0 for p in points)
     assert len(inference["load_start"]) == 3
     assert inference["args"]["n_texts"] == 12
-    _check_page(tmp_path, ["## Targets", "### Short texts", "### Long texts", "### Cost in"])
+    _check_page(
+        tmp_path,
+        [
+            "## Targets",
+            "### Short texts",
+            "### Long texts",
+            "### Single-doc latency",
+            "### Cost in",
+        ],
+    )
 
 
 @needs_data

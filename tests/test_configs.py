@@ -94,6 +94,11 @@ def test_config_layout(path: Path) -> None:
     assert groups["sentiment"]["labels"] == ["positive", "negative", "ambiguous", "neutral"]
     assert groups["offense"]["kind"] == "multiclass"
     assert groups["offense"]["labels"] == ["hate", "offensive", "neither"]
+    # The fast path is the default: nlp.pipe sorts by wordpieces, windows count wordpieces.
+    transformer = config["components"]["transformer"]
+    assert transformer["factory"] == "mtl_transformer"
+    assert transformer["sort_by_length"] is True
+    assert transformer["model"]["get_spans"]["@span_getters"] == "spacy-mtl.wordpiece_spans.v1"
     tok2vec = component["model"]["tok2vec"]
     assert tok2vec["@architectures"] == "spacy-transformers.TransformerListener.v1"
     assert tok2vec["upstream"] == "*"
@@ -197,6 +202,19 @@ def test_config_init_and_update(path: Path, tmp_path: Path, tiny_bert: Path) -> 
     doc = nlp("i love this")
     assert set(doc._.mtl_scores) == set(GROUPS)
     assert abs(sum(doc._.mtl_scores["offense"].values()) - 1.0) < 1e-5
+    # Plain nlp.pipe runs sorted by length and gives the docs back in input order, with
+    # the scores of one doc at a time.
+    from spacy_mtl.transformer import SortedTransformer
+
+    assert isinstance(nlp.get_pipe("transformer"), SortedTransformer)
+    texts = ["what a bad bad day " * 40, "i love this", "", "ok", "nice weather today"]
+    docs = list(nlp.pipe(texts, batch_size=2))
+    assert [d.text for d in docs] == texts
+    numpy.testing.assert_allclose(
+        [[d.cats[k] for k in sorted(d.cats)] for d in docs],
+        [[d.cats[k] for k in sorted(d.cats)] for d in (nlp(t) for t in texts)],
+        atol=1e-5,
+    )
 
 
 def test_configs_distill_schedule() -> None:

@@ -512,13 +512,18 @@ def test_n_process_2_keeps_doc_extensions(tiny_bert: Path, monkeypatch: pytest.M
         assert b.cats == pytest.approx(a.cats)
 
 
-def test_sort_by_length_gives_the_same_rows(tmp_path: Path, tiny_bert: Path) -> None:
+def test_sort_by_length_gives_the_same_rows(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorted is the default; --no-sort-by-length gives the same rows in the same order."""
     nlp = _train(make_nlp(GROUPS, bert=tiny_bert), steps=2)
     texts = [TRICKY[(i * 5) % len(TRICKY)][: 10 + 37 * i] for i in range(12)]
     src = _write_csv(tmp_path / "in.csv", [["text"], *[[t] for t in texts]])
     kwargs: Dict[str, Any] = {"scores": True, "chunk_size": 5, "batch_size": 3}
-    predict_file(nlp, src, tmp_path / "plain.jsonl", **kwargs)
-    predict_file(nlp, src, tmp_path / "sorted.jsonl", sort_by_length=True, **kwargs)
+    predict_file(nlp, src, tmp_path / "plain.jsonl", sort_by_length=False, **kwargs)
+    calls = _count_sorted_runs(monkeypatch)
+    predict_file(nlp, src, tmp_path / "sorted.jsonl", **kwargs)
+    assert len(calls) == 3  # the default sorted each of the 3 chunks (iter_by_length)
     plain, ordered = _read_jsonl(tmp_path / "plain.jsonl"), _read_jsonl(tmp_path / "sorted.jsonl")
     assert [r["text"] for r in ordered] == texts
     for a, b in zip(plain, ordered):
@@ -527,6 +532,59 @@ def test_sort_by_length_gives_the_same_rows(tmp_path: Path, tiny_bert: Path) -> 
             assert b["scores"][group] == pytest.approx(scores, abs=1e-5)
     with pytest.raises(PredictError, match="one process"):
         predict_file(nlp, src, tmp_path / "x.csv", sort_by_length=True, n_process=2)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def _count_sorted_runs(monkeypatch: pytest.MonkeyPatch) -> List[int]:
+    """Record the number of texts of each spacy_mtl.batching.iter_by_length call."""
+    import spacy_mtl.batching as batching
+
+    calls: List[int] = []
+    real = batching.iter_by_length
+
+    def spy(nlp: Language, texts: Any, **kwargs: Any) -> Any:
+        texts = list(texts)
+        calls.append(len(texts))
+        return real(nlp, texts, **kwargs)
+
+    monkeypatch.setattr(batching, "iter_by_length", spy)
+    return calls
+
+
+def test_sorting_transformer_sorts_in_nlp_pipe(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an mtl_transformer, predict leaves the sorting to nlp.pipe (and so allows
+    n_process > 1); --no-sort-by-length turns the transformer's sorting off for the run."""
+    from spacy_mtl.transformer import SortedTransformer
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("mtl_transformer", name="transformer", config={"model": {"name": str(tiny_bert)}})
+    nlp.add_pipe("mtl_textcat", config={"groups": GROUPS})
+    nlp.initialize(lambda: make_examples(nlp))
+    transformer = nlp.get_pipe("transformer")
+    assert isinstance(transformer, SortedTransformer)
+    texts = [TRICKY[(i * 3) % len(TRICKY)][: 5 + 29 * i] for i in range(9)]
+    src = _write_csv(tmp_path / "in.csv", [["text"], *[[t] for t in texts]])
+    kwargs: Dict[str, Any] = {"scores": True, "chunk_size": 4, "batch_size": 2}
+    calls = _count_sorted_runs(monkeypatch)
+    seen: List[bool] = []
+    real_pipe = transformer.pipe
+
+    def spy(stream: Any, **kw: Any) -> Any:
+        seen.append(transformer.cfg["sort_by_length"])
+        return real_pipe(stream, **kw)
+
+    transformer.pipe = spy  # type: ignore[method-assign]
+    predict_file(nlp, src, tmp_path / "sorted.jsonl", **kwargs)
+    predict_file(nlp, src, tmp_path / "plain.jsonl", sort_by_length=False, **kwargs)
+    assert calls == [] and seen == [True, False]
+    assert transformer.cfg["sort_by_length"] is True  # restored after the unsorted run
+    plain, ordered = _read_jsonl(tmp_path / "plain.jsonl"), _read_jsonl(tmp_path / "sorted.jsonl")
+    assert [r["text"] for r in ordered] == texts
+    for a, b in zip(plain, ordered):
+        for group, scores in (a["scores"] or {}).items():
+            assert b["scores"][group] == pytest.approx(scores, abs=1e-5)
 
 
 # -- CLI ----------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def iter_predictions(
     component: str = "mtl_textcat",
     batch_size: int = 64,
     n_process: int = 1,
-    sort_by_length: bool = False,
+    sort_by_length: bool = True,
     on_doc: Optional[Callable[[int], None]] = None,
 ) -> Iterator[Tuple[Chunk, List[Scores]]]:
     """Predict chunk after chunk in one `nlp.pipe` stream, and yield each chunk with its
@@ -74,18 +74,45 @@ def iter_predictions(
     Empty texts never reach the pipeline (they get None). Chunks are read ahead only as
     far as `nlp.pipe` reads texts ahead, so memory stays at a chunk or two.
 
-    sort_by_length (bool): Within each chunk, run the texts sorted by length
-        (`spacy_mtl.batching.iter_by_length`: wordpieces with a transformer), so that a
-        batch pads less; one process only.
+    sort_by_length (bool): Run the texts sorted by length so that a batch pads less
+        (default). A pipeline whose transformer is an `mtl_transformer` sorts by itself
+        in `nlp.pipe` (in buffers, in each process); any other pipeline is sorted within
+        each chunk (`spacy_mtl.batching.iter_by_length`), one process only. False runs
+        the texts in input order (an `mtl_transformer`'s sorting is turned off for the
+        run).
     on_doc (Optional[Callable[[int], None]]): Called with the number of rows finished
         (for a progress bar).
     YIELDS (Tuple[Chunk, List[Optional[List[float]]]]): A chunk and its rows' scores.
     """
-    if sort_by_length:
-        if n_process > 1:
-            raise PredictError("sort_by_length runs in one process; use n_process=1.")
-        yield from _sorted_predictions(nlp, chunks, out, component, batch_size, on_doc)
+    # Imported here: it loads spacy-transformers (and torch), which a tok2vec pipeline
+    # does not need.
+    from ...transformer import pipeline_sorts
+
+    if not sort_by_length:
+        with _unsorted(nlp):
+            yield from _predictions(nlp, chunks, out, component, batch_size, n_process, on_doc)
         return
+    if pipeline_sorts(nlp, before=component):
+        yield from _predictions(nlp, chunks, out, component, batch_size, n_process, on_doc)
+        return
+    if n_process > 1:
+        raise PredictError(
+            "sort_by_length runs in one process unless the pipeline's transformer is an "
+            "mtl_transformer; use n_process=1, or no sorting."
+        )
+    yield from _sorted_predictions(nlp, chunks, out, component, batch_size, on_doc)
+
+
+def _predictions(
+    nlp: Language,
+    chunks: Iterable[Chunk],
+    out: OutputColumns,
+    component: str,
+    batch_size: int,
+    n_process: int,
+    on_doc: Optional[Callable[[int], None]],
+) -> Iterator[Tuple[Chunk, List[Scores]]]:
+    """iter_predictions over one plain `nlp.pipe` stream."""
     pending: Deque[int] = deque()
     state: Dict[int, Tuple[Chunk, List[Scores], List[int]]] = {}
 
@@ -154,6 +181,22 @@ def _sorted_predictions(
         if on_doc is not None and chunk.n_empty:
             on_doc(chunk.n_empty)
         yield chunk, scores
+
+
+@contextmanager
+def _unsorted(nlp: Language) -> Iterator[None]:
+    """Turn off the length sorting of the pipeline's `mtl_transformer` components while
+    the block runs."""
+    from ...transformer import sorts_by_length
+
+    sorting = [component for _, component in nlp.pipeline if sorts_by_length(component)]
+    for component in sorting:
+        component.cfg["sort_by_length"] = False
+    try:
+        yield
+    finally:
+        for component in sorting:
+            component.cfg["sort_by_length"] = True
 
 
 @contextmanager

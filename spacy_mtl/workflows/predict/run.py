@@ -91,7 +91,7 @@ def predict_file(
     batch_size: int = 64,
     n_process: int = 1,
     gpu_id: int = -1,
-    sort_by_length: bool = False,
+    sort_by_length: Optional[bool] = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     columns: Optional[Sequence[str]] = None,
     quoting: bool = True,
@@ -116,8 +116,11 @@ def predict_file(
     batch_size (int): Docs per `nlp.pipe` batch.
     n_process (int): Processes for `nlp.pipe` (CPU only).
     gpu_id (int): GPU to load `model` on; -1 for CPU.
-    sort_by_length (bool): Run each chunk's texts sorted by length (less padding in a
-        transformer's batches); n_process must be 1.
+    sort_by_length (Optional[bool]): Run the texts sorted by length (less padding in a
+        transformer's batches; the rows are written in input order). None (default):
+        sorted, unless n_process > 1 and the pipeline's transformer is not an
+        `mtl_transformer` (which sorts in each process); True: sorted, which with
+        n_process > 1 needs an `mtl_transformer`; False: in input order.
     chunk_size (int): Rows read, predicted and committed together (the resume unit).
     columns (Optional[Sequence[str]]): Column names of a CSV/TSV file without a header.
     quoting (bool): CSV/TSV input uses quotes ("a, b" and "" inside); False reads quote
@@ -142,12 +145,11 @@ def predict_file(
         )
     if n_process > 1 and gpu_id >= 0:
         raise PredictError("n_process > 1 runs on CPU only; use n_process=1 with a GPU.")
-    if n_process > 1 and sort_by_length:
-        raise PredictError("sort_by_length runs in one process; use n_process=1.")
     if input_path.resolve() == output_path.resolve():
         raise PredictError(f"{output_path}: the output would overwrite the input.")
     nlp = load_model(model, gpu_id)
     loaded = time.perf_counter()
+    sort_by_length = _resolve_sorting(nlp, component, sort_by_length, n_process)
     schema = get_schema(nlp, component)
     out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
     settings = run_settings(
@@ -259,3 +261,20 @@ def _progress_bar(show: bool, total: Optional[int], initial: int) -> Any:
         dynamic_ncols=True,
         leave=True,
     )
+
+
+def _resolve_sorting(
+    nlp: Language, component: str, sort_by_length: Optional[bool], n_process: int
+) -> bool:
+    """Whether to sort: None means yes where it works (see predict_file)."""
+    from ...transformer import pipeline_sorts
+
+    sorts_itself = pipeline_sorts(nlp, before=component)
+    if sort_by_length is None:
+        return n_process == 1 or sorts_itself
+    if sort_by_length and n_process > 1 and not sorts_itself:
+        raise PredictError(
+            "sort_by_length runs in one process unless the pipeline's transformer is an "
+            "mtl_transformer; use n_process=1, or --no-sort-by-length."
+        )
+    return sort_by_length

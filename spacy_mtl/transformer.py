@@ -1,0 +1,340 @@
+"""`mtl_transformer`: spacy-transformers' `transformer` whose `nlp.pipe` sorts by length.
+
+A transformer pads every batch to its longest text. `nlp.pipe` cuts the stream into batches
+in input order, so on a mix of short and long texts most of a batch is padding (2.8× the
+real wordpieces on tweets, docs/benchmarks.md). spacy-transformers' `Transformer.pipe`
+sorts only inside one `batch_size` batch, which does not help: the long text is still in it.
+
+This component reads a *buffer* of `buffer_batches` batches, counts each doc's wordpieces
+with the model's own tokenizer, runs the buffer through the model in batches of similar
+length, and yields the docs in input order. The components after it (the listener of
+`mtl_textcat`) read `doc._.trf_data`, which does not depend on the batch a doc ran in, so
+the scores are the unsorted ones (to float rounding). Everything else is inherited:
+`__call__` (one doc), `update` (training through the listeners), serialization.
+
+Why here and not elsewhere: `nlp.pipe` chains the components' own `pipe` methods, and the
+transformer is the only place where padding is paid and where a buffer can be read before
+any work is done. `mtl_textcat` comes too late (the transformer has run), and sorting
+around the whole pipeline needs the caller's help (`spacy_mtl.batching.pipe_by_length`).
+
+The buffer bounds memory: at most `buffer_batches * batch_size` docs, and at most
+`buffer_wordpieces` wordpieces (a few long docs fill it), are held with their transformer
+output before the first of them is yielded.
+
+`quantize = "int8"` runs the transformer's linear layers in int8 for CPU serving (see
+spacy_mtl/quantize.py and `spacy-mtl quantize`).
+
+DOCS: README.md ("Fast by default"), docs/benchmarks.md.
+"""
+
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+from spacy_transformers.annotation_setters import null_annotation_setter
+from spacy_transformers.pipeline_component import Transformer, install_extensions
+from spacy_transformers.util import batch_by_length
+from thinc.api import Config, Model
+
+from .span_getters import WordpieceSpans
+
+DEFAULT_CONFIG_STR = """
+[transformer]
+max_batch_items = 4096
+sort_by_length = true
+buffer_batches = 32
+buffer_wordpieces = 131072
+quantize = null
+
+[transformer.set_extra_annotations]
+@annotation_setters = "spacy-transformers.null_annotation_setter.v1"
+
+[transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "roberta-base"
+tokenizer_config = {"use_fast": true}
+transformer_config = {}
+mixed_precision = false
+grad_scaler_config = {}
+
+[transformer.model.get_spans]
+@span_getters = "spacy-mtl.wordpiece_spans.v1"
+window = 128
+"""
+DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
+
+
+@Language.factory(
+    "mtl_transformer",
+    assigns=["doc._.trf_data"],
+    default_config=DEFAULT_CONFIG["transformer"],
+)
+def make_mtl_transformer(
+    nlp: Language,
+    name: str,
+    model: Model,
+    set_extra_annotations: Callable[[List[Doc], Any], None],
+    max_batch_items: int,
+    sort_by_length: bool,
+    buffer_batches: int,
+    buffer_wordpieces: int,
+    quantize: Optional[str] = None,
+) -> "SortedTransformer":
+    """Construct a `transformer` (spacy-transformers) whose `pipe` sorts docs by length.
+
+    model (Model[List[Doc], FullTransformerBatch]): The transformer model, as for the
+        `transformer` factory (default: `spacy-transformers.TransformerModel.v3` with
+        `spacy-mtl.wordpiece_spans.v1` windows of 128 wordpieces).
+    set_extra_annotations (Callable): As for the `transformer` factory.
+    max_batch_items (int): Most padded wordpieces in one forward pass, as for `transformer`.
+    sort_by_length (bool): Sort the docs of a buffer by wordpieces in `pipe` (default). False
+        gives spacy-transformers' own `pipe`.
+    buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
+    buffer_wordpieces (int): The buffer also ends when its docs reach this many wordpieces,
+        so that a run of long docs does not hold thousands of transformer outputs.
+    quantize (Optional[str]): "int8": run the transformer's linear layers in int8 (torch
+        dynamic quantization, CPU; applied when the weights are loaded, which stay fp32 on
+        disk). For serving only: such a component cannot be trained. `spacy-mtl quantize`
+        sets it; `spacy.load(path, config={"components": {NAME: {"quantize": None}}})`
+        loads the fp32 transformer again. None (default): fp32.
+    RETURNS (SortedTransformer): The component.
+    """
+    return SortedTransformer(
+        nlp.vocab,
+        model,
+        set_extra_annotations,
+        name=name,
+        max_batch_items=max_batch_items,
+        sort_by_length=sort_by_length,
+        buffer_batches=buffer_batches,
+        buffer_wordpieces=buffer_wordpieces,
+        quantize=quantize,
+    )
+
+
+QUANTIZE_OPTIONS = (None, "int8")
+
+
+class SortedTransformer(Transformer):
+    """spacy-transformers' `Transformer`; `pipe` runs each buffer sorted by wordpieces and
+    yields the docs in input order. Training and single docs are unchanged."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        set_extra_annotations: Callable = null_annotation_setter,
+        *,
+        name: str = "transformer",
+        max_batch_items: int = 4096,
+        sort_by_length: bool = True,
+        buffer_batches: int = 32,
+        buffer_wordpieces: int = 131072,
+        quantize: Optional[str] = None,
+    ) -> None:
+        """Initialize the component. Arguments as in `make_mtl_transformer`."""
+        super().__init__(
+            vocab, model, set_extra_annotations, name=name, max_batch_items=max_batch_items
+        )
+        if buffer_batches < 1:
+            raise ValueError(f"{name}: buffer_batches must be at least 1, got {buffer_batches}.")
+        if buffer_wordpieces < 1:
+            raise ValueError(
+                f"{name}: buffer_wordpieces must be at least 1, got {buffer_wordpieces}."
+            )
+        if quantize not in QUANTIZE_OPTIONS:
+            raise ValueError(f"{name}: quantize must be null or 'int8', got {quantize!r}.")
+        # In cfg: saved with the pipeline, restored by from_disk / from_bytes.
+        self.cfg.update(
+            {
+                "sort_by_length": bool(sort_by_length),
+                "buffer_batches": int(buffer_batches),
+                "buffer_wordpieces": int(buffer_wordpieces),
+            }
+        )
+        # Not in cfg (which the saved pipeline restores over the config): a config override
+        # `quantize = null` at spacy.load gives the fp32 transformer back.
+        self.quantize = quantize
+        # The fp32 transformer while an int8 copy runs: what to_disk / to_bytes save.
+        self._fp32: Any = None
+        getter = model.attrs.get("get_spans")
+        if isinstance(getter, WordpieceSpans):
+            # The span getter counts with this model's own tokenizer: no model folder is
+            # needed after `spacy.load`, and the config need not repeat the model's name.
+            getter.bind(model)
+
+    # -- int8 serving ---------------------------------------------------------------------
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the transformer runs an int8 copy of its weights now."""
+        return self._fp32 is not None
+
+    def _apply_quantization(self) -> None:
+        if self.quantize is None or self.quantized:
+            return
+        if not self.model.attrs.get("has_transformer"):
+            return
+        from .quantize import quantize_dynamic_int8
+
+        shim = self.model.layers[0].shims[0]
+        fp32 = shim._hfmodel.transformer
+        int8 = quantize_dynamic_int8(fp32)
+        shim._model = int8
+        shim._hfmodel.transformer = int8
+        self._fp32 = fp32
+
+    def _swap_fp32(self) -> Any:
+        """Put the fp32 transformer back in the shim (to save it); returns the int8 one."""
+        shim = self.model.layers[0].shims[0]
+        int8 = shim._model
+        shim._model = shim._hfmodel.transformer = self._fp32
+        return int8
+
+    def _swap_int8(self, int8: Any) -> None:
+        shim = self.model.layers[0].shims[0]
+        shim._model = shim._hfmodel.transformer = int8
+
+    def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
+        """Initialize as spacy-transformers does, then quantize if `quantize` is set."""
+        super().initialize(get_examples, nlp=nlp)
+        self._fp32 = None
+        self._apply_quantization()
+
+    def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "SortedTransformer":
+        """Load as spacy-transformers does (fp32 weights), then quantize if set."""
+        super().from_disk(path, exclude=exclude)
+        self._fp32 = None
+        self._apply_quantization()
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> Any:
+        """Load as spacy-transformers does (fp32 weights), then quantize if set."""
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._fp32 = None
+        self._apply_quantization()
+        return self
+
+    def to_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the fp32 weights (an int8 copy is made again on load)."""
+        if not self.quantized:
+            super().to_disk(path, exclude=exclude)
+            return
+        int8 = self._swap_fp32()
+        try:
+            super().to_disk(path, exclude=exclude)
+        finally:
+            self._swap_int8(int8)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """Serialize with the fp32 weights (an int8 copy is made again on load)."""
+        if not self.quantized:
+            return super().to_bytes(exclude=exclude)
+        int8 = self._swap_fp32()
+        try:
+            return super().to_bytes(exclude=exclude)
+        finally:
+            self._swap_int8(int8)
+
+    def update(self, examples: Iterable[Any], **kwargs: Any) -> Dict[str, float]:
+        """As spacy-transformers' update; refused while the transformer runs in int8."""
+        if self.quantized:
+            raise ValueError(
+                f"{self.name}: the transformer runs in int8 (quantize = 'int8'), which is "
+                "for serving; train the fp32 pipeline and quantize it again."
+            )
+        return super().update(examples, **kwargs)
+
+    # -- sorted pipe ----------------------------------------------------------------------
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Apply the transformer to a stream of docs, each buffer sorted by length.
+
+        stream (Iterable[Doc]): The docs.
+        batch_size (int): Docs per forward pass (before `max_batch_items` splits it).
+        YIELDS (Doc): The docs, with `doc._.trf_data` set, in input order.
+        """
+        if not self.cfg.get("sort_by_length", True):
+            yield from super().pipe(stream, batch_size=batch_size)
+            return
+        install_extensions()
+        docs = iter(stream)
+        while True:
+            buffer, lengths = self._read_buffer(docs, batch_size)
+            if not buffer:
+                return
+            self._run_sorted(buffer, lengths, batch_size)
+            yield from buffer
+
+    def _read_buffer(self, docs: Iterator[Doc], batch_size: int) -> Tuple[List[Doc], List[int]]:
+        """Up to buffer_batches * batch_size docs, fewer if buffer_wordpieces is reached;
+        with each doc's wordpiece count."""
+        most_docs = max(1, batch_size) * self.cfg["buffer_batches"]
+        most_pieces = self.cfg["buffer_wordpieces"]
+        buffer: List[Doc] = []
+        lengths: List[int] = []
+        pieces = 0
+        # Read batch by batch: the tokenizer runs once per batch, and a buffer of long docs
+        # stops early.
+        while len(buffer) < most_docs and pieces < most_pieces:
+            chunk = list(islice(docs, min(max(1, batch_size), most_docs - len(buffer))))
+            if not chunk:
+                break
+            counts = self._wordpieces(chunk)
+            buffer.extend(chunk)
+            lengths.extend(counts)
+            pieces += sum(counts)
+        return buffer, lengths
+
+    def _wordpieces(self, docs: Sequence[Doc]) -> List[int]:
+        tokenizer = self.model.tokenizer
+        texts = [doc.text for doc in docs]
+        if tokenizer is None:
+            # Not initialized: predict will say so; characters are as good as anything here.
+            return [len(text) for text in texts]
+        encoded = tokenizer(
+            texts,
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def _run_sorted(self, docs: List[Doc], lengths: List[int], batch_size: int) -> None:
+        # A stable sort: docs of equal length keep their input order.
+        order = sorted(range(len(docs)), key=lengths.__getitem__)
+        getter = self.model.attrs.get("get_spans")
+        size = max(1, batch_size)
+        for start in range(0, len(order), size):
+            batch = [docs[i] for i in order[start : start + size]]
+            known = [lengths[i] for i in order[start : start + size]]
+            # As spacy-transformers does: split a batch whose padded size would pass
+            # max_batch_items (spaCy tokens × docs).
+            for indices in batch_by_length(batch, self.cfg["max_batch_items"]):
+                subbatch = [batch[i] for i in indices]
+                if isinstance(getter, WordpieceSpans):
+                    with getter.known_lengths(subbatch, [known[i] for i in indices]):
+                        self.set_annotations(subbatch, self.predict(subbatch))
+                else:
+                    self.set_annotations(subbatch, self.predict(subbatch))
+
+
+def sorts_by_length(component: Any) -> bool:
+    """Whether `component` is an `mtl_transformer` that sorts in `pipe`."""
+    return isinstance(component, SortedTransformer) and bool(
+        component.cfg.get("sort_by_length", True)
+    )
+
+
+def pipeline_sorts(nlp: Language, before: Optional[str] = None) -> bool:
+    """Whether a transformer of `nlp` (before the component `before`, if given) sorts by
+    length in `nlp.pipe`."""
+    for name, component in nlp.pipeline:
+        if name == before:
+            break
+        if sorts_by_length(component):
+            return True
+    return False

@@ -1,0 +1,262 @@
+"""spacy_mtl.transformer: the `mtl_transformer` component, whose `nlp.pipe` runs each buffer
+of docs sorted by wordpieces and gives them back in input order."""
+
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import numpy
+import pytest
+import spacy
+from conftest import GROUPS, make_examples
+from spacy.language import Language
+from spacy.util import fix_random_seed
+from spacy_transformers.pipeline_component import Transformer
+from thinc.api import Adam
+
+from spacy_mtl.span_getters import WordpieceSpans
+from spacy_mtl.transformer import SortedTransformer, pipeline_sorts
+
+# Lengths from 0 to ~60 wordpieces, mixed so that input-order batches pad a lot.
+TEXTS = [
+    "i love this movie",
+    "what a very long day it was " * 8,
+    "ok",
+    "",
+    "the food was fine but the service was bad and the people were awful " * 3,
+    "meh",
+    "this is boring and bad",
+    "a sad sad day",
+    "good",
+    "why why why " * 5,
+    "i hate this awful film",
+    "fun",
+    "the best thing",
+]
+
+
+def make_pipeline(
+    bert: Path,
+    factory: str = "mtl_transformer",
+    *,
+    initialize: bool = True,
+    **config: Any,
+) -> Language:
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    get_spans: Dict[str, Any] = {"@span_getters": "spacy-mtl.wordpiece_spans.v1", "window": 24}
+    if factory == "transformer":
+        # spacy-transformers' own component: the getter loads the tokenizer from `name`.
+        get_spans["name"] = str(bert)
+    model = {
+        "@architectures": "spacy-transformers.TransformerModel.v3",
+        "name": str(bert),
+        "tokenizer_config": {"use_fast": True},
+        "get_spans": get_spans,
+    }
+    nlp.add_pipe(factory, name="transformer", config={"model": model, **config})
+    nlp.add_pipe("mtl_textcat", config={"groups": GROUPS})
+    if initialize:
+        nlp.initialize(lambda: make_examples(nlp))
+    return nlp
+
+
+def scores(docs: List[Any]) -> numpy.ndarray:
+    return numpy.asarray([[doc.cats[key] for key in sorted(doc.cats)] for doc in docs])
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_bert: Path) -> Language:
+    return make_pipeline(tiny_bert)
+
+
+def record_batches(nlp: Language) -> List[List[str]]:
+    """Record the texts of every batch the transformer's model predicts."""
+    component = nlp.get_pipe("transformer")
+    seen: List[List[str]] = []
+    predict = component.predict
+
+    def spy(docs: Any) -> Any:
+        docs = list(docs)
+        seen.append([doc.text for doc in docs])
+        return predict(docs)
+
+    component.predict = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_factory_builds_a_sorting_transformer(nlp: Language) -> None:
+    component = nlp.get_pipe("transformer")
+    assert isinstance(component, SortedTransformer)
+    assert isinstance(component, Transformer)
+    assert component.cfg["sort_by_length"] is True
+    assert component.cfg["buffer_batches"] == 32
+    assert pipeline_sorts(nlp) and not pipeline_sorts(nlp, before="transformer")
+    # The span getter counts with the model's own tokenizer: the config names no folder.
+    getter = component.model.attrs["get_spans"]
+    assert isinstance(getter, WordpieceSpans) and getter.name == ""
+    assert getter.tokenizer is component.model.tokenizer
+
+
+def test_bad_buffer_settings_are_refused(tiny_bert: Path) -> None:
+    with pytest.raises(ValueError, match="buffer_batches"):
+        make_pipeline(tiny_bert, initialize=False, buffer_batches=0)
+    with pytest.raises(ValueError, match="buffer_wordpieces"):
+        make_pipeline(tiny_bert, initialize=False, buffer_wordpieces=0)
+
+
+def test_pipe_sorts_across_batches_and_keeps_input_order(nlp: Language) -> None:
+    seen = record_batches(nlp)
+    try:
+        docs = list(nlp.pipe(TEXTS, batch_size=3))
+    finally:
+        del nlp.get_pipe("transformer").predict
+    assert [doc.text for doc in docs] == TEXTS
+    assert all(set(doc._.mtl_scores) == set(GROUPS) for doc in docs)
+    # The model saw the docs shortest first (the empty doc leads), not in input order.
+    ran = [text for batch in seen for text in batch]
+    assert sorted(ran) == sorted(TEXTS)
+    assert ran[0] == "" and ran != TEXTS
+    tokenizer = nlp.get_pipe("transformer").model.tokenizer
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in ran]
+    assert lengths == sorted(lengths)
+    # With contexts too.
+    pairs = list(nlp.pipe(((t, i) for i, t in enumerate(TEXTS)), as_tuples=True, batch_size=3))
+    assert [(doc.text, i) for doc, i in pairs] == [(t, i) for i, t in enumerate(TEXTS)]
+
+
+def test_sorted_scores_equal_unsorted(nlp: Language) -> None:
+    component = nlp.get_pipe("transformer")
+    sorted_docs = list(nlp.pipe(TEXTS, batch_size=4))
+    component.cfg["sort_by_length"] = False
+    try:
+        assert not pipeline_sorts(nlp)
+        unsorted_docs = list(nlp.pipe(TEXTS, batch_size=4))
+    finally:
+        component.cfg["sort_by_length"] = True
+    one_by_one = [nlp(text) for text in TEXTS]
+    assert scores(sorted_docs).shape == (len(TEXTS), 6)
+    numpy.testing.assert_allclose(scores(sorted_docs), scores(unsorted_docs), atol=1e-5)
+    numpy.testing.assert_allclose(scores(sorted_docs), scores(one_by_one), atol=1e-5)
+    # The long docs were cut into windows of at most 24 wordpieces.
+    widths = [doc._.trf_data.wordpieces.input_ids.shape for doc in sorted_docs]
+    assert max(w[1] for w in widths) <= 24 and max(w[0] for w in widths) > 1
+
+
+def counted(texts: List[str], pulled: List[int]) -> Iterator[str]:
+    for text in texts:
+        pulled[0] += 1
+        yield text
+
+
+def test_buffer_bounds_what_is_read_ahead(nlp: Language) -> None:
+    component = nlp.get_pipe("transformer")
+    texts = TEXTS * 4  # 52 docs
+    batch_size, batches = 3, 2
+    component.cfg["buffer_batches"] = batches
+    try:
+        pulled = [0]
+        read_when_out = []
+        for doc in nlp.pipe(counted(texts, pulled), batch_size=batch_size):
+            read_when_out.append(pulled[0])
+            assert doc.has_extension("trf_data") and doc._.trf_data is not None
+    finally:
+        component.cfg["buffer_batches"] = 32
+    buffer = batch_size * batches
+    assert len(read_when_out) == len(texts)
+    # When doc i leaves, no more than its own buffer (plus what mtl_textcat's batch of 3
+    # pulls through) has been read: never the whole input.
+    for i, read in enumerate(read_when_out):
+        assert read <= (i // buffer + 1) * buffer + batch_size, (i, read)
+    assert read_when_out[0] < len(texts)
+
+
+def test_buffer_ends_at_the_wordpiece_budget(nlp: Language) -> None:
+    component = nlp.get_pipe("transformer")
+    long_text = "the food was fine but the service was bad " * 6  # ~50 wordpieces
+    texts = [long_text] * 12
+    component.cfg["buffer_wordpieces"] = 60
+    try:
+        pulled = [0]
+        first = None
+        for doc in nlp.pipe(counted(texts, pulled), batch_size=2):
+            first = pulled[0] if first is None else first
+            assert doc.text == long_text
+    finally:
+        component.cfg["buffer_wordpieces"] = 131072
+    # Two batches of 2 docs reach 60 wordpieces; the buffer of 32 batches ends there.
+    assert first is not None and first <= 2 * 2 + 2
+
+
+def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
+    getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
+    docs = [nlp.make_doc(t) for t in ("i love this movie", "", "ok")]
+    expected = getter(docs)
+    calls = []
+    real = getter._tokenizer
+
+    class Spy:
+        is_fast = True
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            return real(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    getter._tokenizer = Spy()
+    getter._model = None  # keep the spy
+    try:
+        with getter.known_lengths(docs, [4, 0, 1]):
+            spans = getter(docs)
+        assert calls == []
+        assert getter(docs) == spans  # outside the block it tokenizes again
+        assert len(calls) == 1
+    finally:
+        getter._tokenizer = real
+        getter.bind(nlp.get_pipe("transformer").model)
+    assert [[(s.start, s.end) for s in row] for row in spans] == [
+        [(s.start, s.end) for s in row] for row in expected
+    ]
+
+
+def test_training_is_unchanged(tiny_bert: Path) -> None:
+    """nlp.update through the listener: the same losses and weights as with
+    spacy-transformers' `transformer` and the same span getter."""
+    results = []
+    for factory in ("transformer", "mtl_transformer"):
+        nlp = make_pipeline(tiny_bert, factory)
+        optimizer = Adam(0.001)
+        losses: List[Dict[str, float]] = []
+        for _ in range(3):
+            losses.append(nlp.update(make_examples(nlp), sgd=optimizer, losses={}))
+        docs = list(nlp.pipe(TEXTS, batch_size=4))
+        results.append((losses, scores(docs)))
+    (losses_a, scores_a), (losses_b, scores_b) = results
+    assert losses_a[0]["mtl_textcat"] > 0
+    assert losses_a[0]["transformer"] > 0  # the listener sent a gradient back
+    for a, b in zip(losses_a, losses_b):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9)
+    numpy.testing.assert_allclose(scores_a, scores_b, atol=1e-5)
+
+
+def test_save_and_load_need_no_model_folder(tiny_bert: Path, tmp_path: Path) -> None:
+    bert = shutil.copytree(tiny_bert, tmp_path / "bert")
+    nlp = make_pipeline(bert, buffer_batches=5)
+    before = scores(list(nlp.pipe(TEXTS)))
+    nlp.to_disk(tmp_path / "model")
+    shutil.rmtree(bert)
+    loaded = spacy.load(tmp_path / "model")
+    component = loaded.get_pipe("transformer")
+    assert isinstance(component, SortedTransformer)
+    assert component.cfg["buffer_batches"] == 5
+    getter = component.model.attrs["get_spans"]
+    # The getter counts with the loaded model's tokenizer, not the (deleted) folder.
+    assert getter.tokenizer is component.model.tokenizer
+    numpy.testing.assert_allclose(scores(list(loaded.pipe(TEXTS))), before, atol=1e-5)
+    from_bytes = make_pipeline(tiny_bert, initialize=False)
+    from_bytes.from_bytes(nlp.to_bytes())
+    numpy.testing.assert_allclose(scores(list(from_bytes.pipe(TEXTS))), before, atol=1e-5)
