@@ -448,7 +448,7 @@ def test_make_table_without_results(tmp_path: Path) -> None:
     )
     text = page.read_text(encoding="utf8")
     assert "No results yet" in text
-    assert text.count("not measured") == 5
+    assert text.count("not measured") == 6  # one per target
 
 
 def test_make_table_quality_comparison() -> None:
