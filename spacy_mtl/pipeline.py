@@ -381,8 +381,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def _loss(self, logits: Floats2d, truths: Floats2d, mask: Floats2d) -> LossResult:
         ops = self.model.ops
-        truths, mask = ops.asarray(truths), ops.asarray(mask)
-        return group_loss(ops.xp, self.schema, logits, truths, mask, self.log_vars)
+        truths_, mask_ = ops.asarray(truths), ops.asarray(mask)
+        return group_loss(ops.xp, self.schema, logits, truths_, mask_, self.log_vars)
 
     def _add_losses(self, losses: Dict[str, float], result: LossResult) -> None:
         losses[self.name] += result.total
@@ -504,8 +504,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
             log_vars = numpy.asarray(self.log_vars, dtype="f")
             log_vars, _ = sgd(
                 (self.model.id, "mtl_log_vars"),
-                log_vars,
-                self._d_log_vars,
+                log_vars,  # type: ignore[arg-type]
+                self._d_log_vars,  # type: ignore[arg-type]
                 lr_scale=self.weighting_lr_scale,
             )
             self.cfg["log_vars"] = {

@@ -179,7 +179,7 @@ class SortedTransformer(Transformer):
             return
         from .quantize import quantize_dynamic_int8
 
-        shim = self.model.layers[0].shims[0]
+        shim: Any = self.model.layers[0].shims[0]
         fp32 = shim._hfmodel.transformer
         int8 = quantize_dynamic_int8(fp32)
         shim._model = int8
@@ -188,13 +188,13 @@ class SortedTransformer(Transformer):
 
     def _swap_fp32(self) -> Any:
         """Put the fp32 transformer back in the shim (to save it); returns the int8 one."""
-        shim = self.model.layers[0].shims[0]
+        shim: Any = self.model.layers[0].shims[0]
         int8 = shim._model
         shim._model = shim._hfmodel.transformer = self._fp32
         return int8
 
     def _swap_int8(self, int8: Any) -> None:
-        shim = self.model.layers[0].shims[0]
+        shim: Any = self.model.layers[0].shims[0]
         shim._model = shim._hfmodel.transformer = int8
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
@@ -289,7 +289,7 @@ class SortedTransformer(Transformer):
         return buffer, lengths
 
     def _wordpieces(self, docs: Sequence[Doc]) -> List[int]:
-        tokenizer = self.model.tokenizer
+        tokenizer = getattr(self.model, "tokenizer", None)
         texts = [doc.text for doc in docs]
         if tokenizer is None:
             # Not initialized: predict will say so; characters are as good as anything here.

@@ -277,11 +277,11 @@ def tune_arrays(
             new_schema = new_schema.replace_group(group.name, thresholds=new_thresholds)
         if mc and thresholds:
             rows = m[:, 0] > 0
-            choice = best_class_offsets(probs_after[rows], y[rows].argmax(axis=1))
-            if choice is not None:
+            fitted_offsets = best_class_offsets(probs_after[rows], y[rows].argmax(axis=1))
+            if fitted_offsets is not None:
                 offsets = {
                     label: round(value, 6)
-                    for label, value in zip(group.labels, choice.offsets)
+                    for label, value in zip(group.labels, fitted_offsets.offsets)
                     if value != 0.0
                 }
                 new_schema = new_schema.replace_group(group.name, class_offsets=offsets)

@@ -4,7 +4,7 @@ import sys
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 
@@ -189,7 +189,7 @@ def _unsorted(nlp: Language) -> Iterator[None]:
     the block runs."""
     from ...transformer import sorts_by_length
 
-    sorting = [component for _, component in nlp.pipeline if sorts_by_length(component)]
+    sorting: List[Any] = [c for _, c in nlp.pipeline if sorts_by_length(c)]
     for component in sorting:
         component.cfg["sort_by_length"] = False
     try:
