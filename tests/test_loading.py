@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
-from conftest import GROUPS, TRAIN_DATA, make_examples, make_nlp
-from spacy.tokens import DocBin
+from conftest import GROUPS, make_nlp
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
@@ -17,20 +16,10 @@ from spacy_mtl.loading import docs_before, find_component, load_pipeline, mtl_co
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> Path:
-    nlp = make_nlp(GROUPS)
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    nlp.update(examples, sgd=optimizer)
-    root = tmp_path_factory.mktemp("saved")
-    nlp.to_disk(root / "model")
-    db = DocBin()
-    for text, cats in TRAIN_DATA:
-        doc = nlp.make_doc(text)
-        doc.cats = cats
-        db.add(doc)
-    db.to_disk(root / "dev.spacy")
-    return root
+def saved(saved_pipeline) -> Path:
+    """The folder of conftest's saved pipeline (model/ and dev.spacy); tests copy before
+    damaging anything."""
+    return saved_pipeline[2]
 
 
 def _copy(saved: Path, tmp_path: Path) -> Path:
