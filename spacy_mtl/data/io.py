@@ -7,12 +7,14 @@ names none of them.
 """
 
 import bz2
+import codecs
 import csv
 import gzip
 import lzma
+import re
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, Optional, Union, cast
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Union, cast
 
 PathLike = Union[str, Path]
 
@@ -113,3 +115,114 @@ def csv_reader(
         delimiter=sep or SEPARATORS[fmt],
         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
     )
+
+
+class LineDecodeError(ValueError):
+    """A physical line of a text file is not valid UTF-8.
+
+    path (Path): The file.
+    line (int): The physical line (1-based).
+    reason (str): What is wrong: the bytes and where they are in the line.
+    """
+
+    def __init__(self, path: PathLike, line: int, reason: str) -> None:
+        self.path = Path(str(path))
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+# A line may end in "\n", "\r\n" or a lone "\r" (as in a file opened with newline=""): split
+# after a "\r" that is not followed by "\n".
+_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
+
+
+class TextLines:
+    """The physical lines of a UTF-8 text file (decompressed by its suffix), decoded one at a
+    time, so that a bad byte is reported at its own line rather than somewhere in a block.
+
+    Iterating gives lines with their line ends, as a file opened with newline="" does (what
+    `csv.reader` expects): a line ends at "\\n", "\\r\\n" or a lone "\\r". A UTF-8 BOM at the
+    start is dropped.
+
+    errors (str): "strict": a line that is not valid UTF-8 raises `LineDecodeError` (stop
+        reading there); "replace": its bad bytes are decoded as U+FFFD and the number of
+        the line is added to `replaced`.
+    line_no (int): Physical lines read so far (the number of the last line given).
+    replaced (List[int]): With errors="replace": the lines where bytes were replaced.
+    """
+
+    def __init__(self, path: PathLike, *, errors: str = "strict") -> None:
+        self.path = Path(str(path))
+        self.errors = errors
+        self.line_no = 0
+        self.replaced: List[int] = []
+        self._raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 (closed by close())
+        self._file = decompressed(self._raw, self.path)
+        self._pending: List[bytes] = []
+
+    def __iter__(self) -> "TextLines":
+        return self
+
+    def __next__(self) -> str:
+        if not self._pending:
+            data = self._file.readline()
+            if not data:
+                raise StopIteration
+            if self.line_no == 0 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8) :]
+            n_cr = data.count(b"\r")
+            if n_cr > 1 or (n_cr == 1 and not data.endswith((b"\r\n", b"\r"))):
+                # Lone "\r"s: several physical lines (the last first: popped from the end).
+                self._pending = [piece for piece in _LONE_CR.split(data) if piece][::-1]
+            else:
+                self._pending = [data]
+        data = self._pending.pop()
+        self.line_no += 1
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if self.errors != "replace":
+                self._pending = []
+                raise LineDecodeError(self.path, self.line_no, _decode_reason(data, err)) from None
+            self.replaced.append(self.line_no)
+            return data.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._file is not self._raw:
+            self._file.close()
+        self._raw.close()
+
+
+def _decode_reason(data: bytes, err: UnicodeDecodeError) -> str:
+    bad = data[err.start : err.end]
+    return (
+        f"not valid UTF-8: {bad!r} at byte {err.start + 1} of the line ({err.reason}); "
+        "re-save the file as UTF-8"
+    )
+
+
+# A lone surrogate ("\udfff" in JSON) is a str that cannot be written as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON escape of a surrogate: only lines with one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def may_have_surrogates(json_text: str) -> bool:
+    """Whether a line of JSON has a surrogate escape ("\\udfff"), the only way its decoded
+    strings can hold a lone surrogate (a cheap test before `replace_surrogates`)."""
+    return _SURROGATE_ESCAPE.search(json_text) is not None
+
+
+def replace_surrogates(value: Any) -> Any:
+    """`value` (a str, or lists and dicts of them, keys included) with each lone surrogate
+    replaced by U+FFFD, as a decoder replaces a bad byte; other values are returned as
+    they are. A valid pair ("\\ud83d\\ude00") is one character after JSON decoding and
+    stays."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [replace_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
+    return value

@@ -63,6 +63,14 @@ def resolve_output_format(path: Path, given: Optional[str], input_format: str) -
             "appends); write it plain and compress it afterwards."
         )
     if given is None and suffix_format(path) is None:
+        if path.suffix:
+            # out.xlsx, out.json: writing CSV (the input's format) under that name would
+            # give a file that is not what its name says.
+            raise PredictError(
+                f"{path}: predict does not write {path.suffix!r} files; name the output "
+                f".csv, .tsv, .jsonl or .parquet, or give --output-format "
+                f"({'|'.join(FORMATS)})."
+            )
         return input_format
     return file_format(path, given, what="output")
 

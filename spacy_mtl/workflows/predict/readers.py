@@ -3,12 +3,18 @@
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ...data.io import SEPARATORS, csv_reader, open_text
+from ...data.io import (
+    SEPARATORS,
+    TextLines,
+    csv_reader,
+    may_have_surrogates,
+    replace_surrogates,
+)
 from .formats import DEFAULT_CHUNK_SIZE, PredictError, import_parquet
 
 
@@ -38,6 +44,10 @@ class Chunk:
     records (List[Dict[str, Any]]): The input rows, {column: value}.
     texts (List[Optional[str]]): What to predict per row; None: an empty prediction.
     truncated (int): Texts cut to nlp.max_length characters.
+    replaced (List[str]): 'file:line' of each line of these rows where characters that
+        cannot be written as UTF-8 (bytes that are not UTF-8, lone surrogates in JSON)
+        were replaced with U+FFFD.
+    wheres (List[str]): 'file:line' (or 'file:row N') of each row, for error messages.
     """
 
     index: int
@@ -45,6 +55,8 @@ class Chunk:
     records: List[Dict[str, Any]]
     texts: List[Optional[str]]
     truncated: int = 0
+    replaced: List[str] = field(default_factory=list)
+    wheres: List[str] = field(default_factory=list)
 
     @property
     def n_empty(self) -> int:
@@ -55,11 +67,18 @@ class Chunk:
 
 
 class Reader:
-    """Rows of an input file as ({column: value}, 'file:line' or 'file:row N') pairs.
+    """Rows of an input file as ({column: value}, 'file:line' or 'file:row N') pairs; the
+    line is the physical line where the row starts.
+
+    Characters that cannot be written as UTF-8 (bytes of CSV/TSV/JSONL that are not UTF-8,
+    lone surrogates such as "\\udfff" in JSON strings) are replaced with U+FFFD, so the row
+    is predicted and written all the same; `replaced` lists where ('file:line').
 
     columns (List[str]): The input's columns (for JSONL: filled as records are read).
     arrow_schema: The Parquet schema (pyarrow), else None.
     total (Optional[int]): Number of rows when known without reading (Parquet).
+    replaced (List[str]): 'file:line' of lines with replaced characters not yet taken by
+        `take_replaced`.
     """
 
     def __init__(
@@ -77,7 +96,8 @@ class Reader:
         self.arrow_schema: Any = None
         self.total: Optional[int] = None
         self._chunk_size = chunk_size
-        self._file: Optional[IO[str]] = None
+        self.replaced: List[str] = []
+        self._lines: Optional[TextLines] = None
         self._csv: Any = None
         self._parquet: Any = None
         if not path.exists():
@@ -91,7 +111,7 @@ class Reader:
             if fmt in SEPARATORS:
                 self._open_delimited(columns, quoting)
             elif fmt == "jsonl":
-                self._file = open_text(path)
+                self._lines = TextLines(path, errors="replace")
             else:
                 self._open_parquet()
         except BaseException:
@@ -111,15 +131,18 @@ class Reader:
     def _open_delimited(self, columns: Optional[Sequence[str]], quoting: bool) -> None:
         # Cells are read as the exact strings in the file: no type or NA detection, so a
         # text "NA" or "null" is predicted as that text.
-        self._file = open_text(self.path)
-        self._csv = csv_reader(self._file, self.fmt, quoting=quoting)
+        self._lines = TextLines(self.path, errors="replace")
+        self._csv = csv_reader(self._lines, self.fmt, quoting=quoting)
         if columns is not None:
             self.columns = list(columns)
         else:
             try:
                 self.columns = next(self._csv, [])
-            except (csv.Error, UnicodeDecodeError) as err:
-                raise PredictError(f"{self.path}:1: the header cannot be read: {err}") from None
+            except csv.Error as err:
+                raise PredictError(
+                    f"{self.path}:{self._lines.line_no}: the header cannot be read: {err}"
+                ) from None
+            self._note_replaced()
         seen = set()
         for name in self.columns:
             if name in seen:
@@ -135,9 +158,20 @@ class Reader:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _note_replaced(self) -> None:
+        lines = self._lines
+        if lines is not None and lines.replaced:
+            self.replaced.extend(f"{self.path}:{line}" for line in lines.replaced)
+            lines.replaced.clear()
+
+    def take_replaced(self) -> List[str]:
+        """The 'file:line' of replaced characters since the last call."""
+        taken, self.replaced = self.replaced, []
+        return taken
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._lines is not None:
+            self._lines.close()
         if self._parquet is not None and hasattr(self._parquet, "close"):
             self._parquet.close()
 
@@ -149,18 +183,23 @@ class Reader:
         return self._parquet_rows()
 
     def _delimited_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
+        assert self._lines is not None
+        lines = self._lines
         columns = self.columns
         n = len(columns)
         while True:
+            start = lines.line_no + 1  # csv reads exactly the lines of one row
             try:
                 fields = next(self._csv)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as err:
+            except csv.Error as err:
                 raise PredictError(
-                    f"{self.path}:{self._csv.line_num}: the row cannot be read: {err}"
+                    f"{self.path}:{start}: the row (lines {start}-{lines.line_no}) cannot be "
+                    f"read: {err}"
                 ) from None
-            where = f"{self.path}:{self._csv.line_num}"
+            self._note_replaced()
+            where = f"{self.path}:{start}"
             if len(fields) > n:
                 raise PredictError(
                     f"{where}: the row has {len(fields)} fields, the header {n} ({columns}); "
@@ -173,20 +212,13 @@ class Reader:
             yield record, where
 
     def _jsonl_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
-        assert self._file is not None
+        assert self._lines is not None
+        lines = self._lines
         known = set(self.columns)
-        line_no = 0
-        while True:
-            try:
-                line = self._file.readline()
-            except UnicodeDecodeError as err:
-                raise PredictError(f"{self.path}:{line_no + 1}: not valid UTF-8: {err}") from None
-            if not line:
-                return
-            line_no += 1
+        for line in lines:
             if not line.strip():
                 continue  # a blank line is not a record
-            where = f"{self.path}:{line_no}"
+            where = f"{self.path}:{lines.line_no}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
@@ -195,6 +227,12 @@ class Reader:
                 raise PredictError(
                     f"{where}: expected one JSON object per line, got {type(record).__name__}."
                 )
+            if may_have_surrogates(line):
+                cleaned = replace_surrogates(record)
+                if cleaned != record:
+                    record = cleaned
+                    lines.replaced.append(lines.line_no)
+            self._note_replaced()
             for key in record:
                 if key not in known:
                     known.add(key)
@@ -234,6 +272,7 @@ def read_chunks(
     taken = frozenset(reserved)
     rows = reader.rows()
     skipped = sum(1 for _ in islice(rows, skip))
+    reader.take_replaced()  # of rows an earlier run wrote (and counted)
     if skipped < skip:
         raise PredictError(
             f"{reader.path}: the earlier run recorded {skip:,} rows done, but the file has "
@@ -269,6 +308,8 @@ def read_chunks(
                 f"{reader.path}: no row among the first {start + len(batch):,} has the text "
                 f"column {text_column!r} (columns seen: {reader.columns}); set --text-column."
             )
-        yield Chunk(index, start, [record for record, _ in batch], texts, truncated)
+        records = [record for record, _ in batch]
+        wheres = [where for _, where in batch]
+        yield Chunk(index, start, records, texts, truncated, reader.take_replaced(), wheres)
         index += 1
         start += len(batch)

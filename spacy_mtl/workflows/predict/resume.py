@@ -1,6 +1,7 @@
 """The resume file: `OUTPUT.progress.json` records the complete chunks of an unfinished run,
 and what must not change before it is continued."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,55 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(tmp, path)
+
+
+# Bytes before the recorded position whose hash is kept: enough to tell the output an
+# earlier run wrote from another file (a copy, a replaced file), cheap to read per chunk.
+TAIL_BYTES = 4096
+
+
+def tail_digest(path: Path, position: int) -> str:
+    """SHA-256 of the last TAIL_BYTES bytes of `path` before `position`."""
+    start = max(0, position - TAIL_BYTES)
+    with open(path, "rb") as file:
+        file.seek(start)
+        return hashlib.sha256(file.read(position - start)).hexdigest()
+
+
+def _check_written(output: Path, fmt: str, progress: Mapping[str, Any], record: Path) -> None:
+    """Refuse to continue an output that is not what the recorded run wrote: shorter than
+    the recorded position (a truncated copy: appending there would leave a hole, or NUL
+    bytes), other bytes before it, or Parquet parts missing."""
+    position = progress["position"]
+    rows = f"{progress['rows_done']:,} rows"
+    again = "Continuing would lose or garble rows; start over with --overwrite."
+    if fmt == "parquet":
+        parts = parts_dir(output)
+        missing = [i for i in range(position) if not (parts / f"part-{i:06d}.parquet").is_file()]
+        if missing:
+            raise PredictError(
+                f"{parts}: {len(missing):,} of the {position:,} part files that {record} "
+                f"records ({rows}) are missing, the first part-{missing[0]:06d}.parquet. " + again
+            )
+        return
+    if not position:
+        return
+    if not output.exists():
+        raise PredictError(
+            f"{output} is gone but {record} records {rows} written; start over with --overwrite."
+        )
+    size = output.stat().st_size
+    if size < position:
+        raise PredictError(
+            f"{output} has {size:,} bytes, but {record} records {rows} written in its first "
+            f"{position:,} bytes: the output was cut short or replaced since. " + again
+        )
+    digest = progress.get("tail")
+    if digest is not None and tail_digest(output, position) != digest:
+        raise PredictError(
+            f"{output}: the bytes before position {position:,} are not those the unfinished "
+            f"run recorded in {record} wrote (the file was replaced or edited). " + again
+        )
 
 
 def _input_identity(path: Path) -> Dict[str, Any]:
@@ -85,6 +135,8 @@ def start_or_resume(
         "position": 0,
         "empty": 0,
         "truncated": 0,
+        "replaced": 0,
+        "replaced_at": [],
     }
     if overwrite:
         remove_output(output, progress_file)
@@ -102,11 +154,7 @@ def start_or_resume(
                 f"{input_path} changed (size or modification time) since the unfinished run "
                 f"recorded in {progress_file}; start over with --overwrite."
             )
-        if fmt != "parquet" and progress["position"] and not output.exists():
-            raise PredictError(
-                f"{output} is gone but {progress_file} records {progress['rows_done']:,} rows "
-                "written; start over with --overwrite."
-            )
+        _check_written(output, fmt, progress, progress_file)
         return progress
     elif output.exists() or parts_dir(output).exists():
         raise PredictError(

@@ -25,9 +25,13 @@ from .resume import (
     remove_output,
     run_settings,
     start_or_resume,
+    tail_digest,
     write_json_atomic,
 )
 from .writers import open_writer, parts_dir
+
+# How many places of replaced characters a summary names (all are counted).
+REPLACED_SHOWN = 10
 
 
 @dataclass
@@ -39,6 +43,9 @@ class PredictSummary:
     resumed_rows (int): Rows an earlier, interrupted run had already written.
     empty (int): Rows with an empty or missing text (empty prediction), all runs.
     truncated (int): Texts cut to nlp.max_length characters, all runs.
+    replaced (int): Lines where characters that are not valid UTF-8 (bad bytes, lone
+        surrogates in JSON) were replaced with U+FFFD, all runs; the rows are written.
+    replaced_at (List[str]): The first REPLACED_SHOWN of them, 'file:line'.
     chunks (int): Chunks in the output.
     seconds (float): Wall time of this run, loading the pipeline included.
     load_seconds (float): Of which loading the pipeline.
@@ -53,6 +60,8 @@ class PredictSummary:
     resumed_rows: int = 0
     empty: int = 0
     truncated: int = 0
+    replaced: int = 0
+    replaced_at: List[str] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
     load_seconds: float = 0.0
@@ -72,6 +81,7 @@ class PredictSummary:
             ("predicted by this run", f"{self.rows_this_run:,}"),
             ("empty or missing text (empty prediction)", f"{self.empty:,}"),
             ("texts cut to nlp.max_length", f"{self.truncated:,}"),
+            ("lines with invalid characters replaced (U+FFFD)", f"{self.replaced:,}"),
             ("time", f"{self.seconds:,.1f} s (loading the pipeline: {self.load_seconds:.1f} s)"),
             ("speed (loading not counted)", f"{self.docs_per_second:,.1f} docs/s"),
         ]
@@ -184,6 +194,9 @@ def predict_file(
         summary = PredictSummary(input_path, output_path, in_fmt, out_fmt)
         summary.resumed_rows = summary.rows = done["rows_done"]
         summary.empty, summary.truncated = done["empty"], done["truncated"]
+        # Progress files of earlier versions have no count of replaced characters.
+        summary.replaced = done.setdefault("replaced", 0)
+        summary.replaced_at = list(done.setdefault("replaced_at", []))
         summary.chunks = done["chunks_done"]
         resume_at = done["position"] if done["rows_done"] or done["chunks_done"] else None
         writer = open_writer(output_path, out_fmt, out, reader, resume_at=resume_at)
@@ -214,6 +227,9 @@ def predict_file(
                 summary.rows_this_run += len(chunk.records)
                 summary.empty += chunk.n_empty
                 summary.truncated += chunk.truncated
+                summary.replaced += len(chunk.replaced)
+                room = REPLACED_SHOWN - len(summary.replaced_at)
+                summary.replaced_at.extend(chunk.replaced[: max(room, 0)])
                 summary.chunks = chunk.index + 1
                 done.update(
                     rows_done=summary.rows,
@@ -221,7 +237,11 @@ def predict_file(
                     position=position,
                     empty=summary.empty,
                     truncated=summary.truncated,
+                    replaced=summary.replaced,
+                    replaced_at=summary.replaced_at,
                 )
+                if out_fmt != "parquet":
+                    done["tail"] = tail_digest(output_path, position)
                 write_json_atomic(progress_file, done)
                 if on_chunk is not None:
                     on_chunk(chunk)

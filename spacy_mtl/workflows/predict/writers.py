@@ -89,6 +89,13 @@ class TextWriter(Writer):
             # Everything after the last committed chunk is a chunk that was cut short (or
             # written but not recorded): drop it and write it again.
             with open(path, "r+b") as raw:
+                size = raw.seek(0, os.SEEK_END)
+                if size < resume_at:
+                    # truncate() would pad with NUL bytes: never write a corrupt file.
+                    raise PredictError(
+                        f"{path} has {size:,} bytes, fewer than the {resume_at:,} recorded as "
+                        "written; start over with --overwrite."
+                    )
                 raw.truncate(resume_at)
             self.position = resume_at
             if fmt in SEPARATORS and resume_at > 0:
@@ -126,8 +133,14 @@ class TextWriter(Writer):
         for record, row in zip(chunk.records, scores):
             if len(record) > len(columns) and not known.issuperset(record):
                 extra = sorted(set(record) - known)
+                n = len(rows)
+                where = (
+                    chunk.wheres[n]
+                    if n < len(chunk.wheres)
+                    else f"{self.reader.path}: row {chunk.start + n + 1:,}"
+                )
                 raise PredictError(
-                    f"{self.reader.path}: row {chunk.start + len(rows) + 1:,} has column(s) "
+                    f"{where}: the row has column(s) "
                     f"{extra} that the first rows did not have, so they are not in the "
                     f"{self.fmt.upper()} header; write JSONL or Parquet instead."
                 )
