@@ -7,17 +7,20 @@ docs carry each teacher's logits in `doc._.mtl_teacher`; a student `mtl_textcat`
 DOCS: docs/distillation.md
 """
 
+import json
+import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch
 
 from ..batching import iter_by_length
+from ..data.io import TextLines, format_from_name, may_have_surrogates, replace_surrogates
 from ..distill import TEACHER_ATTR
+from ..errors import MTLWarning
 
 
 def teacher_logits(
@@ -53,38 +56,97 @@ def teacher_logits(
             yield doc
 
 
+# Corpus files by format (spacy_mtl.data.io's names): .spacy, or unlabelled texts.
+TEXT_FORMATS = {"lines": ".txt", "jsonl": ".jsonl"}
+
+
 def check_corpus(path: Path) -> None:
-    """FileNotFoundError naming the path unless it is a file, or a folder of .spacy files."""
+    """FileNotFoundError naming the path unless it is a file, or a folder of .spacy files;
+    ValueError for a file that is not .spacy, .txt or .jsonl (optionally .gz/.bz2/.xz)."""
     if not path.exists():
         raise FileNotFoundError(f"Corpus not found: {path}")
-    if path.is_dir() and not any(path.rglob("*.spacy")):
-        raise FileNotFoundError(f"No .spacy files under {path}.")
+    if path.is_dir():
+        if not any(path.rglob("*.spacy")):
+            raise FileNotFoundError(f"No .spacy files under {path}.")
+    elif path.suffix != ".spacy" and format_from_name(path) not in TEXT_FORMATS:
+        raise ValueError(
+            f"{path}: the corpus must be a .spacy file (or a folder of them), a .txt file "
+            '(one text per line) or a .jsonl file (one {"text": ...} per line).'
+        )
 
 
-def read_docs(path: Path, nlp: Language) -> Iterator[Doc]:
+def read_docs(
+    path: Path, nlp: Language, warn: Optional[Callable[[str], None]] = None
+) -> Iterator[Doc]:
     """Docs from a .spacy file, a folder of them, or a text file (.txt: one text per line;
-    .jsonl: one {"text": ...} object per line) of unlabelled texts."""
+    .jsonl: one {"text": ...} object per line; both optionally compressed) of unlabelled
+    texts.
+
+    Characters that are not valid UTF-8 (bad bytes, lone surrogates such as "\\udfff" in
+    JSON) are replaced with U+FFFD and reported to `warn` with their file and line (as
+    `predict` does); anything else wrong names the file, line and field (ValueError).
+    """
+    check_corpus(path)
     if path.is_dir() or path.suffix == ".spacy":
-        check_corpus(path)
         files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
         for file in files:
-            yield from DocBin().from_disk(file).get_docs(nlp.vocab)
+            try:
+                docs = DocBin().from_disk(file)
+            except Exception as err:  # DocBin raises several types for a bad file
+                reason = " ".join(str(err).split())[:200]
+                raise ValueError(
+                    f"{file}: not a readable .spacy file ({type(err).__name__}: {reason})"
+                ) from None
+            yield from docs.get_docs(nlp.vocab)
         return
-    with path.open(encoding="utf8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if path.suffix == ".jsonl":
+    jsonl = format_from_name(path) == "jsonl"
+    lines = TextLines(path, errors="replace")
+    try:
+        for line in lines:
+            where = f"{path}:{lines.line_no}"
+            if jsonl:
                 if not line.strip():
                     continue
-                try:
-                    record = srsly.json_loads(line)
-                    text = record["text"]
-                except (ValueError, KeyError, TypeError) as err:
-                    raise ValueError(
-                        f"{path}:{line_no}: expected a JSON object with a 'text' field ({err})."
-                    ) from None
+                text = _jsonl_text(line, where)
+                if may_have_surrogates(line) and replace_surrogates(text) != text:
+                    text = replace_surrogates(text)
+                    lines.replaced.append(lines.line_no)
             else:
-                text = line.rstrip("\n")
+                text = line.rstrip("\r\n")
+            for bad in lines.replaced:
+                message = (
+                    f"{path}:{bad}: characters that are not valid UTF-8 (bad bytes, lone "
+                    "surrogates) were replaced with U+FFFD"
+                )
+                if warn is not None:
+                    warn(message)
+                else:
+                    warnings.warn(message, MTLWarning, stacklevel=2)
+            lines.replaced.clear()
             yield nlp.make_doc(text)
+    finally:
+        lines.close()
+
+
+def _jsonl_text(line: str, where: str) -> str:
+    try:
+        record = json.loads(line)
+    except ValueError as err:
+        raise ValueError(f"{where}: invalid JSON ({err}).") from None
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}."
+        )
+    if "text" not in record:
+        raise ValueError(f"{where}: no 'text' field (keys: {sorted(record)}).")
+    text = record["text"]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return str(text)
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{where}: field 'text' must be a string, got {type(text).__name__} {text!r}."
+        )
+    return text
 
 
 def distill_corpus(
@@ -95,6 +157,7 @@ def distill_corpus(
     component: str = "mtl_textcat",
     batch_size: int = 64,
     limit: int = 0,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> int:
     """Write `corpus` with each teacher's logits in doc._.mtl_teacher to a .spacy file.
 
@@ -102,8 +165,11 @@ def distill_corpus(
         names or loaded pipelines).
     corpus (Path): Labelled or unlabelled docs (see read_docs); gold cats are kept.
     output (Path): The .spacy file to write (its folder is created).
+    warn (Optional[Callable[[str], None]]): Told of replaced characters ('file:line: ...');
+        default: an MTLWarning.
     RETURNS (int): The number of docs written.
     RAISES ModelLoadError: A teacher cannot be loaded (names its folder and file).
+    RAISES ValueError: The corpus cannot be read (names the file, line and field).
     """
     from tqdm import tqdm
 
@@ -113,7 +179,7 @@ def distill_corpus(
     loaded = [load_pipeline(teacher) for teacher in teachers]
     for nlp in loaded:
         find_component(nlp, component)
-    docs: Iterable[Doc] = read_docs(corpus, loaded[0])
+    docs: Iterable[Doc] = read_docs(corpus, loaded[0], warn)
     if limit:
         docs = islice(docs, limit)
     out = DocBin(store_user_data=True)
