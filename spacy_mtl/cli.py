@@ -322,6 +322,7 @@ def predict_command(
 
     from wasabi import msg
 
+    from .errors import ModelLoadError
     from .workflows.predict import PredictError, predict_file, progress_path
 
     if n_process > 1:
@@ -354,6 +355,8 @@ def predict_command(
             overwrite=overwrite,
             progress=True,
         )
+    except ModelLoadError as err:
+        _fail_model(err)
     except (PredictError, OSError) as err:
         msg.fail("Prediction stopped", str(err), exits=1)
     except KeyboardInterrupt:
@@ -365,6 +368,14 @@ def predict_command(
     if resuming:
         msg.info(f"Continued an interrupted run after {summary.resumed_rows:,} rows")
     _print_table(summary.table())
+    if summary.replaced:
+        shown = ", ".join(summary.replaced_at)
+        more = "" if summary.replaced <= len(summary.replaced_at) else ", ..."
+        msg.warn(
+            f"{summary.replaced:,} input lines had characters that are not valid UTF-8 (bad "
+            "bytes, lone surrogates in JSON), replaced with U+FFFD; their rows were predicted "
+            f"and written: {shown}{more}"
+        )
     msg.good(f"Wrote {summary.output_format.upper()} with predictions", str(output))
 
 
@@ -435,6 +446,8 @@ def predict_distributed_command(
     from .workflows.distributed import local_cluster, predict_distributed
     from .workflows.predict import PredictError
 
+    # Loaded here, before a cluster starts: a damaged model is one line, at once.
+    nlp = _load_pipeline(Path(model), -1)
     try:
         if address is None:
             cpus = local_cpus or math.ceil(workers * cpus_per_worker) + 1
@@ -468,6 +481,7 @@ def predict_distributed_command(
                 label_sep=label_sep,
                 overwrite=overwrite,
                 progress=True,
+                pipeline=nlp,
             )
     except (PredictError, OSError) as err:
         msg.fail("Prediction stopped", str(err), exits=1)
@@ -489,9 +503,14 @@ def _load_pipeline(model: Path, gpu_id: int) -> Any:
     try:
         return load_pipeline(model, gpu_id)
     except ModelLoadError as err:
-        # One unwrapped line: the folder, the file and the problem (wasabi would wrap it).
-        typer.secho(f"✘ {err}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        _fail_model(err)
+
+
+def _fail_model(err: Exception) -> Any:
+    """End a command on a model that cannot be loaded (`ModelLoadError`): one unwrapped
+    line (wasabi would wrap it) naming the folder, the file and the problem; exit 1."""
+    typer.secho(f"✘ {err}", fg="red", err=True)
+    raise typer.Exit(1) from None
 
 
 @app.command("distill-labels")
@@ -519,15 +538,21 @@ def distill_labels_command(
 
     try:
         check_corpus(corpus)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     loaded = [_load_pipeline(teacher, gpu_id) for teacher in teachers]
     try:
         n = distill_corpus(
-            loaded, corpus, output, component=component, batch_size=batch_size, limit=limit
+            loaded,
+            corpus,
+            output,
+            component=component,
+            batch_size=batch_size,
+            limit=limit,
+            warn=msg.warn,
         )
     except (ValueError, OSError) as err:
-        msg.fail("Distillation stopped", str(err), exits=1)
+        msg.fail("Distillation stopped; nothing was written", str(err), exits=1)
     msg.good(f"Wrote {n} docs with teacher logits to {output}")
 
 
@@ -563,7 +588,9 @@ def quantize_command(
 
     try:
         done = quantize_pipeline(model, output, overwrite=overwrite)
-    except (ModelLoadError, OSError) as err:
+    except ModelLoadError as err:
+        _fail_model(err)
+    except OSError as err:
         msg.fail("Quantization stopped", str(err), exits=1)
     extra = f"; now mtl_transformer: {', '.join(done['converted'])}" if done["converted"] else ""
     msg.good(f"Wrote {output}: int8 transformer in {', '.join(done['components'])}{extra}")

@@ -63,30 +63,76 @@ def _check_folder(path: Path) -> Optional[Tuple[Optional[str], str]]:
         return "config.cfg", "missing (is this a pipeline folder saved with nlp.to_disk?)"
     try:
         config = Config().from_disk(config_path, interpolate=False)
-        list(config["nlp"]["pipeline"])
+        pipeline = list(config["nlp"]["pipeline"])
+        factories = {name: config["components"][name].get("factory") for name in pipeline}
     except Exception as err:
         return "config.cfg", f"not a valid config ({_one_line(err)})"
-    meta = path / "meta.json"
-    if meta.exists():
-        problem = _read_problem(meta)
-        if problem:
-            return "meta.json", problem
+    # Files nlp.to_disk always writes, which spaCy would silently do without (a missing
+    # component cfg would leave the schema of config.cfg, unchecked against the weights).
+    required = ["meta.json", "vocab/strings.json"]
+    for name, factory in factories.items():
+        if factory == "mtl_textcat":
+            required += [f"{name}/cfg", f"{name}/model"]
+    for file in required:
+        if not (path / file).is_file():
+            return file, "missing (a pipeline folder saved with nlp.to_disk has it)"
+    for file in ("meta.json", *(f"{name}/cfg" for name in factories)):
+        if (path / file).is_file():
+            problem = _read_problem(path / file)
+            if problem:
+                return file, problem
     return None
 
 
 def _diagnose(path: Path, err: Exception) -> Tuple[Optional[str], str]:
-    """The first damaged file in the folder, or (None, the error) if none is found."""
+    """The damaged file (relative to the folder) and what is wrong with it; (None, the
+    error) if no file can be blamed."""
     missing = getattr(err, "filename", None)
     if isinstance(err, OSError) and missing:
-        try:
-            return str(Path(missing).resolve().relative_to(path.resolve())), "missing"
-        except ValueError:
-            return str(missing), "missing"
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        problem = _read_problem(file)
+        return _relative(Path(missing), path), "missing"
+    reading = _file_being_read(err)
+    if reading is not None and not reading.exists():
+        return _relative(reading, path), "missing"
+    if reading is not None and reading.is_file():
+        problem = _read_problem(reading)
+        return _relative(reading, path), problem or f"cannot be read ({_describe(err)})"
+    # A folder being read (spaCy's vocab reads its files itself), or no frame found: the
+    # first file in it that is not valid in its format.
+    folder = reading if reading is not None else path
+    for found in sorted(p for p in folder.rglob("*") if p.is_file()):
+        problem = _read_problem(found)
         if problem:
-            return str(file.relative_to(path)), problem
-    return None, f"{type(err).__name__}: {_one_line(err)}"
+            return _relative(found, path), problem
+    if reading is not None:
+        return _relative(reading, path), f"cannot be read ({_describe(err)})"
+    return None, _describe(err)
+
+
+def _relative(file: Path, folder: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(file)
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {_one_line(err)}"
+
+
+def _file_being_read(err: BaseException) -> Optional[Path]:
+    """The file spaCy was reading when `err` was raised: every `from_disk` of spaCy reads
+    its files through `spacy.util.from_disk`, whose frame holds the folder (`path`) and
+    the file's name (`key`); the innermost such frame names the file."""
+    found: Optional[Path] = None
+    tb = err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "from_disk" and frame.f_globals.get("__name__") == "spacy.util":
+            folder, key = frame.f_locals.get("path"), frame.f_locals.get("key")
+            if isinstance(folder, Path) and isinstance(key, str):
+                found = folder / key
+        tb = tb.tb_next
+    return found
 
 
 def _read_problem(file: Path) -> Optional[str]:

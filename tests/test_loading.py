@@ -133,6 +133,8 @@ def _commands(model: Path, root: Path, tmp_path: Path):
     dev = str(root / "dev.spacy")
     raw = tmp_path / "raw.txt"
     raw.write_text("i love it\n", encoding="utf8")
+    table = tmp_path / "in.csv"
+    table.write_text("text\ni love it\n", encoding="utf8")
     return {
         "tune": ["tune", str(model), dev, str(tmp_path / "tuned")],
         "evaluate": ["evaluate", str(model), dev, "--output", str(tmp_path / "eval")],
@@ -144,19 +146,70 @@ def _commands(model: Path, root: Path, tmp_path: Path):
             "-o",
             str(tmp_path / "d.spacy"),
         ],
+        "predict": ["predict", str(model), str(table), str(tmp_path / "out.csv")],
+        "quantize": ["quantize", str(model), str(tmp_path / "int8")],
+        # The model is loaded before a Ray cluster would start: no Ray needed here.
+        "predict-distributed": [
+            "predict-distributed",
+            str(model),
+            str(table),
+            str(tmp_path / "dist.csv"),
+        ],
     }
 
 
-@pytest.mark.parametrize("command", ["tune", "evaluate", "distill-labels"])
-def test_cli_damaged_model_prints_one_line(saved, tmp_path, command) -> None:
+COMMANDS = ["tune", "evaluate", "distill-labels", "predict", "quantize", "predict-distributed"]
+CLI_DAMAGE = [
+    ("truncated weights", "mtl_textcat/model", _truncate),
+    ("extra bytes", "mtl_textcat/model", _extra_bytes),
+    ("missing weights", "mtl_textcat/model", _remove),
+    ("bad cfg", "mtl_textcat/cfg", _bad_json),
+    ("missing cfg", "mtl_textcat/cfg", _remove),
+    (
+        "swapped groups",
+        "mtl_textcat/cfg",
+        lambda p: _edit_cfg(
+            p.parent.parent,
+            lambda cfg: cfg.update(groups=dict(reversed(list(cfg["groups"].items())))),
+        ),
+    ),
+    ("missing meta", "meta.json", _remove),
+    ("missing strings", "vocab/strings.json", _remove),
+    ("bad strings", "vocab/strings.json", _bad_json),
+    ("truncated lookups", "vocab/lookups.bin", _truncate),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("what,file,damage", CLI_DAMAGE, ids=[d[0] for d in CLI_DAMAGE])
+def test_cli_damaged_model_prints_one_line(saved, tmp_path, command, what, file, damage) -> None:
     model = _copy(saved, tmp_path)
-    _truncate(model / "mtl_textcat" / "model")
+    damage(model / file)
     result = CliRunner().invoke(app, _commands(model, saved, tmp_path)[command])
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert str(model) in lines[0] and "mtl_textcat/model" in lines[0]
+    assert f"Cannot load the model {model}: {file}:" in lines[0]
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "int8").exists()
+
+
+def test_model_saved_before_fingerprints_still_loads(saved, tmp_path) -> None:
+    """Weights without the fingerprint attr (saved by an earlier version) load unchecked,
+    but an output width that does not fit the cfg is still refused."""
+    from spacy_mtl.pipeline import FINGERPRINT_ATTR
+
+    nlp = spacy.load(saved / "model")
+    del find_component(nlp).model.attrs[FINGERPRINT_ATTR]
+    old = tmp_path / "old"
+    nlp.to_disk(old)
+    assert FINGERPRINT_ATTR not in find_component(spacy.load(old)).model.attrs
+    loaded = load_pipeline(old)
+    doc = loaded("i love this movie")
+    assert doc.cats == pytest.approx(nlp("i love this movie").cats)
+    _edit_cfg(old, lambda cfg: cfg["groups"]["emotion"]["labels"].pop())
+    with pytest.raises(ModelLoadError, match="6 outputs in the weights, 5 labels in cfg"):
+        load_pipeline(old)
 
 
 def test_find_component_and_names(saved) -> None:

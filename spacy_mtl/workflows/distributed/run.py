@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from spacy.language import Language
+
 from ...data.io import SEPARATORS
 from ...tables import Table
 from ..predict import (
@@ -111,6 +113,7 @@ def predict_distributed(
     label_sep: str = DEFAULT_LABEL_SEP,
     overwrite: bool = False,
     progress: bool = False,
+    pipeline: Optional[Language] = None,
 ) -> DistributedSummary:
     """Predict every row of a dataset on the Ray cluster this process is connected to
     (call `ray.init(address=...)` or use `local_cluster` first; with neither, Ray starts
@@ -125,6 +128,9 @@ def predict_distributed(
     num_workers (int): Actors, each with the pipeline loaded once.
     cpus_per_worker, gpus_per_worker (float): Ray resources per actor; with GPUs, each
         actor runs on its GPU.
+    pipeline (Optional[Language]): `model` already loaded by the caller; else it is loaded
+        here first (a model that cannot be loaded fails before the workers start, with
+        `ModelLoadError` naming the folder and file).
     The other arguments are those of `predict_file`.
     RETURNS (DistributedSummary): Counts and timing.
     DOCS: docs/predict.md, section "Scale out"
@@ -141,7 +147,9 @@ def predict_distributed(
         raise PredictError("batch_size, rows_per_call and num_workers must be at least 1.")
     if mode == "file":
         _check_output_file(Path(output), overwrite)
-    schema = get_schema(load_model(model), component) if mode == "file" else None
+    # Loaded here once, in both modes: a damaged model (or a wrong --component) is one
+    # clear error before any worker starts, not one per actor.
+    schema = get_schema(pipeline if pipeline is not None else load_model(model), component)
     started = time.perf_counter()
     if not ray.is_initialized():
         ray.init(include_dashboard=False)

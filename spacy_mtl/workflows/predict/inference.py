@@ -3,7 +3,6 @@
 import sys
 from collections import deque
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
@@ -16,17 +15,14 @@ from .readers import Chunk
 
 def load_model(model: Union[PathLike, Language], gpu_id: int = -1) -> Language:
     """A pipeline: `model` itself if it is one, else `spacy.load(model)` (a folder or the
-    name of an installed pipeline package), on GPU `gpu_id` when it is >= 0."""
-    if isinstance(model, Language):
-        return model
-    import spacy
+    name of an installed pipeline package), on GPU `gpu_id` when it is >= 0.
 
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    path = Path(model)
-    if not path.exists() and not spacy.util.is_package(str(model)):
-        raise PredictError(f"Model {model}: no such folder or installed pipeline package.")
-    return spacy.load(path if path.exists() else str(model))
+    RAISES ModelLoadError: `spacy_mtl.loading.load_pipeline`'s, naming the folder, the
+        damaged or missing file and the problem.
+    """
+    from ...loading import load_pipeline
+
+    return load_pipeline(model, gpu_id)
 
 
 def get_schema(nlp: Language, component: str) -> GroupSchema:
