@@ -410,3 +410,37 @@ def test_one_mtl_textcat_per_pipeline() -> None:
     examples = make_examples(nlp)
     with pytest.raises(SchemaError, match=r"more than one mtl_textcat.*'mtl_textcat', 'other'"):
         nlp.initialize(lambda: examples)
+
+
+def _flipped(cats: Dict[str, float]) -> Dict[str, float]:
+    """The same annotation with every multilabel value and the sentiment turned around."""
+    flipped = {key: 1.0 - value for key, value in cats.items() if key.startswith("emotion/")}
+    if cats.get("sentiment/positive") == 1.0:
+        flipped["sentiment/negative"] = 1.0
+    elif any(key.startswith("sentiment/") for key in cats):
+        flipped["sentiment/positive"] = 1.0
+    return flipped
+
+
+def test_rehearse_pulls_the_logits_back_toward_the_model_before_resuming() -> None:
+    nlp = make_nlp(GROUPS, model={**TOK2VEC_MODEL, "dropout": 0.0})
+    examples = make_examples(nlp)
+    _train(nlp, examples, steps=10)
+    optimizer = nlp.resume_training()
+    component = nlp.get_pipe("mtl_textcat")
+    docs = [eg.predicted for eg in examples]
+    before = numpy.asarray(component.model.predict(docs))
+    # Nothing has changed yet: nothing to pull.
+    assert nlp.rehearse(examples, sgd=optimizer)["mtl_textcat"] == pytest.approx(0.0, abs=1e-8)
+    flipped = make_examples(nlp, [(text, _flipped(cats)) for text, cats in TRAIN_DATA])
+    for _ in range(5):
+        nlp.update(flipped, sgd=optimizer)
+    drift = float(((numpy.asarray(component.model.predict(docs)) - before) ** 2).sum())
+    assert drift > 1e-3
+    # The reported loss is the squared distance to the earlier model's logits...
+    assert nlp.rehearse(examples, sgd=optimizer)["mtl_textcat"] == pytest.approx(drift, rel=1e-3)
+    for _ in range(20):
+        nlp.rehearse(examples, sgd=optimizer)
+    # ...and rehearsing shrinks it.
+    after = float(((numpy.asarray(component.model.predict(docs)) - before) ** 2).sum())
+    assert after < 0.5 * drift
