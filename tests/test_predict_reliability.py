@@ -272,7 +272,7 @@ def test_cli_distill_bad_corpus_is_one_clear_error(
     corpus = tmp_path / name
     corpus.write_bytes(content)
     out = tmp_path / "d.spacy"
-    args = ["distill-labels", str(model_dir), "--corpus", str(corpus), "-o", str(out)]
+    args = ["distill-labels", str(model_dir), str(out), "--corpus", str(corpus)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -294,7 +294,7 @@ def test_cli_distill_replaces_bad_characters_with_their_line(
         (jsonl, 2, ["a", "b \ufffd", "7"]),
     ):
         out = tmp_path / f"{corpus.name}.spacy"
-        args = ["distill-labels", str(model_dir), "--corpus", str(corpus), "-o", str(out)]
+        args = ["distill-labels", str(model_dir), str(out), "--corpus", str(corpus)]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert f"{corpus}:{line}: characters that are not valid UTF-8" in " ".join(
