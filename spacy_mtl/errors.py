@@ -255,6 +255,37 @@ class Errors:
         "(`labels:`) so that every file gets the same keys in the same order."
     )
     W202 = "{name}: split {split!r} got no docs; its file holds an empty DocBin."
+    # convert: `join` (other files' columns) and `threshold` (soft scores).
+    E270 = "Spec {spec}: join {n} ({path}): {problem}"
+    E271 = (
+        "Spec {spec}: join {n} ({path}): column {column!r} is also a column of {other}. Only "
+        "the join's `key` (or `check`) may be in both; rename the column with `columns` in "
+        "the join."
+    )
+    E272 = (
+        "Spec {spec}: group {group!r}: `threshold` is only valid for a multilabel group with "
+        "`columns`, or a multiclass group with `column` and a list of exactly two `labels` "
+        "(a score >= threshold takes the second); {why}."
+    )
+    E273 = "{path}: joined file {joined} does not exist (from `join` in the spec)."
+    E274 = (
+        "{file}:{line}: column {column!r}: key {key!r} is also on line {first}. A joined "
+        "file's keys must be unique (which row would the input's row get?)."
+    )
+    E275 = (
+        "key {key!r} matches no row of {input} (a joined row must belong to an input row; "
+        "input rows rejected before the join match nothing)."
+    )
+    E276 = (
+        "the joined file has more rows than {input}: this is its row {n}, and a join by row "
+        "position needs at most as many rows as the input."
+    )
+    E277 = (
+        "{value!r} is not {other!r} of {input}:{line}, even after NFKC normalisation and "
+        "whitespace collapsing: the files are out of step."
+    )
+    E278 = "empty key: a joined row needs a key."
+    E279 = "value {value!r} is not a number in [0, 1] (group {group!r} reads soft scores)."
 
     # model folders and components
     E301 = (

@@ -58,6 +58,12 @@ class GroupParser:
         if group.columns:
             return self._per_label(cells)
         assert group.column is not None
+        if group.threshold is not None:  # two labels; a score >= threshold is the second
+            score = self._score(group.column, _cell_value(cells, group.column))
+            if score is None:
+                return {}
+            gold = self.labels[1] if score >= group.threshold else self.labels[0]
+            return {label: 1.0 if label == gold else 0.0 for label in self.labels}
         values = self.cell_values(cells, group.column)
         if values is None:
             return {}
@@ -143,6 +149,11 @@ class GroupParser:
         return out
 
     def _flag(self, column: str, value: Any) -> Optional[float]:
+        if self.group.threshold is not None:
+            score = self._score(column, value)
+            if score is None or score == -1.0:
+                return None if score is None else 0.0
+            return 1.0 if score >= self.group.threshold else 0.0
         if value is None or _is_nan(value):
             return None
         if isinstance(value, str):
@@ -160,6 +171,28 @@ class GroupParser:
             return None
         if number not in (0.0, 1.0):
             raise CellError(column, Errors.E252.format(value=value))
+        return number
+
+    def _score(self, column: str, value: Any) -> Optional[float]:
+        """A soft score in [0, 1]; None when missing, -1.0 for `empty: negative`'s empty cell."""
+        if value is None or _is_nan(value):
+            return None
+        number: Any = value
+        if isinstance(value, str):
+            text = value.strip()
+            if text in self.missing:
+                return -1.0 if (not text and self.empty_negative) else None
+            try:
+                number = float(text)
+            except ValueError:
+                raise CellError(column, Errors.E279.format(value=value, group=self.name)) from None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CellError(column, Errors.E279.format(value=value, group=self.name))
+        number = float(number)
+        if math.isnan(number):
+            return None  # as in 0/1 columns: pandas' NaN
+        if not 0.0 <= number <= 1.0:
+            raise CellError(column, Errors.E279.format(value=value, group=self.name))
         return number
 
     def _derived(self, parent: Dict[str, float]) -> Dict[str, float]:

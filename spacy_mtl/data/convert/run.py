@@ -19,7 +19,8 @@ from tqdm import tqdm
 from ...errors import Errors
 from ..io import PathLike, base_name
 from .exceptions import CellError, ConvertError, RowError, SpecError
-from .readers import Reader, Record, strip_eol
+from .joins import open_input
+from .readers import Record, strip_eol
 from .rows import GroupParser, Parsed, RowParser
 from .spec import ConvertSpec, load_spec
 from .splits import assign_splits, parse_split
@@ -235,10 +236,8 @@ def _infer_labels(
     parsers = [GroupParser(g, spec, parents) for g in todo]
     found: Dict[str, Set[str]] = {g.name: set() for g in todo}
     for path in paths:
-        with Reader(path, spec) as reader:
-            for n, record in enumerate(reader, 1):
-                if limit is not None and n > limit:
-                    break
+        with open_input(path, spec, limit=limit) as (_reader, records):
+            for record in records:
                 if record.cells is None:
                     continue
                 for parser in parsers:
@@ -289,7 +288,10 @@ def _convert_corpus(
     def report(error: RowError, record: Record) -> None:
         if rejects is None:
             raise error
-        corpus.rows_rejected += 1
+        if record.extra:
+            corpus.joined_rows_rejected += 1
+        else:
+            corpus.rows_rejected += 1
         rejects.write(error, strip_eol(record.raw))
         if len(corpus.first_rejects) < 5:
             corpus.first_rejects.append(str(error))
@@ -298,7 +300,7 @@ def _convert_corpus(
     if fractions is not None:
         strata = array("i")
         for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, "read"):
-            corpus.rows_read += 1
+            corpus.rows_read += not record.extra
             if isinstance(row, RowError):
                 report(row, record)
             else:
@@ -307,7 +309,7 @@ def _convert_corpus(
     desc = "write" if fractions is not None else corpus.name
     for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, desc):
         if assignment is None:
-            corpus.rows_read += 1
+            corpus.rows_read += not record.extra
             if isinstance(row, RowError):
                 report(row, record)
                 continue
@@ -344,10 +346,7 @@ def _parsed_rows(
     ) as bar:
         done_bytes = 0
         for path in corpus.inputs:
-            with Reader(path, parser.spec) as reader:
-                records = iter(reader)
-                if limit is not None:
-                    records = itertools.islice(records, limit)
+            with open_input(path, parser.spec, limit=limit) as (reader, records):
                 while True:
                     chunk = list(itertools.islice(records, chunk_size))
                     if not chunk:
@@ -364,14 +363,19 @@ def _parse_record(record: Record, parser: RowParser, nlp: Language) -> Union[Par
     if record.cells is None:
         assert record.error is not None
         column, reason = record.error
-        return RowError(record.error_path or record.path, record.line, column, reason)
+        line = record.error_line or record.line
+        return RowError(record.error_path or record.path, line, column, reason)
     try:
         parsed = parser.parse(record.cells)
     except CellError as err:
-        path = record.path
+        path, line, reason = record.path, record.line, err.reason
         if record.labels_path is not None and err.column == parser.spec.labels_column:
             path = record.labels_path
-        return RowError(path, record.line, err.column, err.reason)
+        for joined_path, joined_line, columns in record.joined_from:
+            if err.column in columns:  # a cell from a joined file: name its place
+                path, line = joined_path, joined_line
+                reason = f"{reason} (joined to {record.path}:{record.line})"
+        return RowError(path, line, err.column, reason)
     if len(parsed[0]) > nlp.max_length:
         reason = Errors.E263.format(n=len(parsed[0]), limit=nlp.max_length)
         return RowError(record.path, record.line, parser.spec.text, reason)

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import srsly
 
@@ -19,6 +19,9 @@ from ...errors import Errors, SchemaError, format_labels
 from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
 from ..io import PathLike, base_name
 from .exceptions import ConvertError, SpecError
+
+if TYPE_CHECKING:
+    from .joins import JoinSpec
 
 FORMATS = ("csv", "tsv", "jsonl", "lines")
 EMPTY_POLICIES = ("missing", "negative")
@@ -36,8 +39,19 @@ _TOP_KEYS = (
     "labels_column",
     "missing_values",
     "groups",
+    "join",
 )
-_GROUP_KEYS = ("kind", "column", "columns", "labels", "delimiter", "empty", "from", "mapping")
+_GROUP_KEYS = (
+    "kind",
+    "column",
+    "columns",
+    "labels",
+    "delimiter",
+    "empty",
+    "from",
+    "mapping",
+    "threshold",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class GroupSpec:
     parent (Optional[str]): `from`: the group this one is derived from.
     mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, parent labels) pairs of a
         derived group.
+    threshold (Optional[float]): Soft scores in [0, 1]: a score >= threshold is positive
+        (multilabel `columns`), or the second of two labels (multiclass `column`).
     """
 
     name: str
@@ -70,6 +86,7 @@ class GroupSpec:
     empty: str = "missing"
     parent: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    threshold: Optional[float] = None
 
     @property
     def layout(self) -> str:
@@ -108,6 +125,7 @@ class ConvertSpec:
     labels_column: str = "label"
     missing_values: Tuple[str, ...] = ()
     source: str = "<dict>"
+    join: Tuple["JoinSpec", ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "ConvertSpec":
@@ -275,6 +293,9 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
     groups: List[GroupSpec] = []
     for name, block in groups_data.items():
         groups.append(_parse_group(source, _key_str(source, name, "groups"), block, groups))
+    from .joins import parse_joins  # joins reads files with readers, which import this module
+
+    joins = parse_joins(source, data.get("join"), main_columns(columns, pattern, text))
     return ConvertSpec(
         groups=tuple(groups),
         text=text,
@@ -291,7 +312,17 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
         labels_column=labels_column,
         missing_values=missing_values,
         source=source,
+        join=joins,
     )
+
+
+def main_columns(columns: Sequence[str], pattern: Optional[str], text: str) -> Tuple[str, ...]:
+    """The input's columns when the spec alone tells them (else ()), to check `join`."""
+    if columns:
+        return tuple(columns)
+    if pattern is not None:
+        return tuple(re.compile(pattern).groupindex)
+    return ()
 
 
 def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]) -> GroupSpec:
@@ -418,6 +449,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         labels = tuple(target for target, _ in mapping)
         only("labels", "with `column` (a derived group's labels are its mapping's keys)")
         only("delimiter", "with `column`")
+    threshold = _parse_threshold(source, name, kind, layout, block)
     group = GroupSpec(
         name=name,
         kind=kind,
@@ -429,6 +461,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         empty=empty,
         parent=parent_name,
         mapping=mapping,
+        threshold=threshold,
     )
     _check_group(source, group)
     if group.parent is not None:
@@ -578,3 +611,38 @@ def _check_encoding(source: str, encoding: str) -> None:
         ok = False
     if not ok:
         raise SpecError(Errors.E214.format(spec=source, encoding=encoding))
+
+
+def _parse_threshold(
+    source: str, name: str, kind: str, layout: str, block: Mapping[str, Any]
+) -> Optional[float]:
+    """`threshold`: soft scores in [0, 1] cut into gold labels (docs/convert.md)."""
+    value = block.get("threshold")
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 < value <= 1.0
+    ):
+        raise _invalid(
+            spec=source,
+            key="threshold",
+            where=f" of group {name!r}",
+            expected="a number in (0, 1]",
+            value=value,
+        )
+    why = None
+    labels = block.get("labels")
+    if kind == MULTILABEL and layout != "columns":
+        why = f"this multilabel group has `{layout}`, not `columns`"
+    elif kind == MULTICLASS and layout != "column":
+        why = f"this multiclass group has `{layout}`, not `column`"
+    elif kind == MULTICLASS and (not isinstance(labels, (list, tuple)) or len(labels) != 2):
+        why = f"this multiclass group's `labels` are {labels!r}, not a list of two"
+    elif block.get("delimiter") is not None:
+        why = "a soft score is one number per cell, so `delimiter` does not apply"
+    if why is not None:
+        raise SpecError(Errors.E272.format(spec=source, group=name, why=why))
+    return float(value)
