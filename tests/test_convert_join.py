@@ -692,3 +692,110 @@ def test_cli_states_joined_rejects_apart(tmp_path: Path) -> None:
     assert result.exit_code == 1
     output = " ".join(result.output.split())
     assert f"{tmp_path / 'test.labels.csv'}:4: column 'level': unknown label value 'q'" in output
+
+
+# ---------------------------------------------------------------------------------------
+# The worked examples of docs/convert.md: their spec is read from the page itself.
+
+DOCS = Path(__file__).parents[1] / "docs" / "convert.md"
+
+
+def docs_spec(heading: str) -> ConvertSpec:
+    page = DOCS.read_text(encoding="utf-8")
+    section = page[page.index(heading) :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") :]
+    return ConvertSpec.from_dict(srsly.yaml_loads(block[: block.index("```")]))
+
+
+def test_docs_example_hierarchical(tmp_path: Path, nlp: Language) -> None:
+    write(tmp_path / "test.level1.csv", "id,label\nt2,plant\nt1,animal\nt3,thing\n")
+    write(tmp_path / "test.level2.csv", "id,label\nt1,mammal\nt2,tree\n")
+    write(tmp_path / "test.level3.csv", "id,label\nt1,cetacean\n")
+    src = write(
+        tmp_path / "test.tsv",
+        "id\ttext\nt1\tA whale is not a fish.\nt2\tOak trees live long.\nt3\tThe kettle is on.\n",
+    )
+    hierarchy = docs_spec("### Worked example: hierarchical labels")
+    summary = convert_files([src], tmp_path / "corpus", hierarchy)
+    assert [d.cats for d in docs_of(nlp, summary)] == [
+        {
+            **{"level1/animal": 1.0, "level1/plant": 0.0, "level1/thing": 0.0},
+            **{"level2/mammal": 1.0, "level2/fish": 0.0, "level2/tree": 0.0},
+            **{"level2/flower": 0.0, "level3/cetacean": 1.0, "level3/primate": 0.0},
+        },
+        {
+            **{"level1/animal": 0.0, "level1/plant": 1.0, "level1/thing": 0.0},
+            **{"level2/mammal": 0.0, "level2/fish": 0.0, "level2/tree": 1.0},
+            "level2/flower": 0.0,
+        },
+        {"level1/animal": 0.0, "level1/plant": 0.0, "level1/thing": 1.0},
+    ]
+
+
+def test_docs_example_soft_labels(tmp_path: Path, nlp: Language) -> None:
+    src = write(
+        tmp_path / "comments.csv",
+        "comment;isHate;gender;race\nwomen should stay home;0.83;0.91;0.0\n"
+        "nice day today;0.0;0.0;0.0\nthey are all the same;0.4;;0.62\n",
+    )
+    write(
+        tmp_path / "comments.more.csv",
+        "comment;violence;directed_vs_generalized\n"
+        "women\u00a0should stay\u00a0home;0.1;0.7\nnice  day today;0;0.2\n",
+    )
+    summary = convert_files([src], tmp_path / "corpus", docs_spec("### Worked example: soft"))
+    assert [d.cats for d in docs_of(nlp, summary)] == [
+        {"hate/not_hate": 0.0, "hate/hate": 1.0, "target/gender": 1.0, "target/race": 0.0}
+        | {"more/violence": 0.0, "more/directed": 1.0},
+        {"hate/not_hate": 1.0, "hate/hate": 0.0, "target/gender": 0.0, "target/race": 0.0}
+        | {"more/violence": 0.0, "more/directed": 0.0},
+        {"hate/not_hate": 1.0, "hate/hate": 0.0, "target/race": 1.0},
+    ]
+
+
+def _benchmark_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "convert_join.py"
+    module_spec = importlib.util.spec_from_file_location("convert_join", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_layouts_give_the_same_docs(tmp_path: Path, nlp: Language) -> None:
+    """benchmarks/convert_join.py's two layouts (label file joined by key, label column)."""
+    counts = _benchmark_module().generate(tmp_path, 500, 1)
+    docs = {}
+    for name in ("plain", "join"):
+        data = srsly.read_json(tmp_path / f"{name}.json")
+        summary = convert_files(
+            [tmp_path / name / "test.tsv"], tmp_path / f"out-{name}", spec(data)
+        )
+        assert summary.corpora[0].total_label_counts() == {"sentiment": counts}
+        docs[name] = [(d.text, d.cats) for d in docs_of(nlp, summary)]
+    assert len(docs["join"]) == 500 and docs["join"] == docs["plain"]
+    assert sum(bool(cats) for _, cats in docs["join"]) == sum(counts.values()) < 500
+    lines = (tmp_path / "join" / "test.labels.csv").read_text().splitlines()[1:]
+    ids = [int(line.split(",")[0][1:]) for line in lines]
+    assert ids != sorted(ids) and len(set(ids)) == len(ids)  # another order, each id once
+
+
+@pytest.mark.slow
+def test_benchmark_script_smoke(tmp_path: Path) -> None:
+    """The script end to end on a few rows (two convert subprocesses: ~1 minute)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "benchmarks" / "convert_join.py"
+    out = tmp_path / "result.json"
+    subprocess.run(
+        [sys.executable, str(script), "--rows", "300", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    result = srsly.read_json(out)
+    assert result["rows"] == 300 and 0 < result["labelled_rows"] < 300
+    for name in ("plain", "join"):
+        assert result[name]["rows_per_s"] > 0 and result[name]["peak_rss_mb"] > 10
