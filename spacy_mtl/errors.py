@@ -60,6 +60,10 @@ class Errors:
         "softmax) or 'multilabel' (any number of labels, sigmoid)."
     )
     E002 = "Group name {group!r} may not contain '/' (it separates group and label in doc.cats)."
+    E015 = (
+        "Group name {group!r}: an empty group name (or not a string). A group needs a "
+        "non-empty name: the part of its doc.cats keys before '/'."
+    )
     E003 = "Group {group!r}: label {label!r} is listed more than once."
     E004 = (
         "Group {group!r} has no labels. Give `labels` in the config, or provide training "
@@ -249,6 +253,27 @@ class Errors:
     E261 = "the text must be a string, got {value!r}."
     E262 = "the row cannot be parsed: {error}."
     E263 = "the text is {n:,} characters long, more than nlp.max_length ({limit:,})."
+    # Issue 15 (reliability): inputs and outputs, cells and specs that used to slip through.
+    E270 = (
+        "{what} {path} is an input ({input}): writing it would replace the input. Give "
+        "another path."
+    )
+    E271 = "{path}: the input is a folder, not a file. Give the data files in it."
+    E272 = "{path}: labels file {labels} is a folder, not a file (from `labels_file` in the spec)."
+    E273 = "The rejects file {path} is a folder; give a file name, e.g. {path}/rejects.csv."
+    E274 = (
+        "a lone surrogate {char!r} at position {pos}: not valid Unicode (half of a UTF-16 "
+        "pair), so it cannot be stored."
+    )
+    E275 = (
+        "{value} (NaN) is not a label value; list {value!r} in the spec's `missing_values` to "
+        "read it as missing."
+    )
+    E276 = "Spec {spec}: duplicate key {key!r}; each key may appear once (JSON keeps the last)."
+    E277 = (
+        "Spec {spec}: {where} {value!r} holds a lone surrogate {char!r}, which is not valid "
+        "Unicode."
+    )
     # Notes for the conversion summary (printed by the CLI, kept in ConvertSummary.warnings).
     W201 = (
         "Group {group!r}: labels inferred from the data: {labels}. List them in the spec "
