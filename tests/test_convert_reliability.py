@@ -278,6 +278,23 @@ def test_spec_mistakes_are_errors(data: Dict[str, Any], message: str) -> None:
         ConvertSpec.from_dict(data)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "groups: &x {g: *x}",
+        "text: &x [*x]",
+        "missing_values: &x [*x]",
+        "groups: {g: {kind: multiclass, column: l, labels: &x [a, *x]}}",
+    ],
+)
+def test_yaml_spec_that_holds_itself_is_a_spec_error(tmp_path: Path, text: str) -> None:
+    # Found by tests/test_fuzz_convert.py: a YAML alias inside its own anchor makes a
+    # list or mapping that contains itself (the surrogate check recursed forever).
+    path = write(tmp_path / "spec.yml", text + "\n")
+    with pytest.raises(SpecError, match=r"spec\.yml"):
+        load_spec(path)
+
+
 def test_schema_empty_group_name_message() -> None:
     with pytest.raises(SchemaError, match="empty group name") as info:
         LabelGroup("", "multiclass", ("a",))

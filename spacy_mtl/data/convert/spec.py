@@ -601,22 +601,31 @@ def scalar_str(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def _check_unicode(source: str, value: Any, path: str) -> None:
+def _check_unicode(source: str, value: Any, path: str, seen: Optional[Set[int]] = None) -> None:
     """Every string in the spec (keys too) is valid Unicode: a lone surrogate (JSON
     "\\udfff") in a label or a column name could never be matched or written.
 
     path (str): Where `value` is, e.g. 'groups.g.labels[0]' ('' for the top level).
+    seen (Optional[Set[int]]): Containers already checked: a YAML alias can make a list
+        or mapping that holds itself (`a: &x [*x]`).
     """
     if isinstance(value, str):
         _check_str(source, value, f"`{path}`" if path else "the spec")
-    elif isinstance(value, Mapping):
+        return
+    if not isinstance(value, (Mapping, list, tuple)):
+        return
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, Mapping):
         for key, item in value.items():
             if isinstance(key, str):
                 _check_str(source, key, f"a key of `{path}`" if path else "a top-level key")
-            _check_unicode(source, item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, (list, tuple)):
+            _check_unicode(source, item, f"{path}.{key}" if path else str(key), seen)
+    else:
         for i, item in enumerate(value):
-            _check_unicode(source, item, f"{path}[{i}]")
+            _check_unicode(source, item, f"{path}[{i}]", seen)
 
 
 def _check_str(source: str, value: str, where: str) -> None:
