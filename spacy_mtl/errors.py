@@ -270,6 +270,7 @@ class Errors:
         "read it as missing."
     )
     E276 = "Spec {spec}: duplicate key {key!r}; each key may appear once (JSON keeps the last)."
+    E278 = "The rejects file {path} has the name of a corpus file of this run; give another name."
     E277 = (
         "Spec {spec}: {where} {value!r} holds a lone surrogate {char!r}, which is not valid "
         "Unicode."

@@ -209,6 +209,17 @@ def test_corpus_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
     assert (out / "c.spacy").read_text() == "text,label\nyes,1\n"
 
 
+def test_rejects_path_that_is_a_corpus_file_is_refused(tmp_path: Path) -> None:
+    src = _inputs(tmp_path)
+    spec = ConvertSpec.from_dict(SENTIMENT)
+    for rejects in (tmp_path / "out" / "a.spacy", tmp_path / "out" / "dev" / "a-001.spacy"):
+        split = "train=0.5,dev=0.5" if "dev" in rejects.parts else None
+        with pytest.raises(ConvertError, match="name of a corpus file"):
+            convert_files([src], tmp_path / "out", spec, on_error="skip", rejects=rejects,
+                          split=split)  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_rejects_over_input_is_refused(tmp_path: Path) -> None:
     src = _inputs(tmp_path)
     spec_file = write(tmp_path / "spec.yml", srsly.yaml_dumps(SENTIMENT))

@@ -16,7 +16,7 @@ from spacy.language import Language
 from tqdm import tqdm
 
 from ...errors import Errors
-from ..io import PathLike, base_name, input_clash
+from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
 from .readers import Reader, Record, strip_eol
 from .rows import GroupParser, Parsed, RowParser
@@ -241,6 +241,14 @@ def _check_outputs(
                     raise ConvertError(
                         Errors.E270.format(what="The output file", path=path, input=clash)
                     )
+            # The rejects file is committed last: it would replace a corpus file.
+            shard = rf"{re.escape(corpus_name)}(-\d{{3,}})?\.spacy"
+            if (
+                rejects is not None
+                and re.fullmatch(shard, rejects.name)
+                and same_file(rejects.parent, folder)
+            ):
+                raise ConvertError(Errors.E278.format(path=rejects))
 
 
 def _blank(lang: str) -> Language:

@@ -52,10 +52,12 @@ def stale_debris(folder: Path) -> List[Path]:
     whose PID now belongs to a process started after they were made. Anything else (a
     live run's files, another machine's, names from older versions) is left alone.
     """
-    if not folder.is_dir():
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError:  # unreadable: this run fails (or not) on its own writes
         return []
     found: List[Path] = []
-    for path in folder.iterdir():
+    for path in entries:
         match = _DEBRIS_DIR.match(path.name) or _DEBRIS_FILE.match(path.name)
         if match is None or match["host"] != DEBRIS_TAG:
             continue
