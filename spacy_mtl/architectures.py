@@ -33,6 +33,13 @@ def build_multi_group_classifier(
     dropout (float): Dropout on the pooled vector (and after the hidden layer).
     nO (Optional[int]): Number of labels over all groups; set by the component at initialize.
     RETURNS (Model[List[Doc], Floats2d]): Logits, shape (n_docs, n_labels).
+
+    The component reads three refs of the model it is given; another architecture for
+    `mtl_textcat` must set them too:
+    - `pooling`: the doc-pooling layer; its `nO` is the width of the pooled vector.
+    - `head`: pooled vectors → logits; run alone on a zero vector for empty docs.
+    - `output_layer`: the last layer; its `nO` is set to the schema's number of labels at
+      initialize, and compared with the saved schema on load.
     """
     pool = doc_pooling(pooling)
     head_layers: List[Model] = [Dropout(dropout)]

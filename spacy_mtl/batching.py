@@ -31,6 +31,8 @@ from typing import (
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from .span_getters import count_wordpieces
+
 TextOrDoc = Union[str, Doc]
 LengthsT = Callable[[List[str]], Sequence[int]]
 
@@ -49,16 +51,7 @@ def wordpiece_lengths(tokenizer: Any) -> LengthsT:
     """
 
     def lengths(texts: List[str]) -> List[int]:
-        if not texts:
-            return []
-        encoded = tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
+        return count_wordpieces(tokenizer, texts)
 
     return lengths
 

@@ -188,8 +188,8 @@ def tune_command(
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="Trained pipeline folder or package name."),
     data_path: Path = typer.Argument(..., help="Gold corpus: a .spacy file or a folder of them."),
-    output: Path = typer.Option(
-        Path("metrics"), "--output", "-o", help="Folder for metrics.json, report.md, plots/."
+    output: Path = typer.Argument(
+        Path("metrics"), help="Folder for metrics.json, report.md, plots/ (default: metrics)."
     ),
     component: Optional[str] = typer.Option(
         None, "--component", "-c", help="Report on this mtl_textcat component only."
@@ -499,10 +499,10 @@ def distill_labels_command(
     teachers: list[Path] = typer.Argument(
         ..., help="Trained teacher pipeline(s): folders or package names; later ones win."
     ),
+    output: Path = typer.Argument(..., help="The .spacy file to write."),
     corpus: Path = typer.Option(
         ..., "--corpus", help=".spacy file or folder, or unlabelled .txt / .jsonl"
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="The .spacy file to write."),
     component: str = typer.Option(
         "mtl_textcat", "--component", "-c", help="The teachers' mtl_textcat component."
     ),

@@ -17,7 +17,9 @@ blending them with gold, the gold-weight schedule). Writing a corpus with teache
 is a workflow: `spacy_mtl.workflows.distill`.
 """
 
-from typing import Iterable, Iterator, Mapping, Optional, Tuple
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -31,18 +33,52 @@ TEACHER_ATTR = "mtl_teacher"
 
 
 @registry.schedules("spacy-mtl.linear.v1")
-def linear_schedule(start: float = 0.0, stop: float = 1.0, steps: int = 1000) -> Iterator[float]:
-    """Yield values from `start` to `stop` in `steps` equal steps, then `stop` for ever.
+def linear_schedule(start: float = 0.0, stop: float = 1.0, steps: int = 1000) -> "LinearSchedule":
+    """Values from `start` to `stop` in `steps` equal steps, then `stop` for ever.
 
     The default gold-weight schedule of teacher annealing: 0 → 1 over the training run (set
     `steps` to `${training.max_steps}`).
     """
     if steps <= 0:
         raise ValueError(f"spacy-mtl.linear.v1: steps must be positive, got {steps}.")
-    for i in range(steps):
-        yield start + (stop - start) * i / steps
-    while True:
-        yield stop
+    return LinearSchedule(float(start), float(stop), int(steps))
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """A schedule read by update number (`schedule(step)`), so whatever holds it pickles.
+
+    It also iterates like thinc's generator schedules (`next(iter(schedule))`).
+    """
+
+    start: float
+    stop: float
+    steps: int
+
+    def __call__(self, step: int) -> float:
+        if step >= self.steps:
+            return self.stop
+        return self.start + (self.stop - self.start) * step / self.steps
+
+    def __iter__(self) -> Iterator[float]:
+        return (self(step) for step in itertools.count())
+
+
+def schedule_value(schedule: Any, step: int) -> float:
+    """The value of a gold-weight schedule at update `step` (0-based).
+
+    schedule (Any): A number (constant) or a callable of the step such as
+        `spacy-mtl.linear.v1`. thinc's generator schedules are refused: a generator cannot be
+        pickled, and a component that holds one cannot run in `nlp.pipe(n_process=...)`.
+    """
+    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
+        return float(schedule)
+    if callable(schedule):
+        return float(schedule(step))
+    raise ValueError(
+        "distill.gold_weight must be a number or a schedule called with the update number, "
+        f"such as spacy-mtl.linear.v1 (a generator schedule cannot be pickled); got {schedule!r}."
+    )
 
 
 class TeacherReader:

@@ -115,6 +115,10 @@ class Errors:
         "by `spacy init labels` (the component's label_data)."
     )
     E109 = "Pooling {pooling!r} is not known; use one of {known}."
+    E110 = (
+        "The pipeline has more than one mtl_textcat component ({names}). One mtl_textcat "
+        "predicts all label groups: put every group in one component's `groups`."
+    )
 
     # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
     # Spec errors (the spec file itself is wrong).

@@ -6,9 +6,9 @@ DOCS: README.md, section "The component".
 import math
 import warnings
 from collections import Counter
-from itertools import islice, repeat
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -24,7 +24,7 @@ from thinc.types import Floats2d
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
 from .batchers import dataset_of
-from .distill import TEACHER_ATTR, TeacherReader, blend_targets
+from .distill import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
@@ -147,9 +147,10 @@ class MultiGroupTextCategorizer(TrainablePipe):
             class_weights, pos_weight, temperature}}; labels may be [] to infer them.
         threshold (float): Default decision threshold of multilabel groups.
         distill (Optional[Dict[str, Any]]): For docs with teacher logits in
-            `doc._.mtl_teacher`: `gold_weight`, a schedule (an iterator of floats, one per
-            update) of λ in target = λ·gold + (1 − λ)·teacher, and `temperature`, which
-            divides the teacher's logits. Docs without teacher logits train on gold alone.
+            `doc._.mtl_teacher`: `gold_weight`, a number or a schedule called with the
+            update number (`spacy-mtl.linear.v1`), λ in target = λ·gold + (1 − λ)·teacher;
+            `temperature`, which divides the teacher's logits. Docs without teacher logits
+            train on gold alone.
         lr_scale (float): Multiplies the optimizer's learning rate for this component's own
             weights. With a transformer listener those are the pooling heads only (the
             transformer component updates the encoder at the base rate), so a fresh head can
@@ -169,7 +170,11 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self.scorer = scorer
         self._rehearsal_model = None
         distill = distill or {}
-        self._gold_weights: Iterator[float] = iter(distill.get("gold_weight") or repeat(1.0))
+        # λ is read by update number, so the component holds no generator and pickles.
+        gold_weight = distill.get("gold_weight")
+        self.gold_weight_schedule: Any = 1.0 if gold_weight is None else gold_weight
+        schedule_value(self.gold_weight_schedule, 0)  # a bad schedule fails here, not mid-run
+        self.n_updates = 0
         self.distill_temperature = float(distill.get("temperature", 1.0))
         self.gold_weight = 1.0  # λ of the latest update (1.0 until an update draws one)
         if lr_scale <= 0:
@@ -278,16 +283,12 @@ class MultiGroupTextCategorizer(TrainablePipe):
     # -- prediction ---------------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
-        """Per-group probabilities for a batch of docs, shape (n_docs, n_labels).
+        """The model's output for a batch of docs: raw logits, shape (n_docs, n_labels).
 
-        Each group's logits are divided by its temperature, then softmax (multiclass) or
-        sigmoid (multilabel). Empty docs get the score of a zero pooled vector, the same in
-        any batch.
+        As in spaCy's own components, `get_loss(examples, predict(docs))` is the loss of
+        these docs, and `set_annotations` turns the logits into scores (`scores_of`).
+        Empty docs get the logits of a zero pooled vector, the same in any batch.
         """
-        return activate(self.model.ops.xp, self.schema, self.predict_logits(docs))
-
-    def predict_logits(self, docs: Iterable[Doc]) -> Floats2d:
-        """The model's raw logits for a batch of docs, shape (n_docs, n_labels)."""
         docs = list(docs)
         ops = self.model.ops
         filled = [i for i, doc in enumerate(docs) if len(doc)]
@@ -303,9 +304,18 @@ class MultiGroupTextCategorizer(TrainablePipe):
         logits[ops.xp.asarray(empty)] = self.model.get_ref("head").predict(ops.alloc2f(1, width))
         return logits
 
-    def set_annotations(self, docs: Iterable[Doc], scores: Floats2d) -> None:
-        """Write scores to doc.cats, doc._.mtl_scores and doc._.mtl_labels."""
-        probs = self.model.ops.to_numpy(scores)
+    def scores_of(self, logits: Floats2d) -> Floats2d:
+        """Per-group probabilities of `predict`'s logits, shape (n_docs, n_labels).
+
+        Each group's logits are divided by its temperature, then softmax (multiclass) or
+        sigmoid (multilabel).
+        """
+        return activate(self.model.ops.xp, self.schema, logits)
+
+    def set_annotations(self, docs: Iterable[Doc], logits: Floats2d) -> None:
+        """Write the scores of `predict`'s logits to doc.cats, doc._.mtl_scores and
+        doc._.mtl_labels (the groups' decisions: `LabelGroup.decide_matrix`)."""
+        probs = self.model.ops.to_numpy(self.scores_of(logits))
         rows = probs.tolist()
         slices = self.schema.slices()
         default = self.schema.threshold
@@ -320,9 +330,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
                     doc.cats[cat_key(group.name, label)] = value
                 labels = [label for label, keep in zip(group.labels, picks[i]) if keep]
                 decided[group.name] = labels[0] if group.is_multiclass else labels
-            # Several mtl_textcat components in one pipeline each add their groups.
-            doc._.mtl_scores = {**(doc._.mtl_scores or {}), **by_group}
-            doc._.mtl_labels = {**(doc._.mtl_labels or {}), **decided}
+            doc._.mtl_scores = by_group
+            doc._.mtl_labels = decided
 
     # -- training -----------------------------------------------------------------------
 
@@ -345,7 +354,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
         validate_examples(examples, "MultiGroupTextCategorizer.update")
         # Gold is checked before begin_update: an error must not leave the listener's
         # stored transformer output half used.
-        self.gold_weight = float(next(self._gold_weights))
+        self.gold_weight = schedule_value(self.gold_weight_schedule, self.n_updates)
+        self.n_updates += 1
         truths, mask = self._targets(examples)
         self.docs_seen.update(dataset_of(eg) for eg in examples)
         if not any(len(eg.predicted) for eg in examples):
@@ -447,12 +457,18 @@ class MultiGroupTextCategorizer(TrainablePipe):
         """Infer missing labels, check the gold, and initialize the model.
 
         get_examples (Callable[[], Iterable[Example]]): The training examples.
-        nlp (Optional[Language]): The pipeline.
+        nlp (Optional[Language]): The pipeline; it may hold only one mtl_textcat.
         labels (Optional[Dict[str, List[str]]]): {group: [labels]} as written by
             `spacy init labels` (this component's `label_data`); fills the groups that have
             no labels in the config. Without it, those labels are read from the examples.
         """
         validate_get_examples(get_examples, "MultiGroupTextCategorizer.initialize")
+        if nlp is not None:
+            names = [n for n, pipe in nlp.pipeline if isinstance(pipe, MultiGroupTextCategorizer)]
+            if len(names) > 1:
+                # Gold of the other component's groups would be an error here, and both
+                # would score under the same keys: one component holds every group.
+                raise SchemaError(Errors.E110.format(names=names))
         schema = self.schema
         if labels is not None:
             if not isinstance(labels, dict):

@@ -27,6 +27,23 @@ from spacy_transformers.util import registry
 SpanGetterT = Callable[[List[Doc]], List[List[Span]]]
 
 
+def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
+    """Each text's wordpieces under a Hugging Face tokenizer, in one batched call (fast
+    tokenizers batch in Rust). Special tokens are not counted: they are the same for every
+    text, so they change no ranking by length.
+    """
+    if not texts:
+        return []
+    encoded = tokenizer(
+        texts,
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
 class WordpieceSpans:
     """Callable span getter: docs → consecutive spans of at most `window` wordpieces.
 

@@ -38,7 +38,7 @@ from spacy_transformers.pipeline_component import Transformer, install_extension
 from spacy_transformers.util import batch_by_length
 from thinc.api import Config, Model
 
-from .span_getters import WordpieceSpans
+from .span_getters import WordpieceSpans, count_wordpieces
 
 DEFAULT_CONFIG_STR = """
 [transformer]
@@ -294,14 +294,7 @@ class SortedTransformer(Transformer):
         if tokenizer is None:
             # Not initialized: predict will say so; characters are as good as anything here.
             return [len(text) for text in texts]
-        encoded = tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
+        return count_wordpieces(tokenizer, texts)
 
     def _run_sorted(self, docs: List[Doc], lengths: List[int], batch_size: int) -> None:
         # A stable sort: docs of equal length keep their input order.

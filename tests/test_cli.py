@@ -41,6 +41,19 @@ def test_each_short_flag_has_one_meaning() -> None:
     assert meanings["-g"] == {("--gpu-id",)}
 
 
+def test_every_output_is_positional() -> None:
+    """No command takes its output as an option: OUTPUT is always an argument."""
+    command = typer.main.get_command(app)
+    commands = command.commands  # type: ignore[attr-defined]
+    for name, sub in commands.items():
+        options = {
+            o for param in sub.params if param.param_type_name == "option" for o in param.opts
+        }
+        assert "--output" not in options and "-o" not in options, name
+        arguments = [param.name for param in sub.params if param.param_type_name == "argument"]
+        assert arguments[-1] in {"output", "output_dir"}, (name, arguments)
+
+
 def test_print_table_shows_title_header_and_rows(capsys: pytest.CaptureFixture) -> None:
     _print_table(Table([("a", "1"), ("b", "22")], header=("name", "n"), title="counts"))
     out = capsys.readouterr().out
@@ -54,7 +67,7 @@ def test_cli_evaluate(saved_pipeline, tmp_path) -> None:
     _, _, root = saved_pipeline
     out = tmp_path / "metrics"
     result = runner.invoke(
-        app, ["evaluate", str(root / "model"), str(root / "dev.spacy"), "--output", str(out)]
+        app, ["evaluate", str(root / "model"), str(root / "dev.spacy"), str(out)]
     )
     assert result.exit_code == 0, result.output
     assert "mtl_score" in srsly.read_json(out / "metrics.json")
@@ -97,7 +110,7 @@ def test_cli_tune(saved_pipeline, tmp_path) -> None:
 def test_cli_bad_paths_fail_clearly(saved_pipeline, tmp_path, command) -> None:
     _, _, root = saved_pipeline
     args = [command, str(root / "model"), str(tmp_path / "missing.spacy")]
-    args += [str(tmp_path / "out")] if command == "tune" else ["--output", str(tmp_path / "m")]
+    args += [str(tmp_path / "out")] if command == "tune" else [str(tmp_path / "m")]
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "not found" in result.output

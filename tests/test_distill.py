@@ -1,5 +1,6 @@
 """Distillation: blended targets against torch, the λ schedule, teacher → student."""
 
+import pickle
 from typing import Dict, List
 
 import numpy
@@ -10,7 +11,7 @@ from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
 from spacy.language import Language
 from spacy.training import Example
 
-from spacy_mtl.distill import blend_targets, linear_schedule
+from spacy_mtl.distill import blend_targets, linear_schedule, schedule_value
 from spacy_mtl.loss import group_loss
 from spacy_mtl.schema import GroupSchema
 from spacy_mtl.workflows.distill import teacher_logits
@@ -61,10 +62,24 @@ def test_blended_loss_and_gradient_match_torch_soft_targets() -> None:
 
 
 def test_linear_schedule() -> None:
-    values = linear_schedule(0.0, 1.0, 4)
+    schedule = linear_schedule(0.0, 1.0, 4)
+    assert [schedule(step) for step in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    # It also iterates like thinc's generator schedules, and pickles (a generator does not).
+    values = iter(schedule)
     assert [next(values) for _ in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert pickle.loads(pickle.dumps(schedule))(2) == 0.5
     with pytest.raises(ValueError, match="steps must be positive"):
-        next(linear_schedule(0.0, 1.0, 0))
+        linear_schedule(0.0, 1.0, 0)
+
+
+def test_gold_weight_must_be_a_number_or_a_schedule_of_the_step() -> None:
+    assert schedule_value(0.3, 7) == 0.3
+    assert schedule_value(linear_schedule(0.0, 1.0, 10), 5) == 0.5
+    with pytest.raises(ValueError, match="cannot be pickled"):
+        schedule_value(iter([1.0, 1.0]), 0)
+    with pytest.raises(ValueError, match="gold_weight"):
+        # thinc's own schedules are generators: refused when the component is built.
+        make_nlp(GROUPS, distill={"gold_weight": {"@schedules": "constant.v1", "rate": 0.5}})
 
 
 def _distill_config(steps: int) -> Dict:
@@ -158,9 +173,9 @@ def test_teacher_logits_rows_follow_their_docs() -> None:
     assert [doc.text for doc in docs] == texts
     one, two = first.get_pipe("mtl_textcat"), second.get_pipe("mtl_textcat")
     for doc in docs:
-        alone = one.predict_logits([first(doc.text)])[0]
+        alone = one.predict([first(doc.text)])[0]
         expected = dict(zip(one.schema.keys, alone.tolist()))
-        alone = two.predict_logits([second(doc.text)])[0]
+        alone = two.predict([second(doc.text)])[0]
         expected.update(zip(two.schema.keys, alone.tolist()))
         assert set(doc._.mtl_teacher) == set(expected)
         for key, value in expected.items():
@@ -229,16 +244,14 @@ def test_distill_labels_cli(tmp_path) -> None:
     teacher.to_disk(tmp_path / "teacher")
     (tmp_path / "raw.jsonl").write_text('{"text": "i love it"}\n\n{"text": "bad"}\n')
     out = tmp_path / "out" / "distilled.spacy"
-    args = ["distill-labels", str(tmp_path / "teacher"), "--corpus", str(tmp_path / "raw.jsonl")]
-    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    args = ["distill-labels", str(tmp_path / "teacher"), str(out)]
+    result = CliRunner().invoke(app, [*args, "--corpus", str(tmp_path / "raw.jsonl")])
     assert result.exit_code == 0, result.output
     assert "Wrote 2 docs" in result.output
     docs = list(DocBin().from_disk(out).get_docs(teacher.vocab))
     assert [d.text for d in docs] == ["i love it", "bad"]
 
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "oops"}\n')
-    result = CliRunner().invoke(
-        app, [*args[:2], "--corpus", str(tmp_path / "bad.jsonl"), "-o", str(out)]
-    )
+    result = CliRunner().invoke(app, [*args, "--corpus", str(tmp_path / "bad.jsonl")])
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output

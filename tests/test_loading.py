@@ -135,14 +135,13 @@ def _commands(model: Path, root: Path, tmp_path: Path):
     raw.write_text("i love it\n", encoding="utf8")
     return {
         "tune": ["tune", str(model), dev, str(tmp_path / "tuned")],
-        "evaluate": ["evaluate", str(model), dev, "--output", str(tmp_path / "eval")],
+        "evaluate": ["evaluate", str(model), dev, str(tmp_path / "eval")],
         "distill-labels": [
             "distill-labels",
             str(model),
+            str(tmp_path / "d.spacy"),
             "--corpus",
             str(raw),
-            "-o",
-            str(tmp_path / "d.spacy"),
         ],
     }
 

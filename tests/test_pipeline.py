@@ -357,3 +357,90 @@ def test_fixed_weighting_has_no_log_vars_and_bad_weighting_is_refused() -> None:
         make_nlp(GROUPS, weighting="gradnorm")
     with pytest.raises(ValueError, match="weighting_lr_scale must be positive"):
         make_nlp(GROUPS, weighting="uncertainty", weighting_lr_scale=0.0)
+
+
+def test_predict_gives_logits_that_get_loss_and_set_annotations_take(trained: Language) -> None:
+    """spaCy's contract: get_loss(examples, predict(docs)); set_annotations activates."""
+    component = trained.get_pipe("mtl_textcat")
+    examples = make_examples(trained)
+    docs = [trained.get_pipe("transformer")(eg.predicted) for eg in examples]
+    logits = component.predict(docs)
+    model_logits = component.model.predict(docs)
+    numpy.testing.assert_allclose(logits, model_logits, rtol=1e-6, atol=1e-6)
+    loss, gradient = component.get_loss(examples, logits)
+    expected = component.get_group_losses(examples, model_logits)
+    assert loss == pytest.approx(expected.total)
+    numpy.testing.assert_allclose(gradient, expected.d_logits, rtol=1e-6)
+    # Independent activation: softmax for the multiclass group, sigmoid for the multilabel.
+    x = numpy.asarray(logits, dtype="f8")
+    softmax = numpy.exp(x[:, :3]) / numpy.exp(x[:, :3]).sum(axis=1, keepdims=True)
+    sigmoid = 1.0 / (1.0 + numpy.exp(-x[:, 3:]))
+    component.set_annotations(docs, logits)
+    for i, doc in enumerate(docs):
+        assert list(doc.cats.values()) == pytest.approx([*softmax[i], *sigmoid[i]], abs=1e-6)
+
+
+def test_the_component_pickles_and_runs_in_spawned_processes(trained: Language) -> None:
+    import multiprocessing
+    import pickle
+
+    component = trained.get_pipe("mtl_textcat")
+    copy = pickle.loads(pickle.dumps(component))
+    assert copy.schema == component.schema
+    texts = [text for text, _ in TRAIN_DATA] * 2
+    expected = _all_scores(trained, texts)
+    method = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        got = numpy.asarray(
+            [list(doc.cats.values()) for doc in trained.pipe(texts, n_process=2, batch_size=2)]
+        )
+    finally:
+        multiprocessing.set_start_method(method, force=True)
+    numpy.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_one_mtl_textcat_per_pipeline() -> None:
+    nlp = make_nlp(GROUPS)
+    nlp.add_pipe(
+        "mtl_textcat",
+        name="other",
+        config={"groups": {"topic": {"kind": "multiclass", "labels": ["a", "b"]}}},
+    )
+    examples = make_examples(nlp)
+    with pytest.raises(SchemaError, match=r"more than one mtl_textcat.*'mtl_textcat', 'other'"):
+        nlp.initialize(lambda: examples)
+
+
+def _flipped(cats: Dict[str, float]) -> Dict[str, float]:
+    """The same annotation with every multilabel value and the sentiment turned around."""
+    flipped = {key: 1.0 - value for key, value in cats.items() if key.startswith("emotion/")}
+    if cats.get("sentiment/positive") == 1.0:
+        flipped["sentiment/negative"] = 1.0
+    elif any(key.startswith("sentiment/") for key in cats):
+        flipped["sentiment/positive"] = 1.0
+    return flipped
+
+
+def test_rehearse_pulls_the_logits_back_toward_the_model_before_resuming() -> None:
+    nlp = make_nlp(GROUPS, model={**TOK2VEC_MODEL, "dropout": 0.0})
+    examples = make_examples(nlp)
+    _train(nlp, examples, steps=10)
+    optimizer = nlp.resume_training()
+    component = nlp.get_pipe("mtl_textcat")
+    docs = [eg.predicted for eg in examples]
+    before = numpy.asarray(component.model.predict(docs))
+    # Nothing has changed yet: nothing to pull.
+    assert nlp.rehearse(examples, sgd=optimizer)["mtl_textcat"] == pytest.approx(0.0, abs=1e-8)
+    flipped = make_examples(nlp, [(text, _flipped(cats)) for text, cats in TRAIN_DATA])
+    for _ in range(5):
+        nlp.update(flipped, sgd=optimizer)
+    drift = float(((numpy.asarray(component.model.predict(docs)) - before) ** 2).sum())
+    assert drift > 1e-3
+    # The reported loss is the squared distance to the earlier model's logits...
+    assert nlp.rehearse(examples, sgd=optimizer)["mtl_textcat"] == pytest.approx(drift, rel=1e-3)
+    for _ in range(20):
+        nlp.rehearse(examples, sgd=optimizer)
+    # ...and rehearsing shrinks it.
+    after = float(((numpy.asarray(component.model.predict(docs)) - before) ** 2).sum())
+    assert after < 0.5 * drift

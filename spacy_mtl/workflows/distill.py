@@ -45,7 +45,7 @@ def teacher_logits(
             # The teacher's own tokenization and earlier components (its transformer).
             analysed = iter_by_length(nlp, texts, batch_size=batch_size, disable=[component])
             for batch in minibatch(analysed, size=batch_size):
-                logits = pipe.model.ops.to_numpy(pipe.predict_logits([doc for _, doc in batch]))
+                logits = pipe.model.ops.to_numpy(pipe.predict([doc for _, doc in batch]))
                 for (index, _), values in zip(batch, logits.tolist()):
                     merged[index].update(zip(keys, values))
         for doc, row in zip(chunk, merged):

@@ -371,7 +371,7 @@ def collect_logits(
 
         progress = tqdm(total=n_docs, desc="predict", unit="doc", leave=False)
     for batch in minibatch(docs, size=batch_size):
-        chunks.append(ops.to_numpy(comp.predict_logits(batch)))
+        chunks.append(ops.to_numpy(comp.predict(batch)))
         if progress is not None:
             progress.update(len(batch))
     if progress is not None:
