@@ -381,7 +381,7 @@ def test_threshold(tmp_path: Path, nlp: Language) -> None:
         "a,0.5,0.49999,1\n"
         "b,0.1,0,\n"
         "c,,1.0,0.5\n"
-        "d,1,nan,0.0\n",
+        "d,1,,0.0\n",
     )
     summary = convert_files([src], tmp_path / "out", spec(SOFT))
     assert [d.cats for d in docs_of(nlp, summary)] == [
@@ -389,6 +389,18 @@ def test_threshold(tmp_path: Path, nlp: Language) -> None:
         {"hate/not_hate": 1.0, "hate/hate": 0.0, "target/gender": 0.0},
         {"target/gender": 1.0, "target/race": 1.0},
         {"hate/not_hate": 0.0, "hate/hate": 1.0, "target/race": 0.0},
+    ]
+
+
+def test_threshold_nan_is_an_error_unless_listed_missing(tmp_path: Path, nlp: Language) -> None:
+    """As in 0/1 columns: a NaN score is a row error unless missing_values lists "NaN"."""
+    src = write(tmp_path / "s.csv", "text,isHate,gender,race\nd,1,NaN,0.0\n")
+    with pytest.raises(RowError) as info:
+        convert_files([src], tmp_path / "out", spec(SOFT))
+    assert (info.value.line, info.value.column) == (2, "gender")
+    summary = convert_files([src], tmp_path / "out", spec({**SOFT, "missing_values": ["NaN"]}))
+    assert [d.cats for d in docs_of(nlp, summary)] == [
+        {"hate/not_hate": 0.0, "hate/hate": 1.0, "target/race": 0.0}
     ]
 
 

@@ -10,6 +10,7 @@ import bz2
 import csv
 import gzip
 import lzma
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, Optional, Union, cast
@@ -113,3 +114,36 @@ def csv_reader(
         delimiter=sep or SEPARATORS[fmt],
         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
     )
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name one file: the same path once symbolic links and `..` are
+    resolved, or the same file on disk (a hard link, or a link `resolve` cannot follow).
+
+    A path that does not exist is the same as another only by its resolved name.
+    """
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one does not exist / cannot be read
+        return False
+
+
+def input_clash(output: PathLike, inputs: Iterable[PathLike]) -> Optional[Path]:
+    """The input that `output` is, or links to (symbolic or hard link); None if none.
+
+    Every command that writes a file a user names (an output, a rejects file) checks it
+    with this before it opens anything, so an input is never replaced by its own output.
+
+    output (Union[str, Path]): A path the command will write (or replace).
+    inputs (Iterable[Union[str, Path]]): Every file the command reads.
+    RETURNS (Optional[Path]): The first input `output` names, or None.
+    """
+    for path in inputs:
+        if same_file(output, path):
+            return Path(path)
+    return None

@@ -144,7 +144,7 @@ def parse_joins(source: str, value: Any, main_columns: Sequence[str]) -> Tuple[J
         for column in join.columns:
             if column != join.shared and column in added:
                 raise SpecError(
-                    Errors.E271.format(
+                    Errors.E281.format(
                         spec=source, n=n, path=join.path, column=column, other=added[column]
                     )
                 )
@@ -168,7 +168,7 @@ def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
         raise _invalid(spec=source, key="path", where=where, expected="a file name", value=path)
 
     def problem(text: str) -> SpecError:
-        return SpecError(Errors.E270.format(spec=source, n=n, path=path, problem=text))
+        return SpecError(Errors.E280.format(spec=source, n=n, path=path, problem=text))
 
     try:
         path.format(name="x", stem="x", suffix=".x")
@@ -274,11 +274,11 @@ class _Joined:
         self.source = source
         self.path = join.path_for(input_path)
         if not self.path.is_file():
-            raise ConvertError(Errors.E273.format(path=input_path, joined=self.path))
+            raise ConvertError(Errors.E283.format(path=input_path, joined=self.path))
         self.reader = Reader(self.path, join.file_spec(source), check_columns=False)
         if self.reader.format not in JOIN_FORMATS:
             raise SpecError(
-                Errors.E270.format(
+                Errors.E280.format(
                     spec=source,
                     n=n,
                     path=join.path,
@@ -288,7 +288,7 @@ class _Joined:
             )
         if self.reader.format == "jsonl" and not join.columns:
             raise SpecError(
-                Errors.E270.format(spec=source, n=n, path=join.path, problem=_JSONL_COLUMNS)
+                Errors.E280.format(spec=source, n=n, path=join.path, problem=_JSONL_COLUMNS)
             )
         self.names: List[str] = []
         self.columns: List[str] = []  # added to each input row
@@ -368,13 +368,13 @@ class KeyJoin(_Joined):
             key = _key_text(cells.get(self.key)) if cells is not None else self._key_of(record)
             if key is None:
                 self.early.append(
-                    self._extra(record, error if cells is None else (self.key, Errors.E278))
+                    self._extra(record, error if cells is None else (self.key, Errors.E288))
                 )
                 continue
             first = self.index.get(key)
             if first is not None:
                 raise ConvertError(
-                    Errors.E274.format(
+                    Errors.E284.format(
                         file=self.path,
                         line=record.line,
                         column=self.key,
@@ -459,7 +459,7 @@ class KeyJoin(_Joined):
                     continue
                 error = self.bad.get(row) or (
                     self.key,
-                    Errors.E275.format(key=keys[row], input=self.input),
+                    Errors.E285.format(key=keys[row], input=self.input),
                 )
                 yield self._extra(record, error)
 
@@ -499,7 +499,7 @@ class PositionJoin(_Joined):
                 )
             ours, theirs = cells[self.check], joined_cells[self.check]
             if _normalized(ours) != _normalized(theirs):
-                reason = Errors.E277.format(
+                reason = Errors.E287.format(
                     value=_short(theirs), other=_short(ours), input=record.path, line=record.line
                 )
                 return self.empty, None, (self.path, joined.line, self.check, reason)
@@ -509,7 +509,7 @@ class PositionJoin(_Joined):
         while self.pending is not None:
             record, self.pending = self.pending, next(self.records, None)
             self.taken += 1
-            yield self._extra(record, (None, Errors.E276.format(input=self.input, n=self.taken)))
+            yield self._extra(record, (None, Errors.E286.format(input=self.input, n=self.taken)))
 
 
 def _short(value: Any, limit: int = 80) -> Any:
@@ -542,7 +542,7 @@ def open_input(
                 other = added.get(column)
                 if other is not None:
                     raise SpecError(
-                        Errors.E271.format(
+                        Errors.E281.format(
                             spec=spec.source,
                             n=joined.n,
                             path=joined.path,
@@ -587,7 +587,7 @@ def _join(
         if not columns.isdisjoint(cells):
             clash = next(c for c in added if c in cells)
             raise SpecError(
-                Errors.E271.format(
+                Errors.E281.format(
                     spec=spec.source,
                     n=added[clash].n,
                     path=added[clash].path,

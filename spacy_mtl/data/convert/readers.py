@@ -163,6 +163,8 @@ class Reader:
         # The column names, once known (CSV/TSV: after the header row).
         self.names: Optional[List[str]] = None
         self.labels_path = spec.labels_path(path) if self.format == "lines" else None
+        if self.labels_path is not None and self.labels_path.is_dir():
+            raise ConvertError(Errors.E272.format(path=path, labels=self.labels_path))
         if self.labels_path is not None and not self.labels_path.is_file():
             raise ConvertError(Errors.E225.format(path=path, labels=self.labels_path))
         if self.format in ("csv", "tsv") and not spec.columns and spec.header is False:

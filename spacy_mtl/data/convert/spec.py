@@ -7,6 +7,7 @@ DOCS: docs/convert.md
 """
 
 import codecs
+import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -221,19 +222,44 @@ def load_spec(path: PathLike) -> ConvertSpec:
     DOCS: docs/convert.md
     """
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(Errors.E215.format(spec=path, error="is a folder, not a file."))
     if not path.is_file():
         raise SpecError(Errors.E215.format(spec=path, error="the file does not exist."))
     try:
-        is_json = path.suffix.lower() == ".json"
-        data = srsly.read_json(path) if is_json else srsly.read_yaml(path)
+        if path.suffix.lower() == ".json":
+            # Python's json, not srsly's: a duplicate key would silently keep the last value.
+            text = path.read_text(encoding="utf-8-sig")
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            data = srsly.read_yaml(path)  # ruamel refuses duplicate keys itself
+    except _DuplicateKey as dup:
+        raise SpecError(Errors.E276.format(spec=path, key=dup.key)) from None
     except Exception as err:  # YAML and JSON parsers raise many types
         raise SpecError(Errors.E215.format(spec=path, error=f"cannot be parsed: {err}")) from err
     return ConvertSpec.from_dict(data, source=str(path))
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """json.loads' object_pairs_hook: a dict, or _DuplicateKey for a key given twice."""
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _parse_spec(data: Any, source: str) -> ConvertSpec:
     if not isinstance(data, Mapping):
         raise SpecError(Errors.E201.format(spec=source, value=data))
+    _check_unicode(source, data, "")
     data = {str(key): value for key, value in data.items()}
     _check_keys(source, data, _TOP_KEYS, "")
     fmt = data.get("format")
@@ -279,7 +305,7 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
     labels_column = _str_setting(source, data, "labels_column", "label")
     missing_values = tuple(
         _key_str(source, v, "missing_values")
-        for v in _as_list(source, data.get("missing_values"), "missing_values")
+        for v in _as_list(source, data.get("missing_values"), "missing_values", scalar=False)
     )
     groups_data = data.get("groups") or {}
     if not isinstance(groups_data, Mapping):
@@ -385,10 +411,16 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
             values = tuple(pairs)
             labels = tuple(dict.fromkeys(label for _, label in pairs))
         elif raw_labels is not None:
-            labels = tuple(
-                _key_str(source, v, f"labels{where}")
-                for v in _as_list(source, raw_labels, f"labels{where}")
-            )
+            if not isinstance(raw_labels, (list, tuple)):
+                # Not one label: 'neg,neu,pos' is a list written as a string.
+                raise _invalid(
+                    spec=source,
+                    key=f"labels{where}",
+                    where="",
+                    expected="a list or a mapping",
+                    value=raw_labels,
+                )
+            labels = tuple(_key_str(source, v, f"labels{where}") for v in raw_labels)
         delimiter = block.get("delimiter")
         if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
             raise _invalid(
@@ -558,10 +590,11 @@ def _str_setting(source: str, data: Mapping[str, Any], key: str, default: Any) -
     return value
 
 
-def _as_list(source: str, value: Any, key: str) -> List[Any]:
+def _as_list(source: str, value: Any, key: str, scalar: bool = True) -> List[Any]:
+    """A list setting; with `scalar`, one string or number stands for a list of it."""
     if value is None:
         return []
-    if isinstance(value, (str, int, float)):
+    if scalar and isinstance(value, (str, int, float)):
         return [value]
     if isinstance(value, (list, tuple)):
         return list(value)
@@ -599,6 +632,52 @@ def scalar_str(value: Any) -> str:
     if isinstance(value, str):
         return value
     raise TypeError(type(value).__name__)
+
+
+def _check_unicode(source: str, value: Any, path: str, seen: Optional[Set[int]] = None) -> None:
+    """Every string in the spec (keys too) is valid Unicode: a lone surrogate (JSON
+    "\\udfff") in a label or a column name could never be matched or written.
+
+    path (str): Where `value` is, e.g. 'groups.g.labels[0]' ('' for the top level).
+    seen (Optional[Set[int]]): Containers already checked: a YAML alias can make a list
+        or mapping that holds itself (`a: &x [*x]`).
+    """
+    if isinstance(value, str):
+        _check_str(source, value, f"`{path}`" if path else "the spec")
+        return
+    if not isinstance(value, (Mapping, list, tuple)):
+        return
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                _check_str(source, key, f"a key of `{path}`" if path else "a top-level key")
+            _check_unicode(source, item, f"{path}.{key}" if path else str(key), seen)
+    else:
+        for i, item in enumerate(value):
+            _check_unicode(source, item, f"{path}[{i}]", seen)
+
+
+def _check_str(source: str, value: str, where: str) -> None:
+    position = surrogate_at(value)
+    if position is not None:
+        raise SpecError(
+            Errors.E277.format(spec=source, where=where, value=value, char=value[position])
+        )
+
+
+def surrogate_at(text: str) -> Optional[int]:
+    """The position of the first lone surrogate in `text` (not valid Unicode), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
 
 
 def _check_encoding(source: str, encoding: str) -> None:
@@ -644,5 +723,5 @@ def _parse_threshold(
     elif block.get("delimiter") is not None:
         why = "a soft score is one number per cell, so `delimiter` does not apply"
     if why is not None:
-        raise SpecError(Errors.E272.format(spec=source, group=name, why=why))
+        raise SpecError(Errors.E282.format(spec=source, group=name, why=why))
     return float(value)
