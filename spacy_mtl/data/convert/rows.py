@@ -202,7 +202,7 @@ class GroupParser:
             raise CellError(column, Errors.E252.format(value=value))
         return number
 
-    def _nan(self, column: str) -> None:
+    def _nan(self, column: str) -> Optional[float]:
         """A NaN label is missing only when the spec lists "NaN" in missing_values."""
         if "NaN" in self.missing:
             return None
