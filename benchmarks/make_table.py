@@ -9,6 +9,7 @@ absent leaves its section out with a note, so the page can be rebuilt at any tim
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -447,6 +448,7 @@ def quality_section(quality: Dict[str, Any], title: str = QUALITY_SETTINGS[0][1]
         for group, builtin in setting.get("builtin_compared", {}).items()
     ]
     lines += quality_comparison(quality.get("summary", {}), compared or COMPARED)
+    lines += equal_compute_verdict(quality.get("summary", {}), compared or COMPARED)
     if setting.get("official_metric"):
         lines += official_table(quality)
     return lines
@@ -547,6 +549,56 @@ def quality_comparison(
         rows,
     )
     return lines
+
+
+def equal_compute_verdict(
+    summary: Dict[str, Any], compared: Sequence[Tuple[str, str, str]] = COMPARED
+) -> List[str]:
+    """The target "joint >= one model per group at equal training compute", group by group:
+    both runs' mean ± sd over seeds and a verdict. A difference counts only outside the
+    noise: |d| > sqrt(sd_joint² + sd_single²), the sd of a one-seed difference. One seed
+    gives no verdict."""
+    rows = []
+    for group, single, _ in compared:
+        joint_scores = summary.get("ours_joint_equal_compute", {}).get(group, {})
+        single_scores = summary.get(single, {}).get(group, {})
+        metric = "official" if "official" in joint_scores else "macro_f"
+        joint, alone = joint_scores.get(metric), single_scores.get(metric)
+        if not joint or not alone:
+            continue
+        d = joint["mean"] - alone["mean"]
+        if (joint.get("n") or 1) < 2 or (alone.get("n") or 1) < 2:
+            verdict = "one seed: no verdict"
+        else:
+            noise = math.sqrt((joint.get("sd") or 0.0) ** 2 + (alone.get("sd") or 0.0) ** 2)
+            if d > noise:
+                verdict = "joint ahead: met"
+            elif d < -noise:
+                verdict = "joint behind: NOT met"
+            else:
+                verdict = f"tie inside the noise (±{noise:.3f}): met"
+        rows.append(
+            (group, METRIC_NAMES[metric], mean_sd(alone), mean_sd(joint), f"{d:+.3f}", verdict)
+        )
+    if not rows:
+        return []
+    lines = [
+        "Target: the joint model at equal training compute is not behind one model per group "
+        "on any group (mean ± sd over seeds; a difference counts when it exceeds "
+        "sqrt(sd_joint² + sd_single²)).",
+        "",
+    ]
+    return lines + table(
+        (
+            "group",
+            "metric",
+            "one model per group",
+            "joint, equal compute",
+            "joint − single",
+            "verdict",
+        ),
+        rows,
+    )
 
 
 def official_table(quality: Dict[str, Any]) -> List[str]:

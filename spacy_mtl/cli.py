@@ -100,6 +100,11 @@ def convert_command(
             f"rows read {corpus.rows_read:,} = docs written {corpus.docs_written:,} "
             f"+ rows rejected {corpus.rows_rejected:,}"
         )
+        if corpus.joined_rows_rejected:
+            msg.text(
+                f"joined-file rows rejected {corpus.joined_rows_rejected:,} (rows of `join` "
+                "files that belong to no input row; not among the rows read)"
+            )
         _print_table(corpus.files_table())
         for group in summary.schema.groups if summary.schema is not None else ():
             _print_table(corpus.label_table(group))
@@ -108,8 +113,12 @@ def convert_command(
     for warning in summary.warnings:
         msg.warn(warning)
     if summary.rejects is not None:
-        if summary.rows_rejected:
-            msg.warn(f"{summary.rows_rejected:,} rows rejected, listed in", str(summary.rejects))
+        if summary.rows_rejected or summary.joined_rows_rejected:
+            joined = summary.joined_rows_rejected
+            extra = f" and {joined:,} joined-file rows" if joined else ""
+            msg.warn(
+                f"{summary.rows_rejected:,} rows{extra} rejected, listed in", str(summary.rejects)
+            )
         else:
             msg.good("No rows rejected; empty rejects file", str(summary.rejects))
     msg.good(

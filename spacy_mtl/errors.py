@@ -60,6 +60,10 @@ class Errors:
         "softmax) or 'multilabel' (any number of labels, sigmoid)."
     )
     E002 = "Group name {group!r} may not contain '/' (it separates group and label in doc.cats)."
+    E015 = (
+        "Group name {group!r}: an empty group name (or not a string). A group needs a "
+        "non-empty name: the part of its doc.cats keys before '/'."
+    )
     E003 = "Group {group!r}: label {label!r} is listed more than once."
     E004 = (
         "Group {group!r} has no labels. Give `labels` in the config, or provide training "
@@ -253,12 +257,65 @@ class Errors:
     E261 = "the text must be a string, got {value!r}."
     E262 = "the row cannot be parsed: {error}."
     E263 = "the text is {n:,} characters long, more than nlp.max_length ({limit:,})."
+    # Issue 15 (reliability): inputs and outputs, cells and specs that used to slip through.
+    E270 = (
+        "{what} {path} is an input ({input}): writing it would replace the input. Give "
+        "another path."
+    )
+    E271 = "{path}: the input is a folder, not a file. Give the data files in it."
+    E272 = "{path}: labels file {labels} is a folder, not a file (from `labels_file` in the spec)."
+    E273 = "The rejects file {path} is a folder; give a file name, e.g. {path}/rejects.csv."
+    E274 = (
+        "a lone surrogate {char!r} at position {pos}: not valid Unicode (half of a UTF-16 "
+        "pair), so it cannot be stored."
+    )
+    E275 = (
+        "{value} (NaN) is not a label value; list {value!r} in the spec's `missing_values` to "
+        "read it as missing."
+    )
+    E276 = "Spec {spec}: duplicate key {key!r}; each key may appear once (JSON keeps the last)."
+    E278 = "The rejects file {path} has the name of a corpus file of this run; give another name."
+    E277 = (
+        "Spec {spec}: {where} {value!r} holds a lone surrogate {char!r}, which is not valid "
+        "Unicode."
+    )
     # Notes for the conversion summary (printed by the CLI, kept in ConvertSummary.warnings).
     W201 = (
         "Group {group!r}: labels inferred from the data: {labels}. List them in the spec "
         "(`labels:`) so that every file gets the same keys in the same order."
     )
     W202 = "{name}: split {split!r} got no docs; its file holds an empty DocBin."
+    # convert: `join` (other files' columns) and `threshold` (soft scores).
+    E280 = "Spec {spec}: join {n} ({path}): {problem}"
+    E281 = (
+        "Spec {spec}: join {n} ({path}): column {column!r} is also a column of {other}. Only "
+        "the join's `key` (or `check`) may be in both; rename the column with `columns` in "
+        "the join."
+    )
+    E282 = (
+        "Spec {spec}: group {group!r}: `threshold` is only valid for a multilabel group with "
+        "`columns`, or a multiclass group with `column` and a list of exactly two `labels` "
+        "(a score >= threshold takes the second); {why}."
+    )
+    E283 = "{path}: joined file {joined} does not exist (from `join` in the spec)."
+    E284 = (
+        "{file}:{line}: column {column!r}: key {key!r} is also on line {first}. A joined "
+        "file's keys must be unique (which row would the input's row get?)."
+    )
+    E285 = (
+        "key {key!r} matches no row of {input} (a joined row must belong to an input row; "
+        "input rows rejected before the join match nothing)."
+    )
+    E286 = (
+        "the joined file has more rows than {input}: this is its row {n}, and a join by row "
+        "position needs at most as many rows as the input."
+    )
+    E287 = (
+        "{value!r} is not {other!r} of {input}:{line}, even after NFKC normalisation and "
+        "whitespace collapsing: the files are out of step."
+    )
+    E288 = "empty key: a joined row needs a key."
+    E289 = "value {value!r} is not a number in [0, 1] (group {group!r} reads soft scores)."
 
     # model folders and components
     E301 = (

@@ -85,7 +85,9 @@ class LabelGroup:
 
     def __post_init__(self) -> None:
         name = self.name
-        if not isinstance(name, str) or not name or SEP in name:
+        if not isinstance(name, str) or not name:
+            raise SchemaError(Errors.E015.format(group=name))
+        if SEP in name:
             raise SchemaError(Errors.E002.format(group=name))
         if self.kind not in KINDS:
             raise SchemaError(Errors.E001.format(group=name, kind=self.kind))

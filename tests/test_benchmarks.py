@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy
 import pytest
@@ -244,6 +244,39 @@ def test_make_table_quality_comparison() -> None:
     emotion = next(line for line in lines if line.startswith("| emotion"))
     assert emotion.count("–") == 3  # no runs for that group: nothing made up
     assert make_table.quality_comparison({}) == []
+
+
+def test_make_table_equal_compute_verdict() -> None:
+    """Joint at equal compute vs one model per group: a difference counts outside the
+    seeds' noise, one seed gives no verdict."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import make_table
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def m(mean: float, sd: Optional[float], n: int = 3) -> Dict[str, Any]:
+        return {"mean": mean, "sd": sd, "n": n}
+
+    summary = {
+        "ours_joint_equal_compute": {
+            "emotion": {"macro_f": m(0.50, 0.01)},
+            "sentiment": {"macro_f": m(0.60, 0.03)},
+            "offense": {"macro_f": m(0.70, 0.01)},
+        },
+        "ours_single_emotion": {"emotion": {"macro_f": m(0.45, 0.01)}},
+        "ours_single_sentiment": {"sentiment": {"macro_f": m(0.62, 0.03)}},
+        "ours_single_offense": {"offense": {"macro_f": m(0.75, None, 1)}},
+    }
+    lines = make_table.equal_compute_verdict(summary)
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert "joint ahead: met" in rows["emotion"]  # +.05 > sqrt(2)·.01
+    assert "tie inside the noise (±0.042): met" in rows["sentiment"]  # −.02, noise .042
+    assert "one seed: no verdict" in rows["offense"]
+    summary["ours_single_offense"]["offense"]["macro_f"] = m(0.75, 0.01)
+    lines = make_table.equal_compute_verdict(summary)
+    assert any("offense" in line and "joint behind: NOT met" in line for line in lines)
+    assert make_table.equal_compute_verdict({}) == []
 
 
 # -- quality setting (b): TweetEval ------------------------------------------------------

@@ -4,6 +4,7 @@ predict."""
 import bz2
 import gzip
 import lzma
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,7 +16,9 @@ from spacy_mtl.data.io import (
     csv_reader,
     decompressed,
     format_from_name,
+    input_clash,
     open_text,
+    same_file,
     strip_compression,
 )
 
@@ -79,3 +82,17 @@ def test_csv_reader_reads_cells_over_the_default_limit() -> None:
     rows = list(csv_reader([f'"{big}"\tb\n'], "tsv"))
     assert rows == [[big, "b"]]
     assert list(csv_reader(['"a;b";c\n'], "csv", sep=";", quoting=False)) == [['"a', 'b"', "c"]]
+
+
+def test_same_file_and_input_clash(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("text\nx\n")
+    (tmp_path / "sym.csv").symlink_to(src)
+    os.link(src, tmp_path / "hard.csv")
+    (tmp_path / "sub").mkdir()
+    assert same_file(src, tmp_path / "sub" / ".." / "in.csv")
+    assert same_file(tmp_path / "sym.csv", src) and same_file(tmp_path / "hard.csv", src)
+    assert not same_file(tmp_path / "other.csv", src)  # does not exist
+    assert not same_file(tmp_path / "sub", src)
+    assert input_clash(tmp_path / "hard.csv", [tmp_path / "a.csv", src]) == src
+    assert input_clash(tmp_path / "out.csv", [src]) is None

@@ -11,6 +11,7 @@ import codecs
 import csv
 import gzip
 import lzma
+import os
 import re
 import sys
 from pathlib import Path
@@ -226,3 +227,36 @@ def replace_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
     return value
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name one file: the same path once symbolic links and `..` are
+    resolved, or the same file on disk (a hard link, or a link `resolve` cannot follow).
+
+    A path that does not exist is the same as another only by its resolved name.
+    """
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one does not exist / cannot be read
+        return False
+
+
+def input_clash(output: PathLike, inputs: Iterable[PathLike]) -> Optional[Path]:
+    """The input that `output` is, or links to (symbolic or hard link); None if none.
+
+    Every command that writes a file a user names (an output, a rejects file) checks it
+    with this before it opens anything, so an input is never replaced by its own output.
+
+    output (Union[str, Path]): A path the command will write (or replace).
+    inputs (Iterable[Union[str, Path]]): Every file the command reads.
+    RETURNS (Optional[Path]): The first input `output` names, or None.
+    """
+    for path in inputs:
+        if same_file(output, path):
+            return Path(path)
+    return None

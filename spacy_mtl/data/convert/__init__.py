@@ -10,9 +10,10 @@ Files are read line by line and rows are checked one by one, so every error name
 file and physical line, and memory is bounded by the shard size, not the file size.
 
 Modules, in the order data flows: `spec` (the spec and its checks), `readers` (physical
-lines → records), `rows` (a record's cells → text, cats, stratum), `splits` (stratified
-assignment), `writers` (DocBin shards, the rejects file), `summary` (what was done) and
-`run` (`convert_files`). `exceptions` holds the errors they raise.
+lines → records), `joins` (columns from other files, by key or row position), `rows` (a
+record's cells → text, cats, stratum), `splits` (stratified assignment), `writers` (DocBin
+shards, the rejects file), `summary` (what was done) and `run` (`convert_files`).
+`exceptions` holds the errors they raise.
 
 DOCS: docs/convert.md
 """

@@ -9,7 +9,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import (
+    IO,
+    Any,
+    Collection,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from ...errors import Errors
 from ..io import SEPARATORS, csv_reader, decompressed, format_from_name
@@ -35,6 +47,12 @@ class Record:
     error: Optional[Tuple[Optional[str], str]] = None
     error_path: Optional[Path] = None  # where the error is, when not `path`
     labels_path: Optional[Path] = None  # the paired labels file, for errors in its column
+    error_line: Optional[int] = None  # the line in `error_path`, when not `line`
+    # `join`: (joined file, its line, the columns it gave) for errors in those columns.
+    joined_from: Tuple[Tuple[Path, int, Collection[str]], ...] = ()
+    # A joined file's row that belongs to no input row (always an error): counted apart
+    # from the rows read.
+    extra: bool = False
 
 
 class LineSource:
@@ -125,12 +143,28 @@ def _file_format(path: Path, spec: ConvertSpec) -> str:
 class Reader:
     """Records of one input file, any format. Use as a context manager."""
 
-    def __init__(self, path: Path, spec: ConvertSpec, *, check_columns: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        spec: ConvertSpec,
+        *,
+        check_columns: bool = True,
+        joined: Collection[str] = (),
+        required: Sequence[str] = (),
+    ) -> None:
         self.path = path
         self.spec = spec
         self.format = _file_format(path, spec)
         self.check_columns = check_columns
+        # `join`: columns other files add to each row (the spec's columns may be among
+        # them), and columns this file must have itself (the joins' keys).
+        self.joined = joined
+        self.required = required
+        # The column names, once known (CSV/TSV: after the header row).
+        self.names: Optional[List[str]] = None
         self.labels_path = spec.labels_path(path) if self.format == "lines" else None
+        if self.labels_path is not None and self.labels_path.is_dir():
+            raise ConvertError(Errors.E272.format(path=path, labels=self.labels_path))
         if self.labels_path is not None and not self.labels_path.is_file():
             raise ConvertError(Errors.E225.format(path=path, labels=self.labels_path))
         if self.format in ("csv", "tsv") and not spec.columns and spec.header is False:
@@ -171,6 +205,7 @@ class Reader:
         names: Optional[List[str]] = None if self._has_header else list(spec.columns)
         if names is not None:
             self._check_names(names, 0)
+            self.names = names
         end = 0
         while True:
             start = end + 1
@@ -194,6 +229,7 @@ class Reader:
                     line, reason = bad[0]
                     raise ConvertError(Errors.E241.format(file=self.path, line=line, reason=reason))
                 names = self._header(fields, start)
+                self.names = names
                 continue
             if bad:
                 yield self._decode_error(bad, raw)
@@ -244,8 +280,8 @@ class Reader:
     def _check_names(self, names: Sequence[str], line: int) -> None:
         if not self.check_columns:
             return
-        for column in self.spec.input_columns:
-            if column not in names:
+        for column in [*self.spec.input_columns, *self.required]:
+            if column not in names and (column in self.required or column not in self.joined):
                 raise ConvertError(
                     Errors.E235.format(
                         loc=f"{self.path}:{max(line, 1)}", column=column, columns=list(names)
@@ -285,8 +321,10 @@ class Reader:
         if labels is not None:
             available.append(spec.labels_column)
         if self.check_columns:
-            for column in spec.input_columns:
-                if column not in available:
+            for column in [*spec.input_columns, *self.required]:
+                if column not in available and (
+                    column in self.required or column not in self.joined
+                ):
                     raise ConvertError(
                         Errors.E238.format(
                             loc=f"{self.path}:1", column=column, format="lines", columns=available

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ...errors import Errors, format_labels
 from ...schema import MULTICLASS, cat_key
 from .exceptions import CellError
-from .spec import ConvertSpec, GroupSpec, scalar_str
+from .spec import ConvertSpec, GroupSpec, scalar_str, surrogate_at
 
 # "5.0" where the spec says 5: what a float column written by pandas looks like.
 _WHOLE_FLOAT = re.compile(r"^([+-]?\d+)\.0+$")
@@ -18,6 +18,19 @@ Parsed = Tuple[str, Dict[str, float], Optional[str], int]
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def _is_nan_text(value: str) -> bool:
+    """A cell that float() reads as NaN: 'NaN', 'nan', '-nan', ..."""
+    return len(value) <= 4 and value.lower().lstrip("+-") == "nan"
+
+
+def _check_unicode(column: str, value: str) -> None:
+    """A lone surrogate (JSON "\\udfff", or a codec such as raw_unicode_escape) cannot be
+    tokenized, stored or written as UTF-8: the row is bad, not the run."""
+    position = surrogate_at(value)
+    if position is not None:
+        raise CellError(column, Errors.E274.format(char=value[position], pos=position))
 
 
 class GroupParser:
@@ -58,6 +71,12 @@ class GroupParser:
         if group.columns:
             return self._per_label(cells)
         assert group.column is not None
+        if group.threshold is not None:  # two labels; a score >= threshold is the second
+            score = self._score(group.column, _cell_value(cells, group.column))
+            if score is None:
+                return {}
+            gold = self.labels[1] if score >= group.threshold else self.labels[0]
+            return {label: 1.0 if label == gold else 0.0 for label in self.labels}
         values = self.cell_values(cells, group.column)
         if values is None:
             return {}
@@ -78,9 +97,14 @@ class GroupParser:
     def cell_values(self, cells: Mapping[str, Any], column: str) -> Optional[List[str]]:
         """The label values in a cell; None for a missing annotation, [] for 'no label'."""
         value = _cell_value(cells, column)
-        if value is None or _is_nan(value):
+        if value is None:
             return None
+        if _is_nan(value):  # JSON NaN: as the text "NaN" in a CSV cell
+            if "NaN" in self.missing:
+                return None
+            raise CellError(column, Errors.E275.format(value="NaN"))
         if isinstance(value, str):
+            _check_unicode(column, value)
             value = value.strip()
             if value in self.missing:
                 return [] if (not value and self.empty_negative) else None
@@ -89,14 +113,21 @@ class GroupParser:
                 parts = [p for p in parts if p]
                 if not parts:
                     return [] if self.empty_negative else None
-                return parts
-            return [value]
+            else:
+                parts = [value]
+            if not self.lookup:  # labels inferred from the data: NaN is not one
+                for part in parts:
+                    if _is_nan_text(part):
+                        raise CellError(column, Errors.E275.format(value=part))
+            return parts
         if isinstance(value, list):
             # JSONL lists: [] is an explicit "annotated, no label".
             out = []
             for item in value:
                 if isinstance(item, (list, dict)) or item is None or _is_nan(item):
                     raise CellError(column, Errors.E260.format(kind=_type_name(item)))
+                if isinstance(item, str):
+                    _check_unicode(column, item)
                 item_str = item.strip() if isinstance(item, str) else scalar_str(item)
                 if item_str:
                     out.append(item_str)
@@ -115,6 +146,8 @@ class GroupParser:
             if whole is not None:
                 label = self.lookup.get(whole.group(1))
         if label is None:
+            if _is_nan_text(value):
+                raise CellError(self.group.column, Errors.E275.format(value=value))
             raise CellError(self.group.column, Errors.E242.format(value=value, known=self.known))
         return label
 
@@ -143,8 +176,15 @@ class GroupParser:
         return out
 
     def _flag(self, column: str, value: Any) -> Optional[float]:
-        if value is None or _is_nan(value):
+        if self.group.threshold is not None:
+            score = self._score(column, value)
+            if score is None or score == -1.0:
+                return None if score is None else 0.0
+            return 1.0 if score >= self.group.threshold else 0.0
+        if value is None:
             return None
+        if _is_nan(value):  # JSON NaN: as the text "NaN" in a CSV cell
+            return self._nan(column)
         if isinstance(value, str):
             text = value.strip()
             if text in self.missing:
@@ -157,9 +197,39 @@ class GroupParser:
         except (TypeError, ValueError):
             raise CellError(column, Errors.E252.format(value=value)) from None
         if math.isnan(number):
-            return None
+            raise CellError(column, Errors.E275.format(value=value))
         if number not in (0.0, 1.0):
             raise CellError(column, Errors.E252.format(value=value))
+        return number
+
+    def _nan(self, column: str) -> Optional[float]:
+        """A NaN label is missing only when the spec lists "NaN" in missing_values."""
+        if "NaN" in self.missing:
+            return None
+        raise CellError(column, Errors.E275.format(value="NaN"))
+
+    def _score(self, column: str, value: Any) -> Optional[float]:
+        """A soft score in [0, 1]; None when missing, -1.0 for `empty: negative`'s empty cell."""
+        if value is None:
+            return None
+        if _is_nan(value):
+            return self._nan(column)
+        number: Any = value
+        if isinstance(value, str):
+            text = value.strip()
+            if text in self.missing:
+                return -1.0 if (not text and self.empty_negative) else None
+            try:
+                number = float(text)
+            except ValueError:
+                raise CellError(column, Errors.E289.format(value=value, group=self.name)) from None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CellError(column, Errors.E289.format(value=value, group=self.name))
+        number = float(number)
+        if math.isnan(number):
+            return self._nan(column)
+        if not 0.0 <= number <= 1.0:
+            raise CellError(column, Errors.E289.format(value=value, group=self.name))
         return number
 
     def _derived(self, parent: Dict[str, float]) -> Dict[str, float]:
@@ -238,11 +308,13 @@ class RowParser:
             raise CellError(spec.text, Errors.E261.format(value=text))
         if not text.strip():
             raise CellError(spec.text, Errors.E244)
+        _check_unicode(spec.text, text)
         doc_id: Optional[str] = None
         if spec.id is not None:
             value = _cell_value(cells, spec.id)
             if value is not None and not _is_nan(value):
                 doc_id = value if isinstance(value, str) else json.dumps(value)
+                _check_unicode(spec.id, doc_id)
                 doc_id = doc_id or None
         done: Dict[str, Dict[str, float]] = {}
         cats: Dict[str, float] = {}

@@ -8,7 +8,6 @@ import itertools
 import os
 import re
 import shutil
-import tempfile
 from array import array
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
@@ -17,14 +16,22 @@ from spacy.language import Language
 from tqdm import tqdm
 
 from ...errors import Errors
-from ..io import PathLike, base_name
+from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
-from .readers import Reader, Record, strip_eol
+from .joins import open_input
+from .readers import Record, strip_eol
 from .rows import GroupParser, Parsed, RowParser
 from .spec import ConvertSpec, load_spec
 from .splits import assign_splits, parse_split
 from .summary import ConvertSummary, CorpusSummary, LabelCounter
-from .writers import Rejects, ShardWriter, final_paths, stale_outputs
+from .writers import (
+    Rejects,
+    ShardWriter,
+    final_paths,
+    make_temp_dir,
+    remove_stale_debris,
+    stale_outputs,
+)
 
 ON_ERROR = ("fail", "skip")
 DEFAULT_SHARD_SIZE = 50_000
@@ -98,10 +105,18 @@ def convert_files(
     if not paths:
         raise ConvertError(Errors.E230.format(path="(no inputs)"))
     for path in paths:
+        if path.is_dir():
+            raise ConvertError(Errors.E271.format(path=path))
         if not path.is_file():
             raise ConvertError(Errors.E230.format(path=path))
     plan = _plan_corpora(paths, name)
     out_dir = Path(output_dir)
+    rejects_path: Optional[Path] = None
+    if on_error == "skip":
+        rejects_path = (
+            Path(rejects) if rejects is not None else out_dir / f"{plan[0][0]}.rejects.csv"
+        )
+    _check_outputs(plan, out_dir, fractions, rejects_path, _all_inputs(paths, spec))
 
     summary = ConvertSummary(corpora=[])
     if not spec.is_complete:
@@ -125,13 +140,14 @@ def convert_files(
         raise ConvertError(Errors.E233.format(path=out_dir))
     created_out = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_root = Path(tempfile.mkdtemp(prefix=".spacy-mtl-convert-", dir=out_dir))
+    # Debris of killed runs (their PID is gone) goes before this run makes its own.
+    remove_stale_debris(out_dir)
+    if rejects_path is not None and rejects_path.parent != out_dir:
+        remove_stale_debris(rejects_path.parent)
+    tmp_root = make_temp_dir(out_dir)
     rejects_file: Optional[Rejects] = None
     try:
-        if on_error == "skip":
-            rejects_path = (
-                Path(rejects) if rejects is not None else out_dir / f"{plan[0][0]}.rejects.csv"
-            )
+        if rejects_path is not None:
             rejects_file = Rejects(rejects_path)
             summary.rejects = rejects_path
         moves: List[Tuple[Path, Path]] = []
@@ -185,6 +201,59 @@ def convert_files(
     return summary
 
 
+def _all_inputs(paths: Sequence[Path], spec: ConvertSpec) -> List[Path]:
+    """Every file the run reads: the inputs, their paired label and joined files, the spec
+    file."""
+    found = list(paths)
+    for path in paths:
+        found.extend(join.path_for(path) for join in spec.join)
+        try:
+            labels = spec.labels_path(path)
+        except ConvertError:
+            continue  # reported when the input is read
+        if labels is not None:
+            found.append(labels)
+    if spec.source != "<dict>" and Path(spec.source).is_file():
+        found.append(Path(spec.source))
+    return found
+
+
+def _check_outputs(
+    plan: Sequence[Tuple[str, Sequence[Path]]],
+    out_dir: Path,
+    fractions: Optional[Mapping[str, float]],
+    rejects: Optional[Path],
+    inputs: Sequence[Path],
+) -> None:
+    """Refuse, before anything is written, a rejects file or corpus file (one this run
+    writes, or an old shard it deletes) that is an input or a link to one."""
+    if rejects is not None:
+        if rejects.is_dir():
+            raise ConvertError(Errors.E273.format(path=rejects))
+        clash = input_clash(rejects, inputs)
+        if clash is not None:
+            raise ConvertError(
+                Errors.E270.format(what="The rejects file", path=rejects, input=clash)
+            )
+    folders = [out_dir] if fractions is None else [out_dir / split for split in fractions]
+    for folder in folders:
+        for corpus_name, _ in plan:
+            for path in [folder / f"{corpus_name}.spacy", *stale_outputs(folder, corpus_name, [])]:
+                clash = input_clash(path, inputs)
+                if clash is not None:
+                    raise ConvertError(
+                        Errors.E270.format(what="The output file", path=path, input=clash)
+                    )
+            # The rejects file is committed last: it would replace a corpus file.
+            shard = rf"{re.escape(corpus_name)}(-\d{{3,}})?\.spacy"
+            if (
+                rejects is not None
+                and re.fullmatch(shard, rejects.name)
+                and same_file(rejects.parent, folder)
+            ):
+                raise ConvertError(Errors.E278.format(path=rejects))
+
+
 def _blank(lang: str) -> Language:
     import spacy
 
@@ -235,10 +304,8 @@ def _infer_labels(
     parsers = [GroupParser(g, spec, parents) for g in todo]
     found: Dict[str, Set[str]] = {g.name: set() for g in todo}
     for path in paths:
-        with Reader(path, spec) as reader:
-            for n, record in enumerate(reader, 1):
-                if limit is not None and n > limit:
-                    break
+        with open_input(path, spec, limit=limit) as (_reader, records):
+            for record in records:
                 if record.cells is None:
                     continue
                 for parser in parsers:
@@ -289,7 +356,10 @@ def _convert_corpus(
     def report(error: RowError, record: Record) -> None:
         if rejects is None:
             raise error
-        corpus.rows_rejected += 1
+        if record.extra:
+            corpus.joined_rows_rejected += 1
+        else:
+            corpus.rows_rejected += 1
         rejects.write(error, strip_eol(record.raw))
         if len(corpus.first_rejects) < 5:
             corpus.first_rejects.append(str(error))
@@ -298,7 +368,7 @@ def _convert_corpus(
     if fractions is not None:
         strata = array("i")
         for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, "read"):
-            corpus.rows_read += 1
+            corpus.rows_read += not record.extra
             if isinstance(row, RowError):
                 report(row, record)
             else:
@@ -307,7 +377,7 @@ def _convert_corpus(
     desc = "write" if fractions is not None else corpus.name
     for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, desc):
         if assignment is None:
-            corpus.rows_read += 1
+            corpus.rows_read += not record.extra
             if isinstance(row, RowError):
                 report(row, record)
                 continue
@@ -344,10 +414,7 @@ def _parsed_rows(
     ) as bar:
         done_bytes = 0
         for path in corpus.inputs:
-            with Reader(path, parser.spec) as reader:
-                records = iter(reader)
-                if limit is not None:
-                    records = itertools.islice(records, limit)
+            with open_input(path, parser.spec, limit=limit) as (reader, records):
                 while True:
                     chunk = list(itertools.islice(records, chunk_size))
                     if not chunk:
@@ -364,14 +431,19 @@ def _parse_record(record: Record, parser: RowParser, nlp: Language) -> Union[Par
     if record.cells is None:
         assert record.error is not None
         column, reason = record.error
-        return RowError(record.error_path or record.path, record.line, column, reason)
+        line = record.error_line or record.line
+        return RowError(record.error_path or record.path, line, column, reason)
     try:
         parsed = parser.parse(record.cells)
     except CellError as err:
-        path = record.path
+        path, line, reason = record.path, record.line, err.reason
         if record.labels_path is not None and err.column == parser.spec.labels_column:
             path = record.labels_path
-        return RowError(path, record.line, err.column, err.reason)
+        for joined_path, joined_line, columns in record.joined_from:
+            if err.column in columns:  # a cell from a joined file: name its place
+                path, line = joined_path, joined_line
+                reason = f"{reason} (joined to {record.path}:{record.line})"
+        return RowError(path, line, err.column, reason)
     if len(parsed[0]) > nlp.max_length:
         reason = Errors.E263.format(n=len(parsed[0]), limit=nlp.max_length)
         return RowError(record.path, record.line, parser.spec.text, reason)

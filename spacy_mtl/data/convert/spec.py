@@ -7,11 +7,12 @@ DOCS: docs/convert.md
 """
 
 import codecs
+import json
 import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import srsly
 
@@ -19,6 +20,9 @@ from ...errors import Errors, SchemaError, format_labels
 from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
 from ..io import PathLike, base_name
 from .exceptions import ConvertError, SpecError
+
+if TYPE_CHECKING:
+    from .joins import JoinSpec
 
 FORMATS = ("csv", "tsv", "jsonl", "lines")
 EMPTY_POLICIES = ("missing", "negative")
@@ -36,8 +40,19 @@ _TOP_KEYS = (
     "labels_column",
     "missing_values",
     "groups",
+    "join",
 )
-_GROUP_KEYS = ("kind", "column", "columns", "labels", "delimiter", "empty", "from", "mapping")
+_GROUP_KEYS = (
+    "kind",
+    "column",
+    "columns",
+    "labels",
+    "delimiter",
+    "empty",
+    "from",
+    "mapping",
+    "threshold",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,8 @@ class GroupSpec:
     parent (Optional[str]): `from`: the group this one is derived from.
     mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, parent labels) pairs of a
         derived group.
+    threshold (Optional[float]): Soft scores in [0, 1]: a score >= threshold is positive
+        (multilabel `columns`), or the second of two labels (multiclass `column`).
     """
 
     name: str
@@ -70,6 +87,7 @@ class GroupSpec:
     empty: str = "missing"
     parent: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    threshold: Optional[float] = None
 
     @property
     def layout(self) -> str:
@@ -108,6 +126,7 @@ class ConvertSpec:
     labels_column: str = "label"
     missing_values: Tuple[str, ...] = ()
     source: str = "<dict>"
+    join: Tuple["JoinSpec", ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "ConvertSpec":
@@ -203,19 +222,44 @@ def load_spec(path: PathLike) -> ConvertSpec:
     DOCS: docs/convert.md
     """
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(Errors.E215.format(spec=path, error="is a folder, not a file."))
     if not path.is_file():
         raise SpecError(Errors.E215.format(spec=path, error="the file does not exist."))
     try:
-        is_json = path.suffix.lower() == ".json"
-        data = srsly.read_json(path) if is_json else srsly.read_yaml(path)
+        if path.suffix.lower() == ".json":
+            # Python's json, not srsly's: a duplicate key would silently keep the last value.
+            text = path.read_text(encoding="utf-8-sig")
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            data = srsly.read_yaml(path)  # ruamel refuses duplicate keys itself
+    except _DuplicateKey as dup:
+        raise SpecError(Errors.E276.format(spec=path, key=dup.key)) from None
     except Exception as err:  # YAML and JSON parsers raise many types
         raise SpecError(Errors.E215.format(spec=path, error=f"cannot be parsed: {err}")) from err
     return ConvertSpec.from_dict(data, source=str(path))
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """json.loads' object_pairs_hook: a dict, or _DuplicateKey for a key given twice."""
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _parse_spec(data: Any, source: str) -> ConvertSpec:
     if not isinstance(data, Mapping):
         raise SpecError(Errors.E201.format(spec=source, value=data))
+    _check_unicode(source, data, "")
     data = {str(key): value for key, value in data.items()}
     _check_keys(source, data, _TOP_KEYS, "")
     fmt = data.get("format")
@@ -261,7 +305,7 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
     labels_column = _str_setting(source, data, "labels_column", "label")
     missing_values = tuple(
         _key_str(source, v, "missing_values")
-        for v in _as_list(source, data.get("missing_values"), "missing_values")
+        for v in _as_list(source, data.get("missing_values"), "missing_values", scalar=False)
     )
     groups_data = data.get("groups") or {}
     if not isinstance(groups_data, Mapping):
@@ -275,6 +319,9 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
     groups: List[GroupSpec] = []
     for name, block in groups_data.items():
         groups.append(_parse_group(source, _key_str(source, name, "groups"), block, groups))
+    from .joins import parse_joins  # joins reads files with readers, which import this module
+
+    joins = parse_joins(source, data.get("join"), main_columns(columns, pattern, text))
     return ConvertSpec(
         groups=tuple(groups),
         text=text,
@@ -291,7 +338,17 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
         labels_column=labels_column,
         missing_values=missing_values,
         source=source,
+        join=joins,
     )
+
+
+def main_columns(columns: Sequence[str], pattern: Optional[str], text: str) -> Tuple[str, ...]:
+    """The input's columns when the spec alone tells them (else ()), to check `join`."""
+    if columns:
+        return tuple(columns)
+    if pattern is not None:
+        return tuple(re.compile(pattern).groupindex)
+    return ()
 
 
 def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]) -> GroupSpec:
@@ -354,10 +411,16 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
             values = tuple(pairs)
             labels = tuple(dict.fromkeys(label for _, label in pairs))
         elif raw_labels is not None:
-            labels = tuple(
-                _key_str(source, v, f"labels{where}")
-                for v in _as_list(source, raw_labels, f"labels{where}")
-            )
+            if not isinstance(raw_labels, (list, tuple)):
+                # Not one label: 'neg,neu,pos' is a list written as a string.
+                raise _invalid(
+                    spec=source,
+                    key=f"labels{where}",
+                    where="",
+                    expected="a list or a mapping",
+                    value=raw_labels,
+                )
+            labels = tuple(_key_str(source, v, f"labels{where}") for v in raw_labels)
         delimiter = block.get("delimiter")
         if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
             raise _invalid(
@@ -418,6 +481,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         labels = tuple(target for target, _ in mapping)
         only("labels", "with `column` (a derived group's labels are its mapping's keys)")
         only("delimiter", "with `column`")
+    threshold = _parse_threshold(source, name, kind, layout, block)
     group = GroupSpec(
         name=name,
         kind=kind,
@@ -429,6 +493,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         empty=empty,
         parent=parent_name,
         mapping=mapping,
+        threshold=threshold,
     )
     _check_group(source, group)
     if group.parent is not None:
@@ -525,10 +590,11 @@ def _str_setting(source: str, data: Mapping[str, Any], key: str, default: Any) -
     return value
 
 
-def _as_list(source: str, value: Any, key: str) -> List[Any]:
+def _as_list(source: str, value: Any, key: str, scalar: bool = True) -> List[Any]:
+    """A list setting; with `scalar`, one string or number stands for a list of it."""
     if value is None:
         return []
-    if isinstance(value, (str, int, float)):
+    if scalar and isinstance(value, (str, int, float)):
         return [value]
     if isinstance(value, (list, tuple)):
         return list(value)
@@ -568,6 +634,52 @@ def scalar_str(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+def _check_unicode(source: str, value: Any, path: str, seen: Optional[Set[int]] = None) -> None:
+    """Every string in the spec (keys too) is valid Unicode: a lone surrogate (JSON
+    "\\udfff") in a label or a column name could never be matched or written.
+
+    path (str): Where `value` is, e.g. 'groups.g.labels[0]' ('' for the top level).
+    seen (Optional[Set[int]]): Containers already checked: a YAML alias can make a list
+        or mapping that holds itself (`a: &x [*x]`).
+    """
+    if isinstance(value, str):
+        _check_str(source, value, f"`{path}`" if path else "the spec")
+        return
+    if not isinstance(value, (Mapping, list, tuple)):
+        return
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                _check_str(source, key, f"a key of `{path}`" if path else "a top-level key")
+            _check_unicode(source, item, f"{path}.{key}" if path else str(key), seen)
+    else:
+        for i, item in enumerate(value):
+            _check_unicode(source, item, f"{path}[{i}]", seen)
+
+
+def _check_str(source: str, value: str, where: str) -> None:
+    position = surrogate_at(value)
+    if position is not None:
+        raise SpecError(
+            Errors.E277.format(spec=source, where=where, value=value, char=value[position])
+        )
+
+
+def surrogate_at(text: str) -> Optional[int]:
+    """The position of the first lone surrogate in `text` (not valid Unicode), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
 def _check_encoding(source: str, encoding: str) -> None:
     # Lines are split on b"\n" before decoding, so that a bad byte names its line; that
     # only works for encodings where ASCII bytes stand for themselves (not UTF-16).
@@ -578,3 +690,38 @@ def _check_encoding(source: str, encoding: str) -> None:
         ok = False
     if not ok:
         raise SpecError(Errors.E214.format(spec=source, encoding=encoding))
+
+
+def _parse_threshold(
+    source: str, name: str, kind: str, layout: str, block: Mapping[str, Any]
+) -> Optional[float]:
+    """`threshold`: soft scores in [0, 1] cut into gold labels (docs/convert.md)."""
+    value = block.get("threshold")
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 < value <= 1.0
+    ):
+        raise _invalid(
+            spec=source,
+            key="threshold",
+            where=f" of group {name!r}",
+            expected="a number in (0, 1]",
+            value=value,
+        )
+    why = None
+    labels = block.get("labels")
+    if kind == MULTILABEL and layout != "columns":
+        why = f"this multilabel group has `{layout}`, not `columns`"
+    elif kind == MULTICLASS and layout != "column":
+        why = f"this multiclass group has `{layout}`, not `column`"
+    elif kind == MULTICLASS and (not isinstance(labels, (list, tuple)) or len(labels) != 2):
+        why = f"this multiclass group's `labels` are {labels!r}, not a list of two"
+    elif block.get("delimiter") is not None:
+        why = "a soft score is one number per cell, so `delimiter` does not apply"
+    if why is not None:
+        raise SpecError(Errors.E282.format(spec=source, group=name, why=why))
+    return float(value)

@@ -23,6 +23,10 @@ class CorpusSummary:
     label_counts (Dict[str, Dict[str, Dict[str, int]]]): split → group → label → docs
         with that label positive.
     first_rejects (List[str]): The first few rejected rows' messages.
+    joined_rows_rejected (int): Rows of joined files (`join`) that belong to no input row
+        (a key no input row has, rows past the input's end, bad rows without a key),
+        written to the rejects file (skip mode). Not input rows, so not in `rows_read`:
+        rows_read = docs_written + rows_rejected holds for the input rows.
     """
 
     name: str
@@ -34,6 +38,7 @@ class CorpusSummary:
     annotated: Dict[str, Dict[str, int]] = field(default_factory=dict)
     label_counts: Dict[str, Dict[str, Dict[str, int]]] = field(default_factory=dict)
     first_rejects: List[str] = field(default_factory=list)
+    joined_rows_rejected: int = 0
 
     @property
     def docs_written(self) -> int:
@@ -116,6 +121,10 @@ class ConvertSummary:
     @property
     def docs_written(self) -> int:
         return sum(c.docs_written for c in self.corpora)
+
+    @property
+    def joined_rows_rejected(self) -> int:
+        return sum(c.joined_rows_rejected for c in self.corpora)
 
     @property
     def files(self) -> List[Path]:

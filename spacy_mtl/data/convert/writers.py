@@ -1,11 +1,14 @@
 """Writing convert's outputs: DocBin shards, the rejects CSV, and the final file names."""
 
 import csv
+import hashlib
 import os
 import re
 import secrets
+import shutil
+import socket
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import srsly
 from spacy.tokens import Doc, DocBin
@@ -14,6 +17,103 @@ from ...errors import Errors
 from .exceptions import ConvertError, RowError
 
 REJECT_FIELDS = ("file", "line", "column", "reason", "content")
+
+# A run's temporary files (its folder of shards, its rejects file until the end) carry
+# its PID and a tag of its host, so that a later run can tell the debris of a killed run
+# (no such process on this host any more) from the files of a run still going.
+DEBRIS_TAG = hashlib.blake2b(
+    socket.gethostname().encode("utf-8", "surrogateescape"), digest_size=4
+).hexdigest()
+TEMP_DIR_PREFIX = ".spacy-mtl-convert-"
+_OWNER = r"(?P<pid>\d{1,10})-(?P<host>[0-9a-f]{8})-[0-9a-f]{12}"
+_DEBRIS_DIR = re.compile(rf"^{re.escape(TEMP_DIR_PREFIX)}{_OWNER}$")
+_DEBRIS_FILE = re.compile(rf"^\..+\.{_OWNER}\.tmp$")
+# Seconds of slack between a process's start time (/proc, 1/100 s and a whole-second boot
+# time) and the time its files were made.
+_CLOCK_SLACK = 5.0
+
+
+def _run_token() -> str:
+    return f"{os.getpid()}-{DEBRIS_TAG}-{secrets.token_hex(6)}"
+
+
+def make_temp_dir(folder: Path) -> Path:
+    """A new private folder in `folder` for this run's files, named for this process."""
+    path = folder / f"{TEMP_DIR_PREFIX}{_run_token()}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def stale_debris(folder: Path) -> List[Path]:
+    """Temporary files and folders in `folder` left by convert runs that were killed.
+
+    Only names convert makes (`.spacy-mtl-convert-<pid>-<host>-<random>/`,
+    `.<rejects>.<pid>-<host>-<random>.tmp`), of this host, whose process is gone, or
+    whose PID now belongs to a process started after they were made. Anything else (a
+    live run's files, another machine's, names from older versions) is left alone.
+    """
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError:  # unreadable: this run fails (or not) on its own writes
+        return []
+    found: List[Path] = []
+    for path in entries:
+        match = _DEBRIS_DIR.match(path.name) or _DEBRIS_FILE.match(path.name)
+        if match is None or match["host"] != DEBRIS_TAG:
+            continue
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        is_dir = match.re is _DEBRIS_DIR
+        if path.is_symlink() or path.is_dir() != is_dir:
+            continue
+        if _owner_gone(int(match["pid"]), info.st_mtime):
+            found.append(path)
+    return sorted(found)
+
+
+def remove_stale_debris(folder: Path) -> List[Path]:
+    """Remove `stale_debris(folder)`; return what was removed (errors are ignored)."""
+    removed = []
+    for path in stale_debris(folder):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+def _owner_gone(pid: int, made: float) -> bool:
+    """Whether the process that made a file at time `made` has ended (this host)."""
+    if os.name != "posix" or pid <= 0:
+        return False  # os.kill(pid, 0) is no probe on Windows; pid 0 is a process group
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, OverflowError):
+            pass  # PermissionError: alive, another user's
+    started = _process_start(pid)
+    # A process started after the file was made did not make it: its PID was reused.
+    return started is not None and started > made + _CLOCK_SLACK
+
+
+def _process_start(pid: int) -> Optional[float]:
+    """A process's start time (seconds since the epoch) from Linux's /proc, else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # Fields after the command name (in parentheses, may hold spaces) start at the
+        # 3rd; the start time since boot, in clock ticks, is the 22nd.
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 class ShardWriter:
@@ -71,8 +171,12 @@ class Rejects:
         self.path = path
         # Not mkstemp: its files are private (0600); this one should get the umask's mode
         # like any file the user writes.
-        self.tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        self._file = open(self.tmp, "x", encoding="utf-8", newline="")  # noqa: SIM115
+        self.tmp = path.with_name(f".{path.name}.{_run_token()}.tmp")
+        # backslashreplace: a lone surrogate (a rejected row's content, a file name) has
+        # no UTF-8 form; it is written as its escape, \udfff.
+        self._file = open(  # noqa: SIM115
+            self.tmp, "x", encoding="utf-8", errors="backslashreplace", newline=""
+        )
         self._writer = csv.writer(self._file)
         self._writer.writerow(REJECT_FIELDS)
 
