@@ -34,14 +34,8 @@ from ...errors import Errors
 from ..io import base_name, csv_reader
 from .exceptions import ConvertError, SpecError
 from .readers import Reader, Record, strip_eol
-from .spec import (
-    ConvertSpec,
-    _check_encoding,
-    _check_keys,
-    _invalid,
-    _str_list,
-    scalar_str,
-)
+from .spec import ConvertSpec
+from .values import check_encoding, check_keys, invalid_value, scalar_str, str_list
 
 JOIN_FORMATS = ("csv", "tsv", "jsonl")
 _JOIN_KEYS = (
@@ -130,7 +124,7 @@ def parse_joins(source: str, value: Any, main_columns: Sequence[str]) -> Tuple[J
     if value is None:
         return ()
     if not isinstance(value, (list, tuple)) or not value:
-        raise _invalid(
+        raise invalid_value(
             spec=source,
             key="join",
             where="",
@@ -158,14 +152,16 @@ def parse_joins(source: str, value: Any, main_columns: Sequence[str]) -> Tuple[J
 def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
     where = f" of join {n}"
     if not isinstance(block, Mapping):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="join", where=f" entry {n}", expected="a mapping", value=block
         )
     block = {str(key): value for key, value in block.items()}
-    _check_keys(source, block, _JOIN_KEYS, where)
+    check_keys(source, block, _JOIN_KEYS, where)
     path = block.get("path")
     if not isinstance(path, str) or not path:
-        raise _invalid(spec=source, key="path", where=where, expected="a file name", value=path)
+        raise invalid_value(
+            spec=source, key="path", where=where, expected="a file name", value=path
+        )
 
     def problem(text: str) -> SpecError:
         return SpecError(Errors.E280.format(spec=source, n=n, path=path, problem=text))
@@ -181,7 +177,7 @@ def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
     for setting in ("key", "check", "sep", "format"):
         item = block.get(setting)
         if item is not None and (not isinstance(item, str) or not item):
-            raise _invalid(
+            raise invalid_value(
                 spec=source, key=setting, where=where, expected="a non-empty string", value=item
             )
         names[setting] = item
@@ -189,15 +185,17 @@ def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
     if fmt is not None and fmt not in JOIN_FORMATS:
         raise problem(f"`format` {fmt!r} cannot be joined; use one of {list(JOIN_FORMATS)}.")
     if sep is not None and len(sep) != 1:
-        raise _invalid(spec=source, key="sep", where=where, expected="one character", value=sep)
+        raise invalid_value(
+            spec=source, key="sep", where=where, expected="one character", value=sep
+        )
     if key is not None and check is not None:
         raise problem(
             "`check` compares a column of two files joined by row position; a join by `key` "
             "matches rows by their key, so leave out one of them."
         )
-    columns = _str_list(source, block.get("columns"), "columns", where)
+    columns = str_list(source, block.get("columns"), "columns", where)
     if len(set(columns)) != len(columns):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="columns", where=where, expected="unique names", value=columns
         )
     for role, name in (("key", key), ("check", check)):
@@ -205,20 +203,20 @@ def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
             raise problem(f"`{role}` {name!r} is not one of its `columns` {columns}.")
     header = block.get("header")
     if header is not None and not isinstance(header, bool):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="header", where=where, expected="true or false", value=header
         )
     quoting = block.get("quoting", True)
     if not isinstance(quoting, bool):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="quoting", where=where, expected="true or false", value=quoting
         )
     encoding = block.get("encoding", "utf-8")
     if not isinstance(encoding, str) or not encoding:
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="encoding", where=where, expected="a non-empty string", value=encoding
         )
-    _check_encoding(source, encoding)
+    check_encoding(source, encoding)
     join = JoinSpec(
         path=path,
         key=key,

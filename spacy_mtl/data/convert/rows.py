@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ...errors import Errors, format_labels
 from ...schema import MULTICLASS, cat_key
 from .exceptions import CellError
-from .spec import ConvertSpec, GroupSpec, scalar_str, surrogate_at
+from .spec import ConvertSpec, GroupSpec
+from .values import scalar_str, surrogate_at
 
 # "5.0" where the spec says 5: what a float column written by pandas looks like.
 _WHOLE_FLOAT = re.compile(r"^([+-]?\d+)\.0+$")

@@ -6,7 +6,6 @@ checked once, so every error names the spec, the key and the group at fault.
 DOCS: docs/convert.md
 """
 
-import codecs
 import json
 import math
 import re
@@ -20,6 +19,16 @@ from ...errors import Errors, SchemaError, format_labels
 from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
 from ..io import PathLike, base_name
 from .exceptions import ConvertError, SpecError
+from .values import (
+    as_list,
+    check_encoding,
+    check_keys,
+    check_unicode,
+    invalid_value,
+    key_str,
+    str_list,
+    str_setting,
+)
 
 if TYPE_CHECKING:
     from .joins import JoinSpec
@@ -259,36 +268,40 @@ def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 def _parse_spec(data: Any, source: str) -> ConvertSpec:
     if not isinstance(data, Mapping):
         raise SpecError(Errors.E201.format(spec=source, value=data))
-    _check_unicode(source, data, "")
+    check_unicode(source, data, "")
     data = {str(key): value for key, value in data.items()}
-    _check_keys(source, data, _TOP_KEYS, "")
+    check_keys(source, data, _TOP_KEYS, "")
     fmt = data.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise SpecError(Errors.E204.format(spec=source, value=fmt, known=list(FORMATS)))
-    text = _str_setting(source, data, "text", "text")
+    text = str_setting(source, data, "text", "text")
     id_col = data.get("id")
     if id_col is not None:
-        id_col = _str_setting(source, data, "id", None)
-    columns = _str_list(source, data.get("columns"), "columns", "")
+        id_col = str_setting(source, data, "id", None)
+    columns = str_list(source, data.get("columns"), "columns", "")
     if len(set(columns)) != len(columns):
         dupes = sorted({c for c in columns if columns.count(c) > 1})
-        raise _invalid(spec=source, key="columns", where="", expected="unique names", value=dupes)
+        raise invalid_value(
+            spec=source, key="columns", where="", expected="unique names", value=dupes
+        )
     header = data.get("header")
     if header is not None and not isinstance(header, bool):
-        raise _invalid(spec=source, key="header", where="", expected="true or false", value=header)
+        raise invalid_value(
+            spec=source, key="header", where="", expected="true or false", value=header
+        )
     sep = data.get("sep")
     if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
-        raise _invalid(spec=source, key="sep", where="", expected="one character", value=sep)
+        raise invalid_value(spec=source, key="sep", where="", expected="one character", value=sep)
     quoting = data.get("quoting", True)
     if not isinstance(quoting, bool):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="quoting", where="", expected="true or false", value=quoting
         )
-    encoding = _str_setting(source, data, "encoding", "utf-8")
-    _check_encoding(source, encoding)
+    encoding = str_setting(source, data, "encoding", "utf-8")
+    check_encoding(source, encoding)
     pattern = data.get("pattern")
     if pattern is not None:
-        pattern = _str_setting(source, data, "pattern", None)
+        pattern = str_setting(source, data, "pattern", None)
         try:
             compiled = re.compile(pattern)
         except re.error as err:
@@ -302,14 +315,14 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
         raise SpecError(
             Errors.E206.format(spec=source, group="-", key="pattern", where="with format 'lines'")
         )
-    labels_column = _str_setting(source, data, "labels_column", "label")
+    labels_column = str_setting(source, data, "labels_column", "label")
     missing_values = tuple(
-        _key_str(source, v, "missing_values")
-        for v in _as_list(source, data.get("missing_values"), "missing_values", scalar=False)
+        key_str(source, v, "missing_values")
+        for v in as_list(source, data.get("missing_values"), "missing_values", scalar=False)
     )
     groups_data = data.get("groups") or {}
     if not isinstance(groups_data, Mapping):
-        raise _invalid(
+        raise invalid_value(
             spec=source,
             key="groups",
             where="",
@@ -318,7 +331,7 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
         )
     groups: List[GroupSpec] = []
     for name, block in groups_data.items():
-        groups.append(_parse_group(source, _key_str(source, name, "groups"), block, groups))
+        groups.append(_parse_group(source, key_str(source, name, "groups"), block, groups))
     from .joins import parse_joins  # joins reads files with readers, which import this module
 
     joins = parse_joins(source, data.get("join"), main_columns(columns, pattern, text))
@@ -354,14 +367,14 @@ def main_columns(columns: Sequence[str], pattern: Optional[str], text: str) -> T
 def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]) -> GroupSpec:
     where = f" of group {name!r}"
     if not isinstance(block, Mapping):
-        raise _invalid(
+        raise invalid_value(
             spec=source, key=name, where="", expected="a mapping of settings", value=block
         )
     block = {str(key): value for key, value in block.items()}
-    _check_keys(source, block, _GROUP_KEYS, where)
+    check_keys(source, block, _GROUP_KEYS, where)
     kind = block.get("kind")
     if kind not in (MULTICLASS, MULTILABEL):
-        raise _invalid(
+        raise invalid_value(
             spec=source,
             key="kind",
             where=where,
@@ -379,7 +392,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
 
     empty = block.get("empty", "missing")
     if empty not in EMPTY_POLICIES:
-        raise _invalid(
+        raise invalid_value(
             spec=source, key="empty", where=where, expected="'missing' or 'negative'", value=empty
         )
     if empty == "negative" and kind == MULTICLASS:
@@ -396,11 +409,11 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
     parent_name: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     if layout == "column":
-        column = _key_str(source, block["column"], f"column{where}")
+        column = key_str(source, block["column"], f"column{where}")
         raw_labels = block.get("labels")
         if isinstance(raw_labels, Mapping):
             pairs = [
-                (_key_str(source, k, f"labels{where}"), _key_str(source, v, f"labels{where}"))
+                (key_str(source, k, f"labels{where}"), key_str(source, v, f"labels{where}"))
                 for k, v in raw_labels.items()
             ]
             seen: Set[str] = set()
@@ -413,17 +426,17 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         elif raw_labels is not None:
             if not isinstance(raw_labels, (list, tuple)):
                 # Not one label: 'neg,neu,pos' is a list written as a string.
-                raise _invalid(
+                raise invalid_value(
                     spec=source,
                     key=f"labels{where}",
                     where="",
                     expected="a list or a mapping",
                     value=raw_labels,
                 )
-            labels = tuple(_key_str(source, v, f"labels{where}") for v in raw_labels)
+            labels = tuple(key_str(source, v, f"labels{where}") for v in raw_labels)
         delimiter = block.get("delimiter")
         if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
-            raise _invalid(
+            raise invalid_value(
                 spec=source,
                 key="delimiter",
                 where=where,
@@ -436,16 +449,16 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         if isinstance(raw, Mapping):
             columns = tuple(
                 (
-                    _key_str(source, k, f"columns{where}"),
-                    _key_str(source, v, f"columns{where}"),
+                    key_str(source, k, f"columns{where}"),
+                    key_str(source, v, f"columns{where}"),
                 )
                 for k, v in raw.items()
             )
         else:
-            names = _str_list(source, raw, "columns", where)
+            names = str_list(source, raw, "columns", where)
             columns = tuple((col, col) for col in names)
         if not columns:
-            raise _invalid(
+            raise invalid_value(
                 spec=source, key="columns", where=where, expected="at least one column", value=raw
             )
         labels = tuple(label for _, label in columns)
@@ -453,7 +466,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         only("delimiter", "with `column`")
         only("mapping", "with `from`")
     else:
-        parent_name = _key_str(source, block["from"], f"from{where}")
+        parent_name = key_str(source, block["from"], f"from{where}")
         known = [g.name for g in before]
         if parent_name not in known:
             raise SpecError(
@@ -461,7 +474,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
             )
         raw_map = block.get("mapping")
         if not isinstance(raw_map, Mapping) or not raw_map:
-            raise _invalid(
+            raise invalid_value(
                 spec=source,
                 key="mapping",
                 where=where,
@@ -470,10 +483,10 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
             )
         mapping = tuple(
             (
-                _key_str(source, target, f"mapping{where}"),
+                key_str(source, target, f"mapping{where}"),
                 tuple(
-                    _key_str(source, v, f"mapping{where}")
-                    for v in _as_list(source, members, f"mapping{where}")
+                    key_str(source, v, f"mapping{where}")
+                    for v in as_list(source, members, f"mapping{where}")
                 ),
             )
             for target, members in raw_map.items()
@@ -557,139 +570,13 @@ def _parse_labels_file(source: str, value: Any) -> Tuple[Optional[str], Optional
         new = value.get("with")
         if isinstance(old, str) and old and isinstance(new, str) and old != new:
             return None, (old, new)
-    raise _invalid(
+    raise invalid_value(
         spec=source,
         key="labels_file",
         where="",
         expected="a file name template such as '{stem}.labels', or {replace: _text, with: _labels}",
         value=value,
     )
-
-
-def _invalid(*, spec: str, key: str, where: str, expected: str, value: Any) -> SpecError:
-    """The error for a spec value of the wrong type or form."""
-    return SpecError(
-        Errors.E203.format(spec=spec, key=key, where=where, expected=expected, value=value)
-    )
-
-
-def _check_keys(source: str, data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
-    unknown = [key for key in data if key not in known]
-    if unknown:
-        raise SpecError(
-            Errors.E202.format(spec=source, keys=unknown, where=where, known=list(known))
-        )
-
-
-def _str_setting(source: str, data: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = data.get(key, default)
-    if value is default:
-        return value
-    if not isinstance(value, str) or not value:
-        raise _invalid(spec=source, key=key, where="", expected="a non-empty string", value=value)
-    return value
-
-
-def _as_list(source: str, value: Any, key: str, scalar: bool = True) -> List[Any]:
-    """A list setting; with `scalar`, one string or number stands for a list of it."""
-    if value is None:
-        return []
-    if scalar and isinstance(value, (str, int, float)):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    raise _invalid(spec=source, key=key, where="", expected="a list", value=value)
-
-
-def _str_list(source: str, value: Any, key: str, where: str) -> List[str]:
-    if value is None:
-        return []
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise _invalid(
-            spec=source, key=key, where=where, expected="a list of non-empty strings", value=value
-        )
-    return list(value)
-
-
-def _key_str(source: str, value: Any, where: str) -> str:
-    """A spec key or label as the string a cell would hold (YAML 1 → '1', true → 'true')."""
-    try:
-        return scalar_str(value)
-    except TypeError:
-        raise _invalid(
-            spec=source, key=where, where="", expected="a string or number", value=value
-        ) from None
-
-
-def scalar_str(value: Any) -> str:
-    """A scalar as the string a cell would hold: True → 'true', 5.0 → '5'. TypeError else."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value
-    raise TypeError(type(value).__name__)
-
-
-def _check_unicode(source: str, value: Any, path: str, seen: Optional[Set[int]] = None) -> None:
-    """Every string in the spec (keys too) is valid Unicode: a lone surrogate (JSON
-    "\\udfff") in a label or a column name could never be matched or written.
-
-    path (str): Where `value` is, e.g. 'groups.g.labels[0]' ('' for the top level).
-    seen (Optional[Set[int]]): Containers already checked: a YAML alias can make a list
-        or mapping that holds itself (`a: &x [*x]`).
-    """
-    if isinstance(value, str):
-        _check_str(source, value, f"`{path}`" if path else "the spec")
-        return
-    if not isinstance(value, (Mapping, list, tuple)):
-        return
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(key, str):
-                _check_str(source, key, f"a key of `{path}`" if path else "a top-level key")
-            _check_unicode(source, item, f"{path}.{key}" if path else str(key), seen)
-    else:
-        for i, item in enumerate(value):
-            _check_unicode(source, item, f"{path}[{i}]", seen)
-
-
-def _check_str(source: str, value: str, where: str) -> None:
-    position = surrogate_at(value)
-    if position is not None:
-        raise SpecError(
-            Errors.E277.format(spec=source, where=where, value=value, char=value[position])
-        )
-
-
-def surrogate_at(text: str) -> Optional[int]:
-    """The position of the first lone surrogate in `text` (not valid Unicode), or None."""
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return err.start
-    return None
-
-
-def _check_encoding(source: str, encoding: str) -> None:
-    # Lines are split on b"\n" before decoding, so that a bad byte names its line; that
-    # only works for encodings where ASCII bytes stand for themselves (not UTF-16).
-    try:
-        codecs.lookup(encoding)
-        ok = "a\n".encode(encoding) == b"a\n"
-    except (LookupError, UnicodeError):
-        ok = False
-    if not ok:
-        raise SpecError(Errors.E214.format(spec=source, encoding=encoding))
 
 
 def _parse_threshold(
@@ -705,7 +592,7 @@ def _parse_threshold(
         or not math.isfinite(value)
         or not 0.0 < value <= 1.0
     ):
-        raise _invalid(
+        raise invalid_value(
             spec=source,
             key="threshold",
             where=f" of group {name!r}",
