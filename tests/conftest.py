@@ -18,6 +18,13 @@ movie film food day people thing stuff really just what why how when ok fine meh
 _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
 
 
+def write(path: Path, content: str, encoding: str = "utf-8") -> Path:
+    """Write `content` to `path` (folders created) in `encoding`, byte for byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode(encoding))
+    return path
+
+
 def write_tiny_bert(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """Write a randomly initialised BERT (hidden 32, 2 layers) and its WordPiece vocab."""
     import torch

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import pytest
 import spacy
 import srsly
+from conftest import write
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus
@@ -44,12 +45,6 @@ def data_dir() -> Path:
 @pytest.fixture(scope="module")
 def nlp() -> Language:
     return spacy.blank("en")
-
-
-def write(path: Path, content: str, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode(encoding))
-    return path
 
 
 def spec(data: Dict[str, Any]) -> ConvertSpec:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import spacy
 import srsly
+from conftest import write
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
@@ -28,12 +29,6 @@ from spacy_mtl.data.convert import (
 @pytest.fixture(scope="module")
 def nlp() -> Language:
     return spacy.blank("en")
-
-
-def write(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode("utf-8"))
-    return path
 
 
 def spec(data: Dict[str, Any]) -> ConvertSpec:
@@ -638,19 +633,14 @@ def make_soft(folder: Path, n: int, n_extra: int, seed: int) -> Dict[str, int]:
     return counts
 
 
+# SOFT's groups in a ';'-separated file, plus a group from a second file joined by position.
 SOFT_SPEC = {
-    "format": "csv",
+    **SOFT,
     "sep": ";",
     "text": "comment",
     "join": [{"path": "{stem}.extra.csv", "sep": ";", "check": "comment"}],
     "groups": {
-        "hate": {
-            "kind": "multiclass",
-            "column": "isHate",
-            "labels": ["not_hate", "hate"],
-            "threshold": 0.5,
-        },
-        "target": {"kind": "multilabel", "columns": ["gender", "race"], "threshold": 0.5},
+        **SOFT["groups"],
         "extra": {"kind": "multilabel", "columns": ["violence", "directed"], "threshold": 0.5},
     },
 }

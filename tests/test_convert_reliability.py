@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Sequence
 import pytest
 import spacy
 import srsly
+from conftest import write
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
@@ -46,12 +47,6 @@ SENTIMENT = {
 @pytest.fixture(scope="module")
 def nlp() -> Language:
     return spacy.blank("en")
-
-
-def write(path: Path, content: str, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode(encoding))
-    return path
 
 
 def read_docs(nlp: Language, paths: Sequence[Path]) -> List[Doc]:
