@@ -205,7 +205,7 @@ def run_section(
         "load_before": load_before,
         "load_after": load_after,
         "contenders": timed,
-        "rounds": run_rounds(built, texts, pairs, ARGS.rounds) if pairs else {},
+        "rounds": run_rounds(built, texts, pairs, ARGS.rounds) if pairs and ARGS.rounds else {},
     }
 
 

@@ -86,6 +86,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default="fixed",
         help="mtl_textcat's group weighting (uncertainty: learned, Kendall et al. 2018)",
     )
+    parser.add_argument(
+        "--group-weight",
+        action="append",
+        default=[],
+        metavar="GROUP=W",
+        help="override a shipped group's loss weight (repeatable), e.g. offense=1",
+    )
     parser.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--runs", default="all", help="comma-separated run names, or all")
     parser.add_argument("--threads", type=int, default=2)
@@ -211,14 +218,18 @@ def shipped_training() -> Dict[str, Any]:
     config = Config().from_disk(SHIPPED_CONFIG, interpolate=False)
     batcher = config["training"]["batcher"]
     groups = config["components"]["mtl_textcat"]["groups"]
+    group_loss = {
+        name: {key: group[key] for key in LOSS_KEYS if key in group}
+        for name, group in groups.items()
+    }
+    for override in ARGS.group_weight:
+        name, _, weight = override.partition("=")
+        group_loss.setdefault(name, {})["weight"] = float(weight)
     return {
         "lr_scale": float(config["components"]["mtl_textcat"]["lr_scale"]),
         # Loss settings of the shipped groups (weight, class_weights, pos_weight), copied onto
         # the groups of the same name (setting (a)); other groups keep the defaults.
-        "group_loss": {
-            name: {key: group[key] for key in LOSS_KEYS if key in group}
-            for name, group in groups.items()
-        },
+        "group_loss": group_loss,
         "batcher": batcher["@batchers"],
         "alpha": float(batcher["alpha"]),
         "sort_by_length": bool(batcher["sort_by_length"]),

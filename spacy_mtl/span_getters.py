@@ -17,7 +17,7 @@ DOCS: docs/benchmarks.md (long texts).
 """
 
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.attrs import IDX
@@ -27,13 +27,14 @@ from spacy_transformers.util import registry
 SpanGetterT = Callable[[List[Doc]], List[List[Span]]]
 
 
-def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
-    """Each text's wordpieces under a Hugging Face tokenizer, in one batched call (fast
-    tokenizers batch in Rust). Special tokens are not counted: they are the same for every
-    text, so they change no ranking by length.
+def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Optional[List[Any]]]:
+    """Each text's wordpieces under a Hugging Face tokenizer, in one batched call, and, for a
+    fast tokenizer, each text's `tokenizers.Encoding` (ids, character offsets, word ids: what
+    `WordpieceSpans` cuts windows from, so a caller that sorted by length can hand them on
+    instead of tokenizing again). Special tokens are not added.
     """
     if not texts:
-        return []
+        return [], []
     encoded = tokenizer(
         texts,
         add_special_tokens=False,
@@ -41,7 +42,17 @@ def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
         return_token_type_ids=False,
         verbose=False,
     )
-    return [len(ids) for ids in encoded["input_ids"]]
+    encodings = encoded.encodings if getattr(tokenizer, "is_fast", False) else None
+    if encodings is not None:
+        return [len(encoding.ids) for encoding in encodings], list(encodings)
+    return [len(ids) for ids in encoded["input_ids"]], None
+
+
+def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
+    """Each text's wordpieces under a Hugging Face tokenizer (see `encode_wordpieces`).
+    Special tokens are not counted: they are the same for every text, so they change no
+    ranking by length."""
+    return encode_wordpieces(tokenizer, texts)[0]
 
 
 class WordpieceSpans:
@@ -67,8 +78,10 @@ class WordpieceSpans:
         self._n_special = 0
         self._model: Any = None
         # Wordpiece counts of the docs being processed, by id(doc), when the caller knows
-        # them (`known_lengths`): a doc that fits one window then needs no tokenizer call.
+        # them (`known_lengths`): a doc that fits one window then needs no tokenizer call,
+        # and a longer one whose encoding is known is cut without one.
         self._known: Dict[int, int] = {}
+        self._encodings: Dict[int, Any] = {}
 
     def bind(self, model: Any) -> None:
         """Count with the tokenizer of this spacy-transformers model (`model.tokenizer`),
@@ -76,18 +89,29 @@ class WordpieceSpans:
         self._model = model
 
     @contextmanager
-    def known_lengths(self, docs: Sequence[Doc], lengths: Sequence[int]) -> Iterator[None]:
+    def known_lengths(
+        self,
+        docs: Sequence[Doc],
+        lengths: Sequence[int],
+        encodings: Optional[Sequence[Any]] = None,
+    ) -> Iterator[None]:
         """Within the block, take these wordpiece counts (special tokens not counted) for
-        these docs instead of tokenizing them again to find the ones that fit one window.
+        these docs instead of tokenizing them again to find the ones that fit one window;
+        with `encodings`, cut the longer ones from them too.
 
         docs (Sequence[Doc]): The docs.
         lengths (Sequence[int]): Each doc's wordpieces with the same tokenizer.
+        encodings (Optional[Sequence[Any]]): Each doc's `tokenizers.Encoding` of `doc.text`
+            with the same tokenizer, special tokens not added (`encode_wordpieces`).
         """
         self._known = {id(doc): n for doc, n in zip(docs, lengths)}
+        if encodings is not None:
+            self._encodings = {id(doc): enc for doc, enc in zip(docs, encodings)}
         try:
             yield
         finally:
             self._known = {}
+            self._encodings = {}
 
     def set_tokenizer(self, tokenizer: Any) -> None:
         """Use this (fast) Hugging Face tokenizer to count wordpieces."""
@@ -137,16 +161,20 @@ class WordpieceSpans:
         filled = [doc for doc in docs if len(doc) and known.get(id(doc), budget + 1) > budget]
         if not filled:
             return [[doc[:]] if len(doc) else [] for doc in docs]
-        # One batched call (Rust, parallel); verbose=False: long docs are the point here.
-        encoded = tokenizer(
-            [doc.text for doc in filled],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        encodings = iter(encoded.encodings)
+        given = self._encodings
+        unknown = [doc for doc in filled if id(doc) not in given]
+        fresh: Dict[int, Any] = {}
+        if unknown:
+            # One batched call (Rust, parallel); verbose=False: long docs are the point here.
+            encoded = tokenizer(
+                [doc.text for doc in unknown],
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+            fresh = {id(doc): enc for doc, enc in zip(unknown, encoded.encodings)}
         spans: List[List[Span]] = []
         for doc in docs:
             if not len(doc):
@@ -155,7 +183,7 @@ class WordpieceSpans:
             if known.get(id(doc), budget + 1) <= budget:
                 spans.append([doc[:]])
                 continue
-            encoding = next(encodings)
+            encoding = given[id(doc)] if id(doc) in given else fresh[id(doc)]
             if len(encoding.ids) <= budget:
                 # The common case for short texts: the whole doc fits one window.
                 spans.append([doc[:]])

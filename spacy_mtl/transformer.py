@@ -38,7 +38,7 @@ from spacy_transformers.pipeline_component import Transformer, install_extension
 from spacy_transformers.util import batch_by_length
 from thinc.api import Config, Model
 
-from .span_getters import WordpieceSpans, count_wordpieces
+from .span_getters import WordpieceSpans, encode_wordpieces
 
 DEFAULT_CONFIG_STR = """
 [transformer]
@@ -262,19 +262,22 @@ class SortedTransformer(Transformer):
         install_extensions()
         docs = iter(stream)
         while True:
-            buffer, lengths = self._read_buffer(docs, batch_size)
+            buffer, lengths, encodings = self._read_buffer(docs, batch_size)
             if not buffer:
                 return
-            self._run_sorted(buffer, lengths, batch_size)
+            self._run_sorted(buffer, lengths, encodings, batch_size)
             yield from buffer
 
-    def _read_buffer(self, docs: Iterator[Doc], batch_size: int) -> Tuple[List[Doc], List[int]]:
+    def _read_buffer(
+        self, docs: Iterator[Doc], batch_size: int
+    ) -> Tuple[List[Doc], List[int], Optional[List[Any]]]:
         """Up to buffer_batches * batch_size docs, fewer if buffer_wordpieces is reached;
-        with each doc's wordpiece count."""
+        with each doc's wordpiece count and, for a fast tokenizer, its encoding."""
         most_docs = max(1, batch_size) * self.cfg["buffer_batches"]
         most_pieces = self.cfg["buffer_wordpieces"]
         buffer: List[Doc] = []
         lengths: List[int] = []
+        encodings: Optional[List[Any]] = []
         pieces = 0
         # Read batch by batch: the tokenizer runs once per batch, and a buffer of long docs
         # stops early.
@@ -282,34 +285,48 @@ class SortedTransformer(Transformer):
             chunk = list(islice(docs, min(max(1, batch_size), most_docs - len(buffer))))
             if not chunk:
                 break
-            counts = self._wordpieces(chunk)
+            counts, encoded = self._wordpieces(chunk)
             buffer.extend(chunk)
             lengths.extend(counts)
+            if encodings is not None and encoded is not None:
+                encodings.extend(encoded)
+            else:
+                encodings = None
             pieces += sum(counts)
-        return buffer, lengths
+        return buffer, lengths, encodings
 
-    def _wordpieces(self, docs: Sequence[Doc]) -> List[int]:
+    def _wordpieces(self, docs: Sequence[Doc]) -> Tuple[List[int], Optional[List[Any]]]:
         tokenizer = getattr(self.model, "tokenizer", None)
         texts = [doc.text for doc in docs]
         if tokenizer is None:
             # Not initialized: predict will say so; characters are as good as anything here.
-            return [len(text) for text in texts]
-        return count_wordpieces(tokenizer, texts)
+            return [len(text) for text in texts], None
+        return encode_wordpieces(tokenizer, texts)
 
-    def _run_sorted(self, docs: List[Doc], lengths: List[int], batch_size: int) -> None:
+    def _run_sorted(
+        self,
+        docs: List[Doc],
+        lengths: List[int],
+        encodings: Optional[List[Any]],
+        batch_size: int,
+    ) -> None:
         # A stable sort: docs of equal length keep their input order.
         order = sorted(range(len(docs)), key=lengths.__getitem__)
         getter = self.model.attrs.get("get_spans")
         size = max(1, batch_size)
         for start in range(0, len(order), size):
-            batch = [docs[i] for i in order[start : start + size]]
-            known = [lengths[i] for i in order[start : start + size]]
+            picked = order[start : start + size]
+            batch = [docs[i] for i in picked]
             # As spacy-transformers does: split a batch whose padded size would pass
             # max_batch_items (spaCy tokens × docs).
             for indices in batch_by_length(batch, self.cfg["max_batch_items"]):
                 subbatch = [batch[i] for i in indices]
                 if isinstance(getter, WordpieceSpans):
-                    with getter.known_lengths(subbatch, [known[i] for i in indices]):
+                    # The counts and encodings made for sorting: the span getter tokenizes
+                    # nothing again.
+                    known = [lengths[picked[i]] for i in indices]
+                    encoded = None if encodings is None else [encodings[picked[i]] for i in indices]
+                    with getter.known_lengths(subbatch, known, encoded):
                         self.set_annotations(subbatch, self.predict(subbatch))
                 else:
                     self.set_annotations(subbatch, self.predict(subbatch))

@@ -221,6 +221,48 @@ def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
     ]
 
 
+def test_known_encodings_cut_long_docs_without_the_tokenizer(nlp: Language) -> None:
+    """Docs longer than a window are cut from the encodings that mtl_transformer made to
+    sort them: the same spans, and no second tokenizer call."""
+    from spacy_mtl.span_getters import encode_wordpieces
+
+    getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
+    texts = [" ".join(["unbelievably wonderful movie"] * 80), "ok", "so so " * 40]
+    docs = [nlp.make_doc(t) for t in texts]
+    expected = getter(docs)
+    assert max(len(row) for row in expected) > 1  # at least one doc spans several windows
+    real = getter.tokenizer
+    lengths, encodings = encode_wordpieces(real, [doc.text for doc in docs])
+    assert encodings is not None
+    calls = []
+
+    class Spy:
+        is_fast = True
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            return real(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    getter._tokenizer = Spy()
+    getter._model = None  # keep the spy
+    try:
+        with getter.known_lengths(docs, lengths, encodings):
+            spans = getter(docs)
+        assert calls == []
+        with getter.known_lengths(docs, lengths):  # lengths only: the long docs are encoded
+            assert getter(docs) == spans
+        assert len(calls) == 1
+    finally:
+        getter._tokenizer = real
+        getter.bind(nlp.get_pipe("transformer").model)
+    assert [[(s.start, s.end) for s in row] for row in spans] == [
+        [(s.start, s.end) for s in row] for row in expected
+    ]
+
+
 def test_training_is_unchanged(tiny_bert: Path) -> None:
     """nlp.update through the listener: the same losses and weights as with
     spacy-transformers' `transformer` and the same span getter."""
