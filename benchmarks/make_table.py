@@ -398,7 +398,11 @@ def training_section(training: Dict[str, Any]) -> List[str]:
 
 QUALITY_SETTINGS = (
     # (results file, title when the file predates "setting", command that makes it)
-    ("quality", "(a) GoEmotions + Davidson", "python benchmarks/quality.py --seeds 0,1,2"),
+    (
+        "quality",
+        "(a) GoEmotions + Davidson",
+        "python benchmarks/quality.py --seeds 0,1,2 --group-weight offense=1",
+    ),
     (
         "quality_tweeteval",
         "(b) TweetEval: emotion, hate, irony, offensive",
@@ -406,6 +410,19 @@ QUALITY_SETTINGS = (
     ),
 )
 METRIC_NAMES = {"macro_f": "F1", "official": "official", "macro_auc": "AUC", "acc": "acc"}
+
+
+def loss_weights(budget: Dict[str, Any], groups: Any) -> str:
+    """', loss weights emotion 1, offense 3': the budget's group_loss weights of the
+    setting's groups ('' if none apply)."""
+    weights = {
+        name: loss["weight"]
+        for name, loss in (budget.get("group_loss") or {}).items()
+        if "weight" in loss and name in groups
+    }
+    if not weights:
+        return ""
+    return ", loss weights " + ", ".join(f"{name} {w:g}" for name, w in weights.items())
 
 
 def quality_section(quality: Dict[str, Any], title: str = QUALITY_SETTINGS[0][1]) -> List[str]:
@@ -418,7 +435,7 @@ def quality_section(quality: Dict[str, Any], title: str = QUALITY_SETTINGS[0][1]
     training = (
         f"mtl_textcat lr_scale {budget['head_lr_scale']:g} (spaCy's built-ins have none: "
         f"{budget.get('builtin_head_lr_scale', 1.0):g}), batches from {budget['batcher']}, "
-        f"group weighting {budget.get('weighting', 'fixed')}"
+        f"group weighting {budget.get('weighting', 'fixed')}{loss_weights(budget, setting.get('groups') or {})}"
         if "batcher" in budget
         else "batches in a seeded shuffled order, mtl_textcat lr_scale 1"
     )
