@@ -419,6 +419,13 @@ def predict_distributed_command(
         "cluster on this machine (loopback only) for the run.",
     ),
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Workers (model copies)."),
+    max_retries: int = typer.Option(
+        3,
+        "--max-retries",
+        min=0,
+        help="Times a worker whose process died (killed, out of memory, node lost) is "
+        "restarted and its calls run again; then the job stops.",
+    ),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs per worker."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker."),
     local_cpus: Optional[int] = typer.Option(
@@ -430,6 +437,12 @@ def predict_distributed_command(
     batch_size: int = BATCH_SIZE,
     rows_per_call: int = typer.Option(
         1024, "--rows-per-call", min=1, help="Rows handed to a worker at a time."
+    ),
+    rows_per_file: int = typer.Option(
+        100_000,
+        "--rows-per-file",
+        min=1,
+        help="Mode dir: rows of a part file (at least; the last has the rest).",
     ),
     scores: bool = SCORES,
     component: str = COMPONENT,
@@ -481,7 +494,9 @@ def predict_distributed_command(
                 scores=scores,
                 batch_size=batch_size,
                 rows_per_call=rows_per_call,
+                rows_per_file=rows_per_file,
                 num_workers=workers,
+                max_retries=max_retries,
                 cpus_per_worker=cpus_per_worker,
                 gpus_per_worker=gpus_per_worker,
                 columns=_split_columns(columns),
