@@ -465,10 +465,22 @@ def predict_distributed_command(
 
     from wasabi import msg
 
-    from .workflows.distributed import local_cluster, predict_distributed
+    from .workflows.distributed import check_paths, local_cluster, predict_distributed
     from .workflows.predict import PredictError
 
-    # Loaded here, before a cluster starts: a damaged model is one line, at once.
+    # Checked here, before a cluster starts: a bad name or a damaged model is one line,
+    # at once.
+    try:
+        check_paths(
+            inputs,
+            output,
+            mode=mode,
+            input_format=input_format,
+            output_format=output_format,
+            overwrite=overwrite,
+        )
+    except PredictError as err:
+        msg.fail("Prediction stopped", str(err), exits=1)
     nlp = _load_pipeline(Path(model), -1)
     try:
         if address is None:

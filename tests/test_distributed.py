@@ -86,14 +86,55 @@ def test_worker_raw_layout_and_errors(model_dir: Path) -> None:
         clash(pa.table({"text": ["x"], "sentiment": ["positive"]}))
 
 
-def test_output_mode() -> None:
+def test_output_mode(tmp_path: Path) -> None:
     assert output_mode("out.csv") == "file"
     assert output_mode("out/") == "dir"
     assert output_mode("predictions") == "dir"
     assert output_mode("s3://bucket/predictions.parquet") == "dir"
     assert output_mode("out.csv", "dir") == "dir"
+    assert output_mode("out.xlsx") == "file"  # and refused: see below
+    (tmp_path / "run.2026").mkdir()
+    assert output_mode(str(tmp_path / "run.2026")) == "dir"  # a folder that exists
     with pytest.raises(PredictError, match="'file' or 'dir'"):
         output_mode("x", "folder")
+
+
+def test_unknown_output_suffix_is_refused_before_a_cluster_starts(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out.xlsx was taken for a folder (dir mode) and filled with part files; it is now
+    refused as `predict` refuses it, before a cluster starts. So is a compressed name."""
+    from spacy_mtl.workflows import distributed
+
+    def no_cluster(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(distributed, "local_cluster", no_cluster)
+    src = tmp_path / "in.csv"
+    src.write_text("text\ni love it\n", encoding="utf8")
+    for name, message in [
+        ("out.xlsx", "predict does not write '.xlsx' files"),
+        ("out.json", "predict does not write '.json' files"),
+        ("out.csv.gz", "compressed output is not supported"),
+    ]:
+        args = ["predict-distributed", str(model_dir), str(src), str(tmp_path / name)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert message in " ".join(result.output.split())
+        assert not (tmp_path / name).exists()
+    with pytest.raises(PredictError, match=r"does not write '\.xlsx'"):
+        distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"))
+    # Said explicitly: written as asked.
+    assert distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"), output_format="csv") == (
+        "csv",
+        "file",
+        "csv",
+    )
+    assert distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"), mode="dir") == (
+        "csv",
+        "dir",
+        "csv",
+    )
 
 
 def test_a_stopped_job_is_one_line() -> None:

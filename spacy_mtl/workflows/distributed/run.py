@@ -7,7 +7,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 
@@ -24,7 +24,7 @@ from ..predict import (
     open_writer,
     parts_dir,
     progress_path,
-    suffix_format,
+    resolve_output_format,
 )
 from .cluster import import_ray
 from .parts import list_parts, parts_sink
@@ -78,15 +78,45 @@ class DistributedSummary:
 
 
 def output_mode(output: str, given: Optional[str] = None) -> str:
-    """'file' or 'dir': as given, else 'dir' for URIs, paths ending in '/' and names
-    without a known file suffix, 'file' for local names like out.csv."""
+    """'file' or 'dir': as given, else 'dir' for URIs, paths ending in '/', folders that
+    exist and names without a suffix, 'file' for other local names (out.csv; a suffix
+    that names no format, out.xlsx, is then refused as by `predict`)."""
     if given is not None:
         if given not in ("file", "dir"):
             raise PredictError(f"Unknown output mode {given!r}; use 'file' or 'dir'.")
         return given
-    if "://" in output or output.endswith(("/", os.sep)):
+    if "://" in output or output.endswith(("/", os.sep)) or Path(output).is_dir():
         return "dir"
-    return "file" if suffix_format(output) is not None else "dir"
+    return "file" if Path(output).suffix else "dir"
+
+
+def check_paths(
+    inputs: Sequence[str],
+    output: str,
+    *,
+    mode: Optional[str] = None,
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    overwrite: bool = False,
+) -> Tuple[str, str, str]:
+    """The input format, output mode and output format of a run, checked (before a
+    cluster starts): a file output is checked as by `predict` (out.xlsx, out.csv.gz and
+    an existing file without `overwrite` are refused).
+
+    RETURNS (Tuple[str, str, str]): (input format, 'file' or 'dir', output format).
+    """
+    if not inputs:
+        raise PredictError("No input given.")
+    in_fmt = file_format(inputs[0], input_format)
+    mode = output_mode(output, mode)
+    if mode == "file":
+        out_fmt = resolve_output_format(Path(output), output_format, in_fmt)
+        _check_output_file(Path(output), overwrite)
+    else:
+        out_fmt = (
+            in_fmt if output_format is None else file_format(output, output_format, what="output")
+        )
+    return in_fmt, mode, out_fmt
 
 
 def predict_distributed(
@@ -143,20 +173,21 @@ def predict_distributed(
     """
     ray = import_ray()
     paths = as_list(inputs)
-    if not paths:
-        raise PredictError("No input given.")
-    in_fmt = file_format(paths[0], input_format)
     output = str(output)
-    mode = output_mode(output, mode)
-    out_fmt = _output_format(output, output_format, in_fmt, mode)
+    in_fmt, mode, out_fmt = check_paths(
+        paths,
+        output,
+        mode=mode,
+        input_format=input_format,
+        output_format=output_format,
+        overwrite=overwrite,
+    )
     if min(batch_size, rows_per_call, rows_per_file, num_workers) < 1:
         raise PredictError(
             "batch_size, rows_per_call, rows_per_file and num_workers must be at least 1."
         )
     if max_retries < 0:
         raise PredictError("max_retries must be at least 0.")
-    if mode == "file":
-        _check_output_file(Path(output), overwrite)
     # Loaded here once, in both modes: a damaged model (or a wrong --component) is one
     # clear error before any worker starts, not one per actor.
     nlp = pipeline if pipeline is not None else load_model(model)
@@ -294,12 +325,6 @@ def _one_line_errors(output: str, max_retries: int) -> Iterator[None]:
     finally:
         for handler in consoles:
             handler.removeFilter(below_error)
-
-
-def _output_format(output: str, given: Optional[str], in_fmt: str, mode: str) -> str:
-    if given is not None or (mode == "file" and suffix_format(output) is not None):
-        return file_format(output, given, what="output")
-    return in_fmt
 
 
 def _check_output_file(path: Path, overwrite: bool) -> None:
