@@ -137,6 +137,37 @@ def test_unknown_output_suffix_is_refused_before_a_cluster_starts(
     )
 
 
+def test_file_mode_refuses_a_column_clash(model_dir: Path, tmp_path: Path) -> None:
+    """The workers add score columns only, so the driver checks the label columns: an
+    input column 'sentiment' was written twice, beside the predicted one."""
+    from spacy_mtl.workflows.distributed import run
+    from spacy_mtl.workflows.predict import OutputColumns, get_schema, load_model
+
+    worker = MTLPredictor(str(model_dir), text_column="text", layout="raw", scores=True)
+    batch = worker(pa.table({"id": [1], "text": ["i love it"], "sentiment": ["x"]}))
+
+    class Predicted:
+        def iter_batches(self, **kwargs: Any) -> Iterator[Any]:
+            yield batch
+
+    out = OutputColumns(get_schema(load_model(model_dir), "mtl_textcat"))
+    summary = run.DistributedSummary(str(tmp_path / "out.csv"), "file", "csv")
+    with pytest.raises(PredictError, match=r"in.parquet: the input already has .*'sentiment'"):
+        run._write_file(
+            Predicted(),
+            tmp_path / "out.csv",
+            "csv",
+            "parquet",
+            out,
+            summary,
+            source="in.parquet",
+            text_column="text",
+            max_length=10**6,
+            rows_per_chunk=10,
+        )
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_a_stopped_job_is_one_line() -> None:
     """Ray's errors as one PredictError: a worker's own PredictError (which Ray passes on
     as text in a traceback), workers dying past --max-retries, anything else."""

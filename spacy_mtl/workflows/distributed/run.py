@@ -246,6 +246,7 @@ def predict_distributed(
                     in_fmt,
                     out,
                     summary,
+                    source=paths[0],
                     text_column=text_column,
                     max_length=nlp.max_length,
                     rows_per_chunk=rows_per_call,
@@ -357,12 +358,14 @@ def _write_file(
     out: OutputColumns,
     summary: DistributedSummary,
     *,
+    source: str,
     text_column: str,
     max_length: int,
     rows_per_chunk: int,
 ) -> None:
     """Stream the workers' results to this process and write them with the writers of
-    `predict_file`: the same file the local command writes."""
+    `predict_file`: the same file the local command writes (`source` names the input in
+    messages)."""
     score_names = [f"{out.prefix}{key}" for key in out.keys]
     writer = None
     index = 0
@@ -370,8 +373,10 @@ def _write_file(
         for batch in predicted.iter_batches(batch_format="pyarrow", batch_size=rows_per_chunk):
             inputs = batch.drop_columns(score_names)
             if writer is None:
-                source = _BatchSource(str(path), in_fmt, inputs.schema)
-                writer = open_writer(path, out_fmt, out, source)  # type: ignore[arg-type]
+                # The workers add score columns only; the labels are added here.
+                out.check_collisions(inputs.column_names, out_fmt, source)
+                batches = _BatchSource(str(path), in_fmt, inputs.schema)
+                writer = open_writer(path, out_fmt, out, batches)  # type: ignore[arg-type]
             columns = [batch.column(name).to_pylist() for name in score_names]
             scores: List[Scores] = (
                 [None if row[0] is None else list(row) for row in zip(*columns)] if columns else []
