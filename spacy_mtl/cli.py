@@ -419,6 +419,13 @@ def predict_distributed_command(
         "cluster on this machine (loopback only) for the run.",
     ),
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Workers (model copies)."),
+    max_retries: int = typer.Option(
+        3,
+        "--max-retries",
+        min=0,
+        help="Times a worker whose process died (killed, out of memory, node lost) is "
+        "restarted and its calls run again; then the job stops.",
+    ),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs per worker."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker."),
     local_cpus: Optional[int] = typer.Option(
@@ -430,6 +437,12 @@ def predict_distributed_command(
     batch_size: int = BATCH_SIZE,
     rows_per_call: int = typer.Option(
         1024, "--rows-per-call", min=1, help="Rows handed to a worker at a time."
+    ),
+    rows_per_file: int = typer.Option(
+        100_000,
+        "--rows-per-file",
+        min=1,
+        help="Mode dir: rows of a part file (at least; the last has the rest).",
     ),
     scores: bool = SCORES,
     component: str = COMPONENT,
@@ -452,10 +465,22 @@ def predict_distributed_command(
 
     from wasabi import msg
 
-    from .workflows.distributed import local_cluster, predict_distributed
+    from .workflows.distributed import check_paths, local_cluster, predict_distributed
     from .workflows.predict import PredictError
 
-    # Loaded here, before a cluster starts: a damaged model is one line, at once.
+    # Checked here, before a cluster starts: a bad name or a damaged model is one line,
+    # at once.
+    try:
+        check_paths(
+            inputs,
+            output,
+            mode=mode,
+            input_format=input_format,
+            output_format=output_format,
+            overwrite=overwrite,
+        )
+    except PredictError as err:
+        msg.fail("Prediction stopped", str(err), exits=1)
     nlp = _load_pipeline(Path(model), -1)
     try:
         if address is None:
@@ -481,7 +506,9 @@ def predict_distributed_command(
                 scores=scores,
                 batch_size=batch_size,
                 rows_per_call=rows_per_call,
+                rows_per_file=rows_per_file,
                 num_workers=workers,
+                max_retries=max_retries,
                 cpus_per_worker=cpus_per_worker,
                 gpus_per_worker=gpus_per_worker,
                 columns=_split_columns(columns),

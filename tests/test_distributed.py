@@ -86,14 +86,107 @@ def test_worker_raw_layout_and_errors(model_dir: Path) -> None:
         clash(pa.table({"text": ["x"], "sentiment": ["positive"]}))
 
 
-def test_output_mode() -> None:
+def test_output_mode(tmp_path: Path) -> None:
     assert output_mode("out.csv") == "file"
     assert output_mode("out/") == "dir"
     assert output_mode("predictions") == "dir"
     assert output_mode("s3://bucket/predictions.parquet") == "dir"
     assert output_mode("out.csv", "dir") == "dir"
+    assert output_mode("out.xlsx") == "file"  # and refused: see below
+    (tmp_path / "run.2026").mkdir()
+    assert output_mode(str(tmp_path / "run.2026")) == "dir"  # a folder that exists
     with pytest.raises(PredictError, match="'file' or 'dir'"):
         output_mode("x", "folder")
+
+
+def test_unknown_output_suffix_is_refused_before_a_cluster_starts(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out.xlsx was taken for a folder (dir mode) and filled with part files; it is now
+    refused as `predict` refuses it, before a cluster starts. So is a compressed name."""
+    from spacy_mtl.workflows import distributed
+
+    def no_cluster(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(distributed, "local_cluster", no_cluster)
+    src = tmp_path / "in.csv"
+    src.write_text("text\ni love it\n", encoding="utf8")
+    for name, message in [
+        ("out.xlsx", "predict does not write '.xlsx' files"),
+        ("out.json", "predict does not write '.json' files"),
+        ("out.csv.gz", "compressed output is not supported"),
+    ]:
+        args = ["predict-distributed", str(model_dir), str(src), str(tmp_path / name)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert message in " ".join(result.output.split())
+        assert not (tmp_path / name).exists()
+    with pytest.raises(PredictError, match=r"does not write '\.xlsx'"):
+        distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"))
+    # Said explicitly: written as asked.
+    assert distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"), output_format="csv") == (
+        "csv",
+        "file",
+        "csv",
+    )
+    assert distributed.check_paths([str(src)], str(tmp_path / "out.xlsx"), mode="dir") == (
+        "csv",
+        "dir",
+        "csv",
+    )
+
+
+def test_file_mode_refuses_a_column_clash(model_dir: Path, tmp_path: Path) -> None:
+    """The workers add score columns only, so the driver checks the label columns: an
+    input column 'sentiment' was written twice, beside the predicted one."""
+    from spacy_mtl.workflows.distributed import run
+    from spacy_mtl.workflows.predict import OutputColumns, get_schema, load_model
+
+    worker = MTLPredictor(str(model_dir), text_column="text", layout="raw", scores=True)
+    batch = worker(pa.table({"id": [1], "text": ["i love it"], "sentiment": ["x"]}))
+
+    class Predicted:
+        def iter_batches(self, **kwargs: Any) -> Iterator[Any]:
+            yield batch
+
+    out = OutputColumns(get_schema(load_model(model_dir), "mtl_textcat"))
+    summary = run.DistributedSummary(str(tmp_path / "out.csv"), "file", "csv")
+    with pytest.raises(PredictError, match=r"in.parquet: the input already has .*'sentiment'"):
+        run._write_file(
+            Predicted(),
+            tmp_path / "out.csv",
+            "csv",
+            "parquet",
+            out,
+            summary,
+            source="in.parquet",
+            text_column="text",
+            max_length=10**6,
+            rows_per_chunk=10,
+        )
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_stopped_job_is_one_line() -> None:
+    """Ray's errors as one PredictError: a worker's own PredictError (which Ray passes on
+    as text in a traceback), workers dying past --max-retries, anything else."""
+    ray = pytest.importorskip("ray")
+    from spacy_mtl.workflows.distributed.run import _stopped
+
+    worker_error = ray.exceptions.RayError(
+        "ray::MapWorker(MapBatches(MTLPredictor)).submit() (pid=1)\nTraceback:\n  ...\n"
+        "spacy_mtl.workflows.predict.formats.PredictError: The input has no column "
+        "'text'; its columns are ['body']. Set --text-column."
+    )
+    assert str(_stopped(worker_error, "out", 3)) == (
+        "The input has no column 'text'; its columns are ['body']. Set --text-column."
+    )
+    died = str(_stopped(ray.exceptions.ActorDiedError(), "parts/", 2))
+    assert "A worker died" in died and "--max-retries 2" in died
+    assert "parts/ is incomplete" in died and "--overwrite" in died and "\n" not in died
+    other = str(_stopped(ray.exceptions.ObjectLostError("abc", "owner", "call"), "o", 3))
+    assert other.startswith("Ray stopped the job (ObjectLostError: ") and "\n" not in other
 
 
 # -- a local cluster ----------------------------------------------------------------------
@@ -188,7 +281,9 @@ def test_distributed_matches_local(ray_cluster: Any, model_dir: Path, tmp_path: 
         _assert_same_rows([_floats(r) for r in ray_csv], [_floats(r) for r in local_csv])
 
         parts = tmp_path / "ray_parquet"
-        summary = _run(model_dir, src, parts, options, rows=64, output_format="parquet")
+        summary = _run(
+            model_dir, src, parts, options, rows=64, output_format="parquet", rows_per_file=100
+        )
         assert summary.mode == "dir" and summary.rows == 300 and summary.empty == 1
         assert len(summary.files) > 1  # several workers' parts, named in input order
         rows = [row for part in summary.files for row in pq.read_table(part).to_pylist()]
@@ -263,3 +358,110 @@ def test_local_cluster_restores_the_process_wide_switches(monkeypatch: pytest.Mo
     with pytest.raises(PredictError, match="already initialised"):
         cluster.__enter__()
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
+
+
+# -- a worker killed mid-job --------------------------------------------------------------
+
+_WORDS = "i you love hate this that movie film food day so very sad happy great awful".split()
+
+
+def _distinct_texts(n: int = 300) -> List[Any]:
+    """n different texts, of 1 to 30 words, plus an empty and a missing one."""
+    texts: List[Any] = [
+        " ".join(_WORDS[(i * 7 + j * 3) % len(_WORDS)] for j in range(1 + i % 30)) + f" {i}"
+        for i in range(n)
+    ]
+    return [*texts, "", None]
+
+
+def _map_workers(psutil: Any) -> List[Any]:
+    """This process's Ray Data workers (its cluster's only: other jobs' are not touched),
+    with the calls they are running: Ray titles a process `ray::MapWorker(...).submit`
+    while it runs a call."""
+    found = []
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            title = " ".join(process.cmdline()).strip()
+        except psutil.Error:
+            continue
+        if title.startswith("ray::MapWorker") and title.endswith(".submit"):
+            found.append(process)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's own, from DataContext
+@pytest.mark.parametrize("mode", ["dir", "file"])
+def test_killed_worker_rows_written_once(
+    ray_cluster: Any, model_dir: Path, tmp_path: Path, mode: str
+) -> None:
+    """SIGKILL a worker while it runs a call, once rows have been written: Ray restarts it
+    and runs its calls again, and every input row is in the output exactly once, with the
+    scores of the local pipeline, and counted once in the summary."""
+    import threading
+    import time
+
+    psutil = pytest.importorskip("psutil")  # comes with Ray
+    from spacy_mtl.workflows.distributed import predict_distributed
+    from spacy_mtl.workflows.predict import parts_dir
+
+    texts = _distinct_texts()
+    calls = 100
+    n = calls * len(texts)
+    src = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table({"id": list(range(n)), "text": [texts[i % len(texts)] for i in range(n)]}),
+        str(src),
+    )
+    worker = MTLPredictor(str(model_dir), text_column="text", layout="raw")
+    want = dict(zip(map(str, texts), worker.predict(texts)[0]))
+    output = tmp_path / ("parts" if mode == "dir" else "out.parquet")
+    written = output if mode == "dir" else parts_dir(output)
+    result: Dict[str, Any] = {}
+
+    def job() -> None:
+        try:
+            result["summary"] = predict_distributed(
+                model_dir,
+                src,
+                output,
+                mode=mode,
+                output_format="parquet",
+                scores=True,
+                num_workers=2,
+                rows_per_call=len(texts),
+                rows_per_file=10 * len(texts),
+            )
+        except BaseException as err:  # the test reports it
+            result["error"] = err
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=job, daemon=True)
+    killed: Dict[str, Any] = {}
+    with deadline(240, f"the job with a killed worker ({mode} mode)"):
+        thread.start()
+        while thread.is_alive() and not killed:
+            busy = _map_workers(psutil) if list(written.glob("part-*")) else []
+            if busy:
+                killed["parts"] = len(list(written.glob("part-*")))
+                killed["after"] = time.perf_counter() - started
+                busy[0].send_signal(signal.SIGKILL)
+            time.sleep(0.05)
+        thread.join()
+    took = time.perf_counter() - started
+    print(f"{mode} mode: killed at {killed.get('after', 0):.1f} s, job {took:.1f} s")
+    assert "error" not in result, result.get("error")
+    assert killed, "the job ended before a worker could be killed in a call: give it more rows"
+    summary = result["summary"]
+    assert (summary.rows, summary.empty) == (n, 2 * n // len(texts))
+    files = summary.files if mode == "dir" else [str(output)]
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    assert table.column("id").to_pylist() == list(range(n))  # each once, in order
+    keys = worker.out.score_columns
+    for row in table.select(["text", *keys]).to_pylist():
+        expected = want[str(row["text"])]
+        got = [row[key] for key in keys]
+        if expected is None:
+            assert got == [None] * len(keys), row
+        else:
+            assert got == pytest.approx(expected, abs=1e-5), row

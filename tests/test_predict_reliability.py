@@ -251,6 +251,31 @@ def test_unknown_output_suffix_is_refused(tmp_path: Path, model_dir: Path) -> No
     assert _read_csv(tmp_path / "plain")[0]["text"] == "i love it"
 
 
+def test_jsonl_nan_is_a_missing_value(tmp_path: Path, model_dir: Path) -> None:
+    """NaN is not JSON (Python's json writes it): read as null, an id column with a NaN
+    keeps its integers, in every output format. Before, the Parquet output refused the
+    run (an id past 2**53 in a float column) or wrote the ids as floats."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    src = tmp_path / "in.jsonl"
+    big = 1234567890123456789
+    lines = [f'{{"id": {big}, "text": "i love it"}}', '{"id": NaN, "text": NaN}', '{"id": 3}']
+    src.write_text("\n".join(lines) + "\n", encoding="utf8")
+    summary = predict_file(model_dir, src, tmp_path / "out.parquet")
+    table = pq.read_table(str(tmp_path / "out.parquet"))
+    assert str(table.schema.field("id").type) == "int64"
+    assert table.column("id").to_pylist() == [big, None, 3]
+    assert table.column("text").to_pylist() == ["i love it", None, None]
+    assert summary.empty == 2
+    predict_file(model_dir, src, tmp_path / "out.csv")
+    assert [row["id"] for row in _read_csv(tmp_path / "out.csv")] == [str(big), "", "3"]
+    predict_file(model_dir, src, tmp_path / "out.jsonl")
+    assert [row["id"] for row in _read_jsonl(tmp_path / "out.jsonl")] == [big, None, 3]
+    # Infinity is a number (not a missing value), predicted as its string.
+    src.write_text('{"id": 1, "text": Infinity}\n', encoding="utf8")
+    predict_file(model_dir, src, tmp_path / "inf.jsonl")
+    assert _read_jsonl(tmp_path / "inf.jsonl")[0]["sentiment"] is not None
+
+
 # -- distill-labels: the same handling -----------------------------------------------------
 
 

@@ -19,7 +19,7 @@ DOCS: docs/predict.md, section "Scale out"
 
 from .cluster import RAY_EXTRA, local_cluster
 from .reading import csv_header, read_dataset
-from .run import DistributedSummary, output_mode, predict_distributed
+from .run import DistributedSummary, check_paths, output_mode, predict_distributed
 from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "RAY_EXTRA",
     "DistributedSummary",
     "MTLPredictor",
+    "check_paths",
     "csv_header",
     "local_cluster",
     "output_mode",

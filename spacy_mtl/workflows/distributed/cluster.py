@@ -35,6 +35,7 @@ def local_cluster(
     Ray binds a new cluster to the machine's network address so that other nodes can
     join. A local cluster needs no one to join, so it is kept on 127.0.0.1 (through
     Ray's switch for one-machine clusters, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0).
+    Its workers run at this process's priority, not Ray's default of 15 lower (nice).
 
     num_cpus (int): CPUs the cluster may schedule (workers and readers share them).
     num_gpus (Optional[int]): GPUs to offer (None: Ray detects them).
@@ -68,6 +69,10 @@ def local_cluster(
             log_to_driver=not quiet,
             configure_logging=not quiet,
             _temp_dir=temp_dir,
+            # Ray lowers its workers' priority by 15 (nice), for machines that serve the
+            # cluster alone. This one is shared: at nice 15, beside a busy process, a
+            # worker got 3% of a CPU, and a test job ran past its 300-s deadline.
+            _system_config={"worker_niceness": 0},
         )
         try:
             yield ray

@@ -1,14 +1,16 @@
 """`predict_distributed`: read, predict on the workers, write one file or a folder of parts."""
 
+import logging
 import os
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 
-from ...data.io import SEPARATORS
 from ...tables import Table
 from ..predict import (
     DEFAULT_LABEL_SEP,
@@ -22,11 +24,17 @@ from ..predict import (
     open_writer,
     parts_dir,
     progress_path,
-    suffix_format,
+    resolve_output_format,
 )
 from .cluster import import_ray
+from .parts import list_parts, parts_sink
 from .reading import as_list, read_dataset
-from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor, Tally
+from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor, count_rows
+
+# Times Ray restarts a worker whose process died and runs its calls again.
+DEFAULT_MAX_RETRIES = 3
+# Rows of a part file in dir mode (at least; the last has the rest).
+DEFAULT_ROWS_PER_FILE = 100_000
 
 
 @dataclass
@@ -35,7 +43,8 @@ class DistributedSummary:
 
     output (str): The output file or folder.
     mode (str): 'file' (written by the driver) or 'dir' (part files written by workers).
-    rows, empty, truncated (int): As in `PredictSummary`.
+    rows, empty, truncated (int): As in `PredictSummary`; counted from the rows written,
+        once each, also when Ray ran a call again after its worker died.
     seconds (float): Wall time of the job (reading, predicting, writing; workers loading
         the pipeline included; starting a cluster not included).
     files (List[str]): The files written.
@@ -69,26 +78,45 @@ class DistributedSummary:
 
 
 def output_mode(output: str, given: Optional[str] = None) -> str:
-    """'file' or 'dir': as given, else 'dir' for URIs, paths ending in '/' and names
-    without a known file suffix, 'file' for local names like out.csv."""
+    """'file' or 'dir': as given, else 'dir' for URIs, paths ending in '/', folders that
+    exist and names without a suffix, 'file' for other local names (out.csv; a suffix
+    that names no format, out.xlsx, is then refused as by `predict`)."""
     if given is not None:
         if given not in ("file", "dir"):
             raise PredictError(f"Unknown output mode {given!r}; use 'file' or 'dir'.")
         return given
-    if "://" in output or output.endswith(("/", os.sep)):
+    if "://" in output or output.endswith(("/", os.sep)) or Path(output).is_dir():
         return "dir"
-    return "file" if suffix_format(output) is not None else "dir"
+    return "file" if Path(output).suffix else "dir"
 
 
-class _PartNames:
-    """part-000000.parquet, ...: a write task's index in the name, so that the names sort
-    in input order (the job preserves order)."""
+def check_paths(
+    inputs: Sequence[str],
+    output: str,
+    *,
+    mode: Optional[str] = None,
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    overwrite: bool = False,
+) -> Tuple[str, str, str]:
+    """The input format, output mode and output format of a run, checked (before a
+    cluster starts): a file output is checked as by `predict` (out.xlsx, out.csv.gz and
+    an existing file without `overwrite` are refused).
 
-    def __init__(self, extension: str) -> None:
-        self.extension = extension
-
-    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        return f"part-{task_index:06d}.{self.extension}"
+    RETURNS (Tuple[str, str, str]): (input format, 'file' or 'dir', output format).
+    """
+    if not inputs:
+        raise PredictError("No input given.")
+    in_fmt = file_format(inputs[0], input_format)
+    mode = output_mode(output, mode)
+    if mode == "file":
+        out_fmt = resolve_output_format(Path(output), output_format, in_fmt)
+        _check_output_file(Path(output), overwrite)
+    else:
+        out_fmt = (
+            in_fmt if output_format is None else file_format(output, output_format, what="output")
+        )
+    return in_fmt, mode, out_fmt
 
 
 def predict_distributed(
@@ -104,7 +132,9 @@ def predict_distributed(
     scores: bool = False,
     batch_size: int = 64,
     rows_per_call: int = DEFAULT_ROWS_PER_CALL,
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
     num_workers: int = 2,
+    max_retries: int = DEFAULT_MAX_RETRIES,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
     columns: Optional[Sequence[str]] = None,
@@ -125,7 +155,13 @@ def predict_distributed(
     output (Union[str, Path]): A file (mode 'file') or folder / URI (mode 'dir').
     mode (Optional[str]): 'file' or 'dir'; by default from `output` (see `output_mode`).
     rows_per_call (int): Rows a worker gets per call (pipelined in `batch_size` batches).
+    rows_per_file (int): Mode 'dir': rows of a part file (at least; the last has the
+        rest), written by one task.
     num_workers (int): Actors, each with the pipeline loaded once.
+    max_retries (int): Times Ray restarts a worker whose process died (killed, out of
+        memory, its node lost) and runs the calls it had again, per worker and per call;
+        once they are spent, the job stops with a `PredictError`. The rows of a call run
+        again are written and counted once.
     cpus_per_worker, gpus_per_worker (float): Ray resources per actor; with GPUs, each
         actor runs on its GPU.
     pipeline (Optional[Language]): `model` already loaded by the caller; else it is loaded
@@ -137,19 +173,25 @@ def predict_distributed(
     """
     ray = import_ray()
     paths = as_list(inputs)
-    if not paths:
-        raise PredictError("No input given.")
-    in_fmt = file_format(paths[0], input_format)
     output = str(output)
-    mode = output_mode(output, mode)
-    out_fmt = _output_format(output, output_format, in_fmt, mode)
-    if min(batch_size, rows_per_call, num_workers) < 1:
-        raise PredictError("batch_size, rows_per_call and num_workers must be at least 1.")
-    if mode == "file":
-        _check_output_file(Path(output), overwrite)
+    in_fmt, mode, out_fmt = check_paths(
+        paths,
+        output,
+        mode=mode,
+        input_format=input_format,
+        output_format=output_format,
+        overwrite=overwrite,
+    )
+    if min(batch_size, rows_per_call, rows_per_file, num_workers) < 1:
+        raise PredictError(
+            "batch_size, rows_per_call, rows_per_file and num_workers must be at least 1."
+        )
+    if max_retries < 0:
+        raise PredictError("max_retries must be at least 0.")
     # Loaded here once, in both modes: a damaged model (or a wrong --component) is one
     # clear error before any worker starts, not one per actor.
-    schema = get_schema(pipeline if pipeline is not None else load_model(model), component)
+    nlp = pipeline if pipeline is not None else load_model(model)
+    schema = get_schema(nlp, component)
     started = time.perf_counter()
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
@@ -164,8 +206,12 @@ def predict_distributed(
         dataset = read_dataset(
             paths, in_fmt, text_column=text_column, columns=columns, quoting=quoting
         )
-        tally = ray.remote(num_cpus=0)(Tally).remote()
-        predicted = dataset.map_batches(
+        # Blocks of one call each. A reader makes a block of a file (or a Parquet row
+        # group), which one worker takes whole while the others wait; and a worker that
+        # dies loses one call, not a file, which Ray runs again on its restarted actor.
+        dataset = dataset.repartition(target_num_rows_per_block=rows_per_call)
+        predicted = _map_batches(
+            dataset,
             MTLPredictor,
             fn_constructor_kwargs={
                 "model": str(model),
@@ -178,33 +224,108 @@ def predict_distributed(
                 "batch_size": batch_size,
                 "use_gpu": gpus_per_worker > 0,
                 "threads": max(1, int(cpus_per_worker)),
-                "tally": tally,
             },
             batch_size=rows_per_call,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=num_workers),
             num_cpus=cpus_per_worker,
             num_gpus=gpus_per_worker,
+            # Ray Data restarts a worker that died, and runs its calls again, without end
+            # by default: a call that kills its worker each time would never end.
+            max_restarts=max_retries,
+            max_task_retries=max_retries,
         )
-        if mode == "file":
-            assert schema is not None
-            out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
-            _write_file(predicted, Path(output), out_fmt, in_fmt, out, summary, rows_per_call)
-            summary.truncated = ray.get(tally.get.remote())[2]
-        else:
-            _write_dir(predicted, output, out_fmt, overwrite)
-            summary.rows, summary.empty, summary.truncated = ray.get(tally.get.remote())
-            summary.files = _list_parts(output)
+        with _one_line_errors(output, max_retries):
+            if mode == "file":
+                assert schema is not None
+                out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
+                _write_file(
+                    predicted,
+                    Path(output),
+                    out_fmt,
+                    in_fmt,
+                    out,
+                    summary,
+                    source=paths[0],
+                    text_column=text_column,
+                    max_length=nlp.max_length,
+                    rows_per_chunk=rows_per_call,
+                )
+            else:
+                sink = parts_sink(
+                    output,
+                    out_fmt,
+                    text_column=text_column,
+                    max_length=nlp.max_length,
+                    rows_per_file=rows_per_file,
+                    overwrite=overwrite,
+                )
+                predicted.write_datasink(sink)
+                summary.rows, summary.empty, summary.truncated = sink.counts
+                summary.files = list_parts(output)
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = before
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _output_format(output: str, given: Optional[str], in_fmt: str, mode: str) -> str:
-    if given is not None or (mode == "file" and suffix_format(output) is not None):
-        return file_format(output, given, what="output")
-    return in_fmt
+def _map_batches(dataset: Any, fn: Any, **kwargs: Any) -> Any:
+    """`dataset.map_batches`, with Ray's warning that its extra keyword arguments (the
+    only way to set `max_restarts` and `max_task_retries`) are deprecated kept quiet."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
+        return dataset.map_batches(fn, **kwargs)
+
+
+def _stopped(err: Exception, output: str, max_retries: int) -> PredictError:
+    """One line for a job that Ray gave up on, instead of its traceback: the worker's own
+    `PredictError` (a bad cell, a column clash), or what happened to the workers."""
+    import ray
+
+    # Ray passes a worker's exception on as text, in a traceback that ends with it.
+    marker = f"{PredictError.__name__}: "
+    raised = [line for line in str(err).splitlines() if marker in line]
+    if raised:
+        return PredictError(raised[-1].split(marker, 1)[1].strip())
+    if isinstance(err, (ray.exceptions.ActorDiedError, ray.exceptions.WorkerCrashedError)):
+        what = (
+            "A worker died (killed, out of memory, its node lost) more often than Ray "
+            f"restarts it and runs its calls again (--max-retries {max_retries})"
+        )
+    else:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        what = f"Ray stopped the job ({type(err).__name__}: {first})"
+    return PredictError(
+        f"{what}; {output} is incomplete. Run the command again with --overwrite to "
+        "predict it from the start."
+    )
+
+
+@contextmanager
+def _one_line_errors(output: str, max_retries: int) -> Iterator[None]:
+    """A job that Ray gives up on raises one `PredictError` (`_stopped`). What Ray Data
+    logs at ERROR (the job's tracebacks) goes to its log file only (in the Ray session
+    folder, logs/ray-data/), not to the console as well, for the job's time."""
+    import ray
+
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    consoles = [
+        handler
+        for handler in logging.getLogger("ray.data").handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+    ]
+    for handler in consoles:
+        handler.addFilter(below_error)
+    try:
+        yield
+    except ray.exceptions.RayError as err:
+        raise _stopped(err, output, max_retries) from None
+    finally:
+        for handler in consoles:
+            handler.removeFilter(below_error)
 
 
 def _check_output_file(path: Path, overwrite: bool) -> None:
@@ -236,10 +357,15 @@ def _write_file(
     in_fmt: str,
     out: OutputColumns,
     summary: DistributedSummary,
+    *,
+    source: str,
+    text_column: str,
+    max_length: int,
     rows_per_chunk: int,
 ) -> None:
     """Stream the workers' results to this process and write them with the writers of
-    `predict_file`: the same file the local command writes."""
+    `predict_file`: the same file the local command writes (`source` names the input in
+    messages)."""
     score_names = [f"{out.prefix}{key}" for key in out.keys]
     writer = None
     index = 0
@@ -247,8 +373,10 @@ def _write_file(
         for batch in predicted.iter_batches(batch_format="pyarrow", batch_size=rows_per_chunk):
             inputs = batch.drop_columns(score_names)
             if writer is None:
-                source = _BatchSource(str(path), in_fmt, inputs.schema)
-                writer = open_writer(path, out_fmt, out, source)  # type: ignore[arg-type]
+                # The workers add score columns only; the labels are added here.
+                out.check_collisions(inputs.column_names, out_fmt, source)
+                batches = _BatchSource(str(path), in_fmt, inputs.schema)
+                writer = open_writer(path, out_fmt, out, batches)  # type: ignore[arg-type]
             columns = [batch.column(name).to_pylist() for name in score_names]
             scores: List[Scores] = (
                 [None if row[0] is None else list(row) for row in zip(*columns)] if columns else []
@@ -257,8 +385,10 @@ def _write_file(
             writer.write(Chunk(index, summary.rows, records, [None] * len(records)), scores)
             writer.commit()
             index += 1
-            summary.rows += len(records)
-            summary.empty += sum(row is None for row in scores)
+            rows, empty, truncated = count_rows(inputs, text_column, max_length)
+            summary.rows += rows
+            summary.empty += empty
+            summary.truncated += truncated
         if writer is None:
             raise PredictError(f"{summary.output}: the input has no rows; nothing was written.")
         writer.finish()
@@ -270,46 +400,3 @@ def _write_file(
 
         shutil.rmtree(parts_dir(path), ignore_errors=True)
     summary.files = [str(path)]
-
-
-def _write_dir(predicted: Any, output: str, out_fmt: str, overwrite: bool) -> None:
-    """The workers write part files into the output folder or URI."""
-    try:
-        from ray.data import SaveMode
-    except ImportError:  # Ray before save modes: check a local folder here
-        if not overwrite and "://" not in output and Path(output).exists():
-            raise PredictError(f"{output} already exists; use --overwrite.") from None
-        save: Dict[str, Any] = {}
-    else:
-        save = {"mode": SaveMode.OVERWRITE if overwrite else SaveMode.ERROR}
-    extension = {"parquet": "parquet", "jsonl": "jsonl", "csv": "csv", "tsv": "tsv"}[out_fmt]
-    names = _PartNames(extension)
-    if out_fmt == "parquet":
-        predicted.write_parquet(output, filename_provider=names, **save)
-    elif out_fmt == "jsonl":
-        predicted.write_json(
-            output,
-            filename_provider=names,
-            **save,
-            # pandas writes 10 significant digits by default; 15 is its most.
-            pandas_json_args_fn=lambda: {"double_precision": 15, "force_ascii": False},
-        )
-    else:
-        import pyarrow.csv as pacsv
-
-        predicted.write_csv(
-            output,
-            filename_provider=names,
-            **save,
-            arrow_csv_args_fn=lambda: {
-                "write_options": pacsv.WriteOptions(
-                    delimiter=SEPARATORS[out_fmt], quoting_style="needed"
-                )
-            },
-        )
-
-
-def _list_parts(output: str) -> List[str]:
-    if "://" in output:
-        return []
-    return sorted(str(p) for p in Path(output).glob("part-*"))

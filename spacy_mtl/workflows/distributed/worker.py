@@ -33,7 +33,6 @@ class MTLPredictor:
     use_gpu (bool): Load on the GPU Ray assigned to this actor.
     threads (Optional[int]): torch threads (the CPUs Ray reserved for this actor); None
         leaves torch as it is.
-    tally: A `Tally` actor handle to count rows, or None.
     """
 
     def __init__(
@@ -49,7 +48,6 @@ class MTLPredictor:
         batch_size: int = 64,
         use_gpu: bool = False,
         threads: Optional[int] = None,
-        tally: Any = None,
     ) -> None:
         if layout not in _LAYOUTS:
             raise PredictError(f"Unknown layout {layout!r}; use one of {list(_LAYOUTS)}.")
@@ -64,7 +62,6 @@ class MTLPredictor:
         self.text_column = text_column
         self.layout = layout
         self.batch_size = batch_size
-        self.tally = tally
         self.out = OutputColumns(
             self.schema, scores=scores or layout == "raw", prefix=prefix, label_sep=label_sep
         )
@@ -72,14 +69,7 @@ class MTLPredictor:
     def predict(self, values: Sequence[Any]) -> Tuple[List[Scores], int, int]:
         """Scores of each cell's text (None: empty or missing), and the counts of empty
         and truncated texts."""
-        texts: List[Optional[str]] = []
-        truncated = 0
-        for value in values:
-            text = clean_text(value, f"column {self.text_column!r}")
-            if text is not None and len(text) > self.nlp.max_length:
-                text = text[: self.nlp.max_length]
-                truncated += 1
-            texts.append(text)
+        texts, truncated = texts_of(values, self.nlp.max_length, self.text_column)
         filled = [text for text in texts if text is not None]
         docs = iter(self.nlp.pipe(filled, batch_size=self.batch_size, disable=self.disable))
         scores: List[Scores] = [
@@ -101,7 +91,7 @@ class MTLPredictor:
                 f"The input already has column(s) {taken}, which predict would add; give a "
                 "--prefix for the predicted columns, e.g. --prefix pred_."
             )
-        scores, empty, truncated = self.predict(batch.column(self.text_column).to_pylist())
+        scores, _, _ = self.predict(batch.column(self.text_column).to_pylist())
         if self.layout == "jsonl":
             for name, array in self.out.arrow_columns(scores)[: len(self.out.label_columns)]:
                 batch = batch.append_column(name, array)
@@ -115,10 +105,6 @@ class MTLPredictor:
                 if self.layout == "raw" and name in self.out.label_columns:
                     continue  # the driver decides the labels from the scores
                 batch = batch.append_column(name, array)
-        if self.tally is not None:
-            import ray
-
-            ray.get(self.tally.add.remote(len(scores), empty, truncated))
         assert isinstance(batch, pa.Table)
         return batch
 
@@ -128,16 +114,25 @@ class MTLPredictor:
         return self.out.names(self.layout)
 
 
-class Tally:
-    """Counts rows, empty and truncated texts over all workers (a Ray actor)."""
+def texts_of(
+    values: Sequence[Any], max_length: int, column: str
+) -> Tuple[List[Optional[str]], int]:
+    """The texts to predict from a column's cells (None: empty or missing), cut to
+    `max_length` characters, and how many were cut."""
+    texts: List[Optional[str]] = []
+    truncated = 0
+    for value in values:
+        text = clean_text(value, f"column {column!r}")
+        if text is not None and len(text) > max_length:
+            text = text[:max_length]
+            truncated += 1
+        texts.append(text)
+    return texts, truncated
 
-    def __init__(self) -> None:
-        self.counts = [0, 0, 0]
 
-    def add(self, rows: int, empty: int, truncated: int) -> None:
-        self.counts[0] += rows
-        self.counts[1] += empty
-        self.counts[2] += truncated
-
-    def get(self) -> List[int]:
-        return self.counts
+def count_rows(block: Any, column: str, max_length: int) -> Tuple[int, int, int]:
+    """Rows, empty or missing texts and texts cut to `max_length` in a predicted block
+    (a pyarrow table): counted from the rows that are written, so that each is counted
+    once, however often Ray ran the call that predicted it."""
+    texts, truncated = texts_of(block.column(column).to_pylist(), max_length, column)
+    return len(texts), sum(text is None for text in texts), truncated

@@ -30,6 +30,7 @@ from .formats import (
     FORMATS,
     PredictError,
     file_format,
+    resolve_output_format,
     suffix_format,
 )
 from .inference import components_after, get_schema, iter_predictions, load_model
@@ -61,5 +62,6 @@ __all__ = [
     "predict_file",
     "progress_path",
     "read_chunks",
+    "resolve_output_format",
     "suffix_format",
 ]

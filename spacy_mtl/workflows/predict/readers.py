@@ -35,6 +35,14 @@ def clean_text(value: Any, where: str) -> Optional[str]:
     raise PredictError(f"{where}: the text must be a string, got {type(value).__name__} {value!r}.")
 
 
+def _json_constant(name: str) -> Optional[float]:
+    """NaN, Infinity, -Infinity (not JSON; Python's json writes them). NaN is read as
+    null, a missing value, which is what predict's writers make of it (JSONL null, an
+    empty CSV cell): a column of ids with a NaN in it stays a column of integers, rather
+    than becoming floats (1.0, and Parquet refusing an id past 2**53)."""
+    return None if name == "NaN" else float(name)
+
+
 @dataclass
 class Chunk:
     """Consecutive input rows, predicted and written together.
@@ -220,7 +228,7 @@ class Reader:
                 continue  # a blank line is not a record
             where = f"{self.path}:{lines.line_no}"
             try:
-                record = json.loads(line)
+                record = json.loads(line, parse_constant=_json_constant)
             except json.JSONDecodeError as err:
                 raise PredictError(f"{where}: invalid JSON: {err}.") from None
             if not isinstance(record, dict):
