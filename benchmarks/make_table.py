@@ -435,7 +435,8 @@ def quality_section(quality: Dict[str, Any], title: str = QUALITY_SETTINGS[0][1]
     training = (
         f"mtl_textcat lr_scale {budget['head_lr_scale']:g} (spaCy's built-ins have none: "
         f"{budget.get('builtin_head_lr_scale', 1.0):g}), batches from {budget['batcher']}, "
-        f"group weighting {budget.get('weighting', 'fixed')}{loss_weights(budget, setting.get('groups') or {})}"
+        f"group weighting {budget.get('weighting', 'fixed')}"
+        f"{loss_weights(budget, setting.get('groups') or {})}"
         if "batcher" in budget
         else "batches in a seeded shuffled order, mtl_textcat lr_scale 1"
     )
