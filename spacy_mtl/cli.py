@@ -611,25 +611,35 @@ def _print_table(table: Any) -> None:
 def quantize_command(
     model: Path = typer.Argument(..., help="Trained pipeline: folder or package name."),
     output: Path = typer.Argument(..., help="Folder for the int8 pipeline (created)."),
+    method: str = typer.Option(
+        "onnx",
+        "--method",
+        "-m",
+        help="onnx: ONNX Runtime int8 (the faster; needs spacy-mtl[onnx]). torch: torch "
+        "dynamic int8 (no extra dependency).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
-    """Write a copy of MODEL whose transformer runs in int8 on CPU (torch dynamic
-    quantization of its linear layers, applied on load). It loads with spacy.load, works
-    with predict and spacy package. See README, "Fast by default".
+    """Write a copy of MODEL whose transformer runs in int8 on CPU (ONNX Runtime or torch
+    dynamic quantization; the fp32 weights are kept). It loads with spacy.load, works with
+    predict and spacy package. See README, "int8 on CPU".
     """
     from wasabi import msg
 
     from .errors import ModelLoadError
-    from .quantize import quantize_pipeline
+    from .quantize import METHODS, quantize_pipeline
 
+    if method not in METHODS:
+        msg.fail(f"Unknown --method {method!r}: use {' or '.join(METHODS)}.", exits=1)
     try:
-        done = quantize_pipeline(model, output, overwrite=overwrite)
+        done = quantize_pipeline(model, output, method=method, overwrite=overwrite)
     except ModelLoadError as err:
         _fail_model(err)
-    except OSError as err:
+    except (ImportError, OSError) as err:
         msg.fail("Quantization stopped", str(err), exits=1)
     extra = f"; now mtl_transformer: {', '.join(done['converted'])}" if done["converted"] else ""
-    msg.good(f"Wrote {output}: int8 transformer in {', '.join(done['components'])}{extra}")
+    components = ", ".join(done["components"])
+    msg.good(f"Wrote {output}: {done['quantize']} transformer in {components}{extra}")
 
 
 def main() -> None:

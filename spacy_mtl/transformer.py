@@ -21,15 +21,18 @@ The buffer bounds memory: at most `buffer_batches * batch_size` docs, and at mos
 `buffer_wordpieces` wordpieces (a few long docs fill it), are held with their transformer
 output before the first of them is yielded.
 
-`quantize = "int8"` runs the transformer's linear layers in int8 for CPU serving (see
-spacy_mtl/quantize.py and `spacy-mtl quantize`).
+`quantize = "onnx-int8"` runs the transformer as an int8 ONNX Runtime model, `quantize =
+"int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/quantize.py and
+`spacy-mtl quantize`).
 
 DOCS: README.md ("Fast by default"), docs/benchmarks.md.
 """
 
 from itertools import islice
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import srsly
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -94,11 +97,13 @@ def make_mtl_transformer(
     buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
     buffer_wordpieces (int): The buffer also ends when its docs reach this many wordpieces,
         so that a run of long docs does not hold thousands of transformer outputs.
-    quantize (Optional[str]): "int8": run the transformer's linear layers in int8 (torch
-        dynamic quantization, CPU; applied when the weights are loaded, which stay fp32 on
-        disk). For serving only: such a component cannot be trained. `spacy-mtl quantize`
-        sets it; `spacy.load(path, config={"components": {NAME: {"quantize": None}}})`
-        loads the fp32 transformer again. None (default): fp32.
+    quantize (Optional[str]): Run the transformer in int8 on CPU, for serving (such a
+        component cannot be trained). "onnx-int8": an int8 ONNX Runtime model, saved as
+        `model.onnx` beside the fp32 weights (made from them if missing; needs the `onnx`
+        extra). "int8": torch dynamic quantization of the linear layers, applied when the
+        fp32 weights are loaded. `spacy-mtl quantize` sets it; `spacy.load(path,
+        config={"components": {NAME: {"quantize": None}}})` loads the fp32 transformer
+        again. None (default): fp32.
     RETURNS (SortedTransformer): The component.
     """
     return SortedTransformer(
@@ -114,7 +119,9 @@ def make_mtl_transformer(
     )
 
 
-QUANTIZE_OPTIONS = (None, "int8")
+QUANTIZE_OPTIONS = (None, "int8", "onnx-int8")
+# The int8 ONNX model in the component's folder (quantize = "onnx-int8").
+ONNX_FILE = "model.onnx"
 
 
 class SortedTransformer(Transformer):
@@ -145,7 +152,9 @@ class SortedTransformer(Transformer):
                 f"{name}: buffer_wordpieces must be at least 1, got {buffer_wordpieces}."
             )
         if quantize not in QUANTIZE_OPTIONS:
-            raise ValueError(f"{name}: quantize must be null or 'int8', got {quantize!r}.")
+            raise ValueError(
+                f"{name}: quantize must be null, 'int8' or 'onnx-int8', got {quantize!r}."
+            )
         # In cfg: saved with the pipeline, restored by from_disk / from_bytes.
         self.cfg.update(
             {
@@ -159,6 +168,8 @@ class SortedTransformer(Transformer):
         self.quantize = quantize
         # The fp32 transformer while an int8 copy runs: what to_disk / to_bytes save.
         self._fp32: Any = None
+        # quantize = "onnx-int8": the serialized int8 ONNX model (saved with the component).
+        self._onnx: Optional[bytes] = None
         getter = model.attrs.get("get_spans")
         if isinstance(getter, WordpieceSpans):
             # The span getter counts with this model's own tokenizer: no model folder is
@@ -177,66 +188,87 @@ class SortedTransformer(Transformer):
             return
         if not self.model.attrs.get("has_transformer"):
             return
-        from .quantize import quantize_dynamic_int8
+        fp32 = hf_encoder(self)
+        if self.quantize == "onnx-int8":
+            from .onnx_encoder import export_int8, make_encoder
 
-        shim: Any = self.model.layers[0].shims[0]
-        fp32 = shim._hfmodel.transformer
-        int8 = quantize_dynamic_int8(fp32)
-        shim._model = int8
-        shim._hfmodel.transformer = int8
+            if self._onnx is None:
+                self._onnx = export_int8(fp32)
+            int8 = make_encoder(self._onnx, fp32.config)
+        else:
+            from .torch_int8 import quantize_dynamic_int8
+
+            int8 = quantize_dynamic_int8(fp32)
+        self._swap_in(int8)
         self._fp32 = fp32
 
-    def _swap_fp32(self) -> Any:
-        """Put the fp32 transformer back in the shim (to save it); returns the int8 one."""
+    def _swap_in(self, module: Any) -> Any:
+        """Put `module` in the shim as the transformer; returns the one it replaces."""
         shim: Any = self.model.layers[0].shims[0]
-        int8 = shim._model
-        shim._model = shim._hfmodel.transformer = self._fp32
-        return int8
+        before = shim._model
+        shim._model = shim._hfmodel.transformer = module
+        return before
 
-    def _swap_int8(self, int8: Any) -> None:
-        shim: Any = self.model.layers[0].shims[0]
-        shim._model = shim._hfmodel.transformer = int8
+    def _loaded(self) -> None:
+        """After loading fp32 weights: drop the old int8 copy, make the new one if asked."""
+        self._fp32 = None
+        if self.quantize != "onnx-int8":
+            self._onnx = None
+        self._apply_quantization()
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
         """Initialize as spacy-transformers does, then quantize if `quantize` is set."""
         super().initialize(get_examples, nlp=nlp)
-        self._fp32 = None
-        self._apply_quantization()
+        self._onnx = None
+        self._loaded()
 
     def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "SortedTransformer":
-        """Load as spacy-transformers does (fp32 weights), then quantize if set."""
+        """Load as spacy-transformers does (fp32 weights), then quantize if set (with the
+        saved ONNX model, for "onnx-int8")."""
         super().from_disk(path, exclude=exclude)
-        self._fp32 = None
-        self._apply_quantization()
+        onnx = Path(path) / ONNX_FILE
+        self._onnx = onnx.read_bytes() if "model" not in exclude and onnx.exists() else None
+        self._loaded()
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> Any:
         """Load as spacy-transformers does (fp32 weights), then quantize if set."""
         super().from_bytes(bytes_data, exclude=exclude)
-        self._fp32 = None
-        self._apply_quantization()
+        # spaCy's from_bytes skips keys it does not know, such as "onnx".
+        onnx = srsly.msgpack_loads(bytes_data).get("onnx") if "model" not in exclude else None
+        self._onnx = onnx
+        self._loaded()
         return self
 
     def to_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> None:
-        """Save the fp32 weights (an int8 copy is made again on load)."""
+        """Save the fp32 weights (an int8 copy is made again on load), and the int8 ONNX
+        model for "onnx-int8"."""
         if not self.quantized:
             super().to_disk(path, exclude=exclude)
             return
-        int8 = self._swap_fp32()
+        int8 = self._swap_in(self._fp32)
         try:
             super().to_disk(path, exclude=exclude)
         finally:
-            self._swap_int8(int8)
+            self._swap_in(int8)
+        if self._onnx is not None and "model" not in exclude:
+            (Path(path) / ONNX_FILE).write_bytes(self._onnx)
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        """Serialize with the fp32 weights (an int8 copy is made again on load)."""
+        """Serialize with the fp32 weights (an int8 copy is made again on load), and the int8
+        ONNX model for "onnx-int8"."""
         if not self.quantized:
             return super().to_bytes(exclude=exclude)
-        int8 = self._swap_fp32()
+        int8 = self._swap_in(self._fp32)
         try:
-            return super().to_bytes(exclude=exclude)
+            data = super().to_bytes(exclude=exclude)
         finally:
-            self._swap_int8(int8)
+            self._swap_in(int8)
+        if self._onnx is None or "model" in exclude:
+            return data
+        fields = srsly.msgpack_loads(data)
+        fields["onnx"] = self._onnx
+        return srsly.msgpack_dumps(fields)
 
     def update(self, examples: Iterable[Any], **kwargs: Any) -> Dict[str, float]:
         """As spacy-transformers' update; refused while the transformer runs in int8."""
@@ -330,6 +362,15 @@ class SortedTransformer(Transformer):
                         self.set_annotations(subbatch, self.predict(subbatch))
                 else:
                     self.set_annotations(subbatch, self.predict(subbatch))
+
+
+def hf_encoder(component: Any) -> Any:
+    """The Hugging Face model of a spacy-transformers transformer component (the fp32 one,
+    also while an int8 copy runs)."""
+    fp32 = getattr(component, "_fp32", None)
+    if fp32 is not None:
+        return fp32
+    return component.model.layers[0].shims[0]._hfmodel.transformer
 
 
 def sorts_by_length(component: Any) -> bool:
