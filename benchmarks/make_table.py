@@ -21,6 +21,10 @@ LONG_TARGET = 0.95
 TRAIN_TARGET = 1.05
 MEMORY_FLAT = 1.05
 LATENCY_TARGET = 1.15
+INT8_SPEED_TARGET = 2.0
+INT8_F1_TOLERANCE = 0.01
+# The method `spacy-mtl quantize` uses by default (a variant of benchmarks/quantize.py).
+INT8_DEFAULT = "onnx"
 
 NAMES = {
     "ours": "ours as shipped: plain `nlp.pipe`, `mtl_transformer` (sorted buffers) + "
@@ -103,7 +107,80 @@ def memory_flat(inference: Optional[Dict[str, Any]]) -> Optional[float]:
     return round(ordered[-1]["peak_rss_mb"] / ordered[0]["peak_rss_mb"], 3)
 
 
-def targets(inference: Optional[Dict[str, Any]], training: Optional[Dict[str, Any]]) -> List[str]:
+def int8_targets(quantize: Optional[Dict[str, Any]]) -> List[tuple]:
+    """The two int8 targets (speed, F1) of the default method, from quantize.json."""
+    speed = (quantize or {}).get("speed", {}).get("contenders", {}).get(INT8_DEFAULT, {})
+    ratios = [speed.get(k) for k in ("x_sorted_loop", "x_sorted_loop_cpu")]
+    ratios = [r for r in ratios if r is not None]
+    f1 = (quantize or {}).get("f1", {}).get("variants", {}).get(INT8_DEFAULT, {})
+    delta = f1.get("tuned_thresholds", {}).get("delta", {})
+    losses = [-d for d in delta.values() if d is not None]
+    worst = max(losses) if losses else None
+    return [
+        (
+            f"int8 (`spacy-mtl quantize`, {INT8_DEFAULT}): ≥ {INT8_SPEED_TARGET:g}× the docs/s of "
+            "the fp32 length-sorted loop, short texts, 2 threads",
+            f"{fmt(speed.get('x_sorted_loop'), 3)} rounds wall, "
+            f"{fmt(speed.get('x_sorted_loop_cpu'), 3)} rounds CPU"
+            if speed
+            else "–",
+            verdict(min(ratios) if ratios else None, INT8_SPEED_TARGET),
+        ),
+        (
+            f"int8 ({INT8_DEFAULT}): every group's test macro F1 within {INT8_F1_TOLERANCE} of "
+            "fp32",
+            ", ".join(f"{g} {d:+.4f}" for g, d in delta.items() if d is not None) or "–",
+            verdict(worst, INT8_F1_TOLERANCE, higher_is_better=False),
+        ),
+    ]
+
+
+def int8_section(quantize: Dict[str, Any]) -> List[str]:
+    """Docs/s and test macro F1 per int8 variant (benchmarks/quantize.py)."""
+    f1 = quantize.get("f1", {})
+    speed = quantize.get("speed", {})
+    lines = ["## int8 on CPU", ""]
+    lines.append(
+        f"Pipeline {Path(quantize.get('pipeline', '')).name}; test macro F1 on "
+        f"{f1.get('n_test', '–')} test docs with the pipeline's tuned thresholds, and "
+        f"re-tuned on {f1.get('n_dev', '–')} dev docs with the variant itself; speed: "
+        f"{speed.get('n_docs', '–')} short texts, {speed.get('rounds', '–')} whole passes per "
+        "contender in a rotating order, median per-round ratio to the fp32 length-sorted "
+        f"loop. AVX512-VNNI: {quantize.get('avx512_vnni')}. Load average before / after: "
+        f"{speed.get('load_before')} / {speed.get('load_after')}."
+    )
+    lines.append("")
+    variants = f1.get("variants", {})
+    contenders = speed.get("contenders", {})
+    groups = f1.get("groups", ["emotion", "sentiment", "offense"])
+    rows = []
+    for name in dict.fromkeys([*contenders, *variants]):
+        row = contenders.get(name, {})
+        tuned = variants.get(name, {}).get("tuned_thresholds", {})
+        retuned = variants.get(name, {}).get("retuned", {})
+        cells = [name, fmt(row.get("docs_per_s"), 1), fmt(row.get("x_sorted_loop"), 3)]
+        cells.append(fmt(row.get("x_sorted_loop_cpu"), 3))
+        for group in groups:
+            value = tuned.get("macro_f", {}).get(group)
+            delta = tuned.get("delta", {}).get(group)
+            again = retuned.get("macro_f", {}).get(group)
+            text = fmt(value, 3) if delta is None else f"{value:.3f} ({delta:+.3f})"
+            cells.append(text if again is None else f"{text}; {again:.3f}")
+        rows.append(cells)
+    header = ("variant", "docs/s", "× sorted loop", "× CPU", *groups)
+    lines += table(header, rows)
+    lines.append(
+        "F1 cells: tuned thresholds (change from fp32); after the semicolon, re-tuned on dev."
+    )
+    lines.append("")
+    return lines
+
+
+def targets(
+    inference: Optional[Dict[str, Any]],
+    training: Optional[Dict[str, Any]],
+    quantize: Optional[Dict[str, Any]] = None,
+) -> List[str]:
     short = (inference or {}).get("short")
     long = (inference or {}).get("long")
     k = 3
@@ -161,6 +238,7 @@ def targets(inference: Optional[Dict[str, Any]], training: Optional[Dict[str, An
             f"{fmt((training or {}).get('ratio_ours_torch_fused_paired_median'), 3)})",
             verdict(train_ratio, TRAIN_TARGET, higher_is_better=False),
         ),
+        *int8_targets(quantize),
     ]
     lines = table(("target", "measured (ours / other)", "verdict"), rows)
     lines.append(
@@ -732,6 +810,7 @@ def render(folder: Path) -> str:
     inference = load(folder, "inference")
     training = load(folder, "training")
     qualities = [load(folder, name) for name, _, _ in QUALITY_SETTINGS]
+    quantize = load(folder, "quantize")
     lines = [
         "# Benchmarks",
         "",
@@ -750,7 +829,7 @@ def render(folder: Path) -> str:
         "## Targets",
         "",
     ]
-    lines += targets(inference, training)
+    lines += targets(inference, training, quantize)
     if inference:
         memory = inference.get("memory", {}).get("contenders", {})
         lines += ["## Inference", ""]
@@ -777,6 +856,10 @@ def render(folder: Path) -> str:
         lines += profile_section(profiles, "Where inference time goes (ours)")
     else:
         lines += ["## Inference", "", "No results yet (benchmarks/results/inference.json).", ""]
+    if quantize:
+        lines += int8_section(quantize)
+    else:
+        lines += ["## int8 on CPU", "", "No results yet (benchmarks/results/quantize.json).", ""]
     if training:
         lines += training_section(training)
     else:
@@ -792,7 +875,7 @@ def render(folder: Path) -> str:
                 "",
             ]
     lines += [*USAGE.splitlines(), ""]
-    lines += environment(inference, training, *qualities)
+    lines += environment(inference, training, *qualities, quantize)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -68,7 +68,6 @@ import warnings  # noqa: E402
 from wasabi import msg  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*sequence length is longer.*")
-GROUPS = ("emotion", "sentiment", "offense")
 
 
 def _torch(per_channel: bool, reduce_range: Optional[bool], keep: Sequence[str] = ()) -> Any:
@@ -120,26 +119,28 @@ def load_variant(name: str) -> Any:
     return nlp
 
 
-def macro_f(scores: Dict[str, Any]) -> Dict[str, Optional[float]]:
-    values = {g: scores.get(f"mtl_{g}_macro_f") for g in GROUPS}
+def macro_f(scores: Dict[str, Any], groups: Sequence[str]) -> Dict[str, Optional[float]]:
+    values = {g: scores.get(f"mtl_{g}_macro_f") for g in groups}
     return {g: None if v is None else round(float(v), 4) for g, v in values.items()}
 
 
-def score(nlp: Any, examples: List[Any]) -> Dict[str, Any]:
+def score(nlp: Any, examples: List[Any], groups: Sequence[str]) -> Dict[str, Any]:
     from spacy_mtl.workflows.report import predict_examples
 
     start = time.perf_counter()
     _, scores = predict_examples(nlp, examples, batch_size=ARGS.batch_size)
-    return {"macro_f": macro_f(scores), "seconds": round(time.perf_counter() - start, 1)}
+    return {"macro_f": macro_f(scores, groups), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def run_f1(names: List[str]) -> Dict[str, Any]:
     import spacy
 
+    from spacy_mtl.loading import find_component
     from spacy_mtl.workflows.report import load_corpus
     from spacy_mtl.workflows.tune import tune_pipeline
 
     blank = spacy.load(ARGS.pipeline)
+    groups = [group.name for group in find_component(blank, "mtl_textcat").schema.groups]
     test = load_corpus(blank, ARGS.test)
     if ARGS.test_limit:
         # Spread over the data sets (the corpus holds one after the other).
@@ -148,15 +149,20 @@ def run_f1(names: List[str]) -> Dict[str, Any]:
     for eg in [*test, *dev]:
         # corpus/full also holds groups the demo model does not have (GoEmotions' ekman).
         eg.reference.cats = {
-            k: v for k, v in eg.reference.cats.items() if k.split("/")[0] in GROUPS
+            k: v for k, v in eg.reference.cats.items() if k.split("/")[0] in groups
         }
-    out: Dict[str, Any] = {"n_test": len(test), "n_dev": len(dev), "variants": {}}
+    out: Dict[str, Any] = {
+        "n_test": len(test),
+        "n_dev": len(dev),
+        "groups": groups,
+        "variants": {},
+    }
     for name in names:
         nlp = load_variant(name)
-        row = {"tuned_thresholds": score(nlp, test)}
+        row = {"tuned_thresholds": score(nlp, test, groups)}
         if dev:
             tune_pipeline(nlp, dev, batch_size=ARGS.batch_size)
-            row["retuned"] = score(nlp, test)
+            row["retuned"] = score(nlp, test, groups)
         out["variants"][name] = row
         f = row["tuned_thresholds"]["macro_f"]
         again = row.get("retuned", {}).get("macro_f")
@@ -167,7 +173,7 @@ def run_f1(names: List[str]) -> Dict[str, Any]:
             for key in ("tuned_thresholds", "retuned"):
                 if key in row and key in base:
                     row[key]["delta"] = {
-                        g: _delta(row[key]["macro_f"][g], base[key]["macro_f"][g]) for g in GROUPS
+                        g: _delta(row[key]["macro_f"][g], base[key]["macro_f"][g]) for g in groups
                     }
     return out
 
@@ -244,6 +250,13 @@ def main() -> None:
     from spacy_mtl.torch_int8 import full_range_is_safe
 
     result["avx512_vnni"] = full_range_is_safe()
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("onnxruntime", "onnx"):
+        try:
+            result["environment"]["versions"][package] = version(package)
+        except PackageNotFoundError:
+            result["environment"]["versions"][package] = None
     if not ARGS.no_f1:
         msg.info(f"Test macro F1 ({ARGS.test}), {len(names)} variants")
         result["f1"] = run_f1(names)

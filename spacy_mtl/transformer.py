@@ -212,8 +212,6 @@ class SortedTransformer(Transformer):
     def _loaded(self) -> None:
         """After loading fp32 weights: drop the old int8 copy, make the new one if asked."""
         self._fp32 = None
-        if self.quantize != "onnx-int8":
-            self._onnx = None
         self._apply_quantization()
 
     def initialize(self, get_examples: Callable, *, nlp: Optional[Language] = None) -> None:
@@ -227,7 +225,8 @@ class SortedTransformer(Transformer):
         saved ONNX model, for "onnx-int8")."""
         super().from_disk(path, exclude=exclude)
         onnx = Path(path) / ONNX_FILE
-        self._onnx = onnx.read_bytes() if "model" not in exclude and onnx.exists() else None
+        wanted = self.quantize == "onnx-int8" and "model" not in exclude
+        self._onnx = onnx.read_bytes() if wanted and onnx.exists() else None
         self._loaded()
         return self
 
@@ -235,8 +234,8 @@ class SortedTransformer(Transformer):
         """Load as spacy-transformers does (fp32 weights), then quantize if set."""
         super().from_bytes(bytes_data, exclude=exclude)
         # spaCy's from_bytes skips keys it does not know, such as "onnx".
-        onnx = srsly.msgpack_loads(bytes_data).get("onnx") if "model" not in exclude else None
-        self._onnx = onnx
+        wanted = self.quantize == "onnx-int8" and "model" not in exclude
+        self._onnx = srsly.msgpack_loads(bytes_data).get("onnx") if wanted else None
         self._loaded()
         return self
 

@@ -1,6 +1,7 @@
 """The benchmark scripts: smoke runs on tiny inputs. The modules they measure are tested in
 test_batching.py and test_span_getters.py."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -196,6 +197,42 @@ def test_memory_worker_reports_peak_rss(tiny_bert: Path) -> None:
     assert row["peak_rss_mb"] >= row["rss_after_import_mb"] > 0
 
 
+@needs_data
+def test_quantize_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
+    import spacy
+    from conftest import GROUPS, make_examples
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("mtl_transformer", name="transformer", config={"model": {"name": str(tiny_bert)}})
+    nlp.add_pipe("mtl_textcat", config={"groups": GROUPS})
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    nlp.update(make_examples(nlp), sgd=optimizer)
+    nlp.to_disk(tmp_path / "model")
+    DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(tmp_path / "gold.spacy")
+    variants = "fp32,torch,onnx" if importlib.util.find_spec("onnxruntime") else "fp32,torch"
+    quantize = _run(
+        "quantize.py",
+        [
+            *("--pipeline", str(tmp_path / "model"), "--model", str(tiny_bert)),
+            *("--test", str(tmp_path / "gold.spacy"), "--dev", str(tmp_path / "gold.spacy")),
+            *("--variants", variants, "--n-texts", "12", "--rounds", "2", "--batch-size", "4"),
+        ],
+        tmp_path / "quantize.json",
+    )
+    names = variants.split(",")
+    assert list(quantize["f1"]["variants"]) == names
+    assert quantize["f1"]["groups"] == list(GROUPS)
+    for row in quantize["f1"]["variants"].values():
+        assert set(row["tuned_thresholds"]["macro_f"]) == set(GROUPS)
+        assert "retuned" in row and "delta" in row["tuned_thresholds"]
+    contenders = quantize["speed"]["contenders"]
+    assert list(contenders) == ["limit_sorted", *names]
+    for row in contenders.values():
+        assert row["docs_per_s"] > 0 and len(row["wall"]) == 2 and row["x_sorted_loop"] > 0
+    _check_page(tmp_path, ["## int8 on CPU", "int8 (`spacy-mtl quantize`"])
+
+
 def test_make_table_without_results(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     subprocess.run(
@@ -212,7 +249,7 @@ def test_make_table_without_results(tmp_path: Path) -> None:
     )
     text = page.read_text(encoding="utf8")
     assert "No results yet" in text
-    assert text.count("not measured") == 6  # one per target
+    assert text.count("not measured") == 8  # one per target
 
 
 def test_make_table_quality_comparison() -> None:

@@ -11,6 +11,7 @@ from typing import Any, List
 import numpy
 import pytest
 import spacy
+import srsly
 from conftest import GROUPS, make_examples, make_nlp
 from spacy.language import Language
 from spacy.util import fix_random_seed
@@ -250,7 +251,11 @@ def test_spacy_package_carries_the_onnx_model(onnx_int8: Path, tmp_path: Path) -
     command += ["--name", "int8_test", "--version", "0.0.1", "--build", "none", "--force"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    data = tmp_path / "en_int8_test-0.0.1" / "en_int8_test" / "en_int8_test-0.0.1"
+    package = tmp_path / "en_int8_test-0.0.1"
+    # The package's install requirements (setup.py reads meta.json) name ONNX Runtime.
+    requirements = srsly.read_json(package / "meta.json")["requirements"]
+    assert any(req.startswith("onnxruntime>=") for req in requirements), requirements
+    data = package / "en_int8_test" / "en_int8_test-0.0.1"
     assert (data / "transformer" / ONNX_FILE).read_bytes() == (
         onnx_int8 / "transformer" / ONNX_FILE
     ).read_bytes()
