@@ -2,6 +2,7 @@
 of docs sorted by wordpieces and gives them back in input order."""
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -188,12 +189,13 @@ def test_buffer_ends_at_the_wordpiece_budget(nlp: Language) -> None:
     assert first is not None and first <= 2 * 2 + 2
 
 
-def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
+@contextmanager
+def spied_tokenizer(nlp: Language) -> Iterator[List[Any]]:
+    """Within the block, the transformer's span getter counts with a spy of its tokenizer;
+    yields the list of the spy's calls (their positional arguments)."""
     getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
-    docs = [nlp.make_doc(t) for t in ("i love this movie", "", "ok")]
-    expected = getter(docs)
-    calls = []
-    real = getter._tokenizer
+    real = getter.tokenizer
+    calls: List[Any] = []
 
     class Spy:
         is_fast = True
@@ -208,14 +210,22 @@ def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
     getter._tokenizer = Spy()
     getter._model = None  # keep the spy
     try:
+        yield calls
+    finally:
+        getter._tokenizer = real
+        getter.bind(nlp.get_pipe("transformer").model)
+
+
+def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
+    getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
+    docs = [nlp.make_doc(t) for t in ("i love this movie", "", "ok")]
+    expected = getter(docs)
+    with spied_tokenizer(nlp) as calls:
         with getter.known_lengths(docs, [4, 0, 1]):
             spans = getter(docs)
         assert calls == []
         assert getter(docs) == spans  # outside the block it tokenizes again
         assert len(calls) == 1
-    finally:
-        getter._tokenizer = real
-        getter.bind(nlp.get_pipe("transformer").model)
     assert [[(s.start, s.end) for s in row] for row in spans] == [
         [(s.start, s.end) for s in row] for row in expected
     ]
@@ -231,33 +241,15 @@ def test_known_encodings_cut_long_docs_without_the_tokenizer(nlp: Language) -> N
     docs = [nlp.make_doc(t) for t in texts]
     expected = getter(docs)
     assert max(len(row) for row in expected) > 1  # at least one doc spans several windows
-    real = getter.tokenizer
-    lengths, encodings = encode_wordpieces(real, [doc.text for doc in docs])
+    lengths, encodings = encode_wordpieces(getter.tokenizer, [doc.text for doc in docs])
     assert encodings is not None
-    calls = []
-
-    class Spy:
-        is_fast = True
-
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            calls.append(args)
-            return real(*args, **kwargs)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-    getter._tokenizer = Spy()
-    getter._model = None  # keep the spy
-    try:
+    with spied_tokenizer(nlp) as calls:
         with getter.known_lengths(docs, lengths, encodings):
             spans = getter(docs)
         assert calls == []
         with getter.known_lengths(docs, lengths):  # lengths only: the long docs are encoded
             assert getter(docs) == spans
         assert len(calls) == 1
-    finally:
-        getter._tokenizer = real
-        getter.bind(nlp.get_pipe("transformer").model)
     assert [[(s.start, s.end) for s in row] for row in spans] == [
         [(s.start, s.end) for s in row] for row in expected
     ]
