@@ -277,6 +277,45 @@ def test_training_is_unchanged(tiny_bert: Path) -> None:
     numpy.testing.assert_allclose(scores_a, scores_b, atol=1e-5)
 
 
+def test_prediction_runs_in_eval_and_inference_mode_and_training_in_train_mode(
+    tiny_bert: Path,
+) -> None:
+    """Prediction leaves the encoder in eval mode (no `train()` walk after each call) under
+    torch.inference_mode on CPU; an update still runs it in train mode (dropout on) with
+    gradients; the copy of a model keeps the behaviour."""
+    import torch
+
+    nlp = make_pipeline(tiny_bert)
+    component = nlp.get_pipe("transformer")
+    encoder = component.model.transformer
+    seen: List[Any] = []
+
+    def record(module: Any, args: Any, kwargs: Any) -> None:
+        seen.append((module.training, torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+
+    encoder.register_forward_pre_hook(record, with_kwargs=True)
+    nlp("i love this movie")
+    list(nlp.pipe(TEXTS[:4]))
+    assert seen and set(seen) == {(False, True, False)}
+    assert not encoder.training  # left in eval mode after the call
+    seen.clear()
+    nlp.update(make_examples(nlp), sgd=Adam(0.001))
+    assert set(seen) == {(True, False, True)}
+    seen.clear()
+    doc = nlp("i love this movie")
+    assert set(seen) == {(False, True, False)}
+    copied = component.model.copy()
+    copied_encoder = copied.transformer
+    copied_encoder.train()
+    copied_seen: List[Any] = []
+    copied_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: copied_seen.append(module.training), with_kwargs=True
+    )
+    copied.predict([doc])
+    assert copied_seen == [False]
+    assert not encoder.training
+
+
 def test_save_and_load_need_no_model_folder(tiny_bert: Path, tmp_path: Path) -> None:
     bert = shutil.copytree(tiny_bert, tmp_path / "bert")
     nlp = make_pipeline(bert, buffer_batches=5)
