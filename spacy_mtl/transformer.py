@@ -93,7 +93,11 @@ def make_mtl_transformer(
         `transformer` factory (default: `spacy-transformers.TransformerModel.v3` with
         `spacy-mtl.wordpiece_spans.v1` windows of 128 wordpieces).
     set_extra_annotations (Callable): As for the `transformer` factory.
-    max_batch_items (int): Most padded wordpieces in one forward pass, as for `transformer`.
+    max_batch_items (int): Most padded wordpieces (windows × the longest window) in one
+        forward pass of `pipe`, counted with the wordpieces known from sorting (4096: 32
+        windows of 128; on 2 CPU cores 2048–4096 ran long texts ~10% faster than 8192,
+        README "Fast by default"). Without `sort_by_length` or `wordpiece_spans`: spaCy
+        tokens × docs, as spacy-transformers counts.
     sort_by_length (bool): Sort the docs of a buffer by wordpieces in `pipe` (default). False
         gives spacy-transformers' own `pipe`.
     buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
@@ -347,13 +351,24 @@ class SortedTransformer(Transformer):
         # A stable sort: docs of equal length keep their input order.
         order = sorted(range(len(docs)), key=lengths.__getitem__)
         getter = self.model.attrs.get("get_spans")
+        tokenizer = getattr(self.model, "tokenizer", None)
+        # With wordpiece_spans and known encodings, runs are cut by padded wordpieces.
+        window = getter.window if isinstance(getter, WordpieceSpans) else None
+        n_special = tokenizer.num_special_tokens_to_add(pair=False) if tokenizer else 0
         size = max(1, batch_size)
+        most = self.cfg["max_batch_items"]
         for start in range(0, len(order), size):
             picked = order[start : start + size]
             batch = [docs[i] for i in picked]
-            # As spacy-transformers does: split a batch whose padded size would pass
-            # max_batch_items (spaCy tokens × docs).
-            for indices in batch_by_length(batch, self.cfg["max_batch_items"]):
+            if window and encodings is not None:
+                # Split where the forward pass would pad more than max_batch_items
+                # wordpieces; the counts are known.
+                known = [lengths[i] for i in picked]
+                runs = padded_runs(known, window, n_special, most)
+            else:
+                # As spacy-transformers does: spaCy tokens × docs.
+                runs = batch_by_length(batch, most)
+            for indices in runs:
                 subbatch = [batch[i] for i in indices]
                 if isinstance(getter, WordpieceSpans):
                     # The counts and encodings made for sorting: the span getter tokenizes
@@ -364,6 +379,37 @@ class SortedTransformer(Transformer):
                         self.set_annotations(subbatch, self.predict(subbatch))
                 else:
                     self.set_annotations(subbatch, self.predict(subbatch))
+
+
+def padded_runs(lengths: Sequence[int], window: int, n_special: int, most: int) -> List[List[int]]:
+    """Cut a batch of docs, in ascending order of wordpieces, into consecutive runs whose
+    forward pass pads at most `most` wordpieces (a doc alone may pass it).
+
+    A doc of n wordpieces is ceil(n / (window - n_special)) windows (at least one) of at most
+    `window` wordpieces with the special tokens; a forward pass pads all its windows to the
+    longest, which in ascending order is the last doc's.
+
+    lengths (Sequence[int]): Each doc's wordpieces without special tokens, ascending.
+    window (int): Most wordpieces per window (the span getter's), special tokens included.
+    n_special (int): Special tokens added to each window.
+    most (int): Most padded wordpieces (windows × longest window) per run.
+    RETURNS (List[List[int]]): Positions into `lengths`, run by run.
+    """
+    budget = max(1, window - n_special)
+    runs: List[List[int]] = []
+    run: List[int] = []
+    windows = 0
+    for i, n in enumerate(lengths):
+        n_windows = max(1, -(-n // budget))
+        longest = min(n + n_special, window)
+        if run and (windows + n_windows) * longest > most:
+            runs.append(run)
+            run, windows = [], 0
+        run.append(i)
+        windows += n_windows
+    if run:
+        runs.append(run)
+    return runs
 
 
 def serve_in_eval_mode(model: Model) -> None:

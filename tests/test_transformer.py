@@ -16,7 +16,7 @@ from spacy_transformers.pipeline_component import Transformer
 from thinc.api import Adam
 
 from spacy_mtl.span_getters import WordpieceSpans
-from spacy_mtl.transformer import SortedTransformer, pipeline_sorts
+from spacy_mtl.transformer import SortedTransformer, padded_runs, pipeline_sorts
 
 # Lengths from 0 to ~60 wordpieces, mixed so that input-order batches pad a lot.
 TEXTS = [
@@ -142,6 +142,53 @@ def test_sorted_scores_equal_unsorted(nlp: Language) -> None:
     # The long docs were cut into windows of at most 24 wordpieces.
     widths = [doc._.trf_data.wordpieces.input_ids.shape for doc in sorted_docs]
     assert max(w[1] for w in widths) <= 24 and max(w[0] for w in widths) > 1
+
+
+def test_padded_runs_bound_the_padded_wordpieces() -> None:
+    # window 10 with 2 special tokens: 8 wordpieces per window.
+    assert padded_runs([1, 2, 3], window=10, n_special=2, most=100) == [[0, 1, 2]]
+    # 3 docs of 5 pieces pad to 3 x 7 = 21 > 20: a second run.
+    assert padded_runs([5, 5, 5], window=10, n_special=2, most=20) == [[0, 1], [2]]
+    # 20 pieces = 3 windows of (up to) 10: 30 padded alone, over `most` yet in a run of
+    # its own; then 2 more windows would make 5 x 10.
+    assert padded_runs([0, 20, 9], window=10, n_special=2, most=25) == [[0], [1], [2]]
+    assert padded_runs([], window=10, n_special=2, most=25) == []
+    lengths = [0, 1, 3, 3, 7, 8, 9, 15, 40, 41]
+    runs = padded_runs(lengths, window=10, n_special=2, most=40)
+    assert [i for run in runs for i in run] == list(range(len(lengths)))
+    for run in runs:
+        windows = sum(max(1, -(-lengths[i] // 8)) for i in run)
+        padded = windows * min(lengths[run[-1]] + 2, 10)
+        assert padded <= 40 or len(run) == 1
+
+
+def test_pipe_splits_a_batch_at_max_batch_items_wordpieces(nlp: Language) -> None:
+    """Each forward pass of `pipe` pads at most max_batch_items wordpieces (a doc alone
+    may pass it); the docs come back in order with the scores of an unsplit run."""
+    component = nlp.get_pipe("transformer")
+    encoder = component.model.transformer
+    shapes: List[Any] = []
+    hook = encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    texts = [t for t in TEXTS if t] * 2
+    try:
+        whole = list(nlp.pipe(texts, batch_size=len(texts)))
+        assert len(shapes) == 1  # 4096 by default: one forward pass
+        shapes.clear()
+        component.cfg["max_batch_items"] = 60
+        seen = record_batches(nlp)
+        split = list(nlp.pipe(texts, batch_size=len(texts)))
+    finally:
+        hook.remove()
+        component.cfg["max_batch_items"] = 4096
+        component.__dict__.pop("predict", None)
+    assert len(shapes) == len(seen) > 3
+    for (windows, width), batch in zip(shapes, seen):
+        assert windows * width <= 60 or len(batch) == 1, (windows, width, batch)
+    assert [doc.text for doc in split] == texts
+    numpy.testing.assert_allclose(scores(split), scores(whole), atol=1e-5)
 
 
 def counted(texts: List[str], pulled: List[int]) -> Iterator[str]:
