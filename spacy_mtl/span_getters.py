@@ -35,6 +35,18 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
     """
     if not texts:
         return [], []
+    if getattr(tokenizer, "is_fast", False):
+        # The Rust tokenizer's own batch call, which the Hugging Face wrapper makes too,
+        # without the wrapper's conversion of every encoding to Python lists (a third of
+        # the time on tweets). The wrapper sets padding and truncation on the shared Rust
+        # tokenizer at each call (spacy-transformers' call leaves padding on): off here.
+        backend = tokenizer.backend_tokenizer
+        if backend.padding is not None:
+            backend.no_padding()
+        if backend.truncation is not None:
+            backend.no_truncation()
+        encodings = backend.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings], list(encodings)
     encoded = tokenizer(
         texts,
         add_special_tokens=False,
@@ -42,9 +54,6 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
         return_token_type_ids=False,
         verbose=False,
     )
-    encodings = encoded.encodings if getattr(tokenizer, "is_fast", False) else None
-    if encodings is not None:
-        return [len(encoding.ids) for encoding in encodings], list(encodings)
     return [len(ids) for ids in encoded["input_ids"]], None
 
 
@@ -165,16 +174,9 @@ class WordpieceSpans:
         unknown = [doc for doc in filled if id(doc) not in given]
         fresh: Dict[int, Any] = {}
         if unknown:
-            # One batched call (Rust, parallel); verbose=False: long docs are the point here.
-            encoded = tokenizer(
-                [doc.text for doc in unknown],
-                add_special_tokens=False,
-                return_offsets_mapping=True,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )
-            fresh = {id(doc): enc for doc, enc in zip(unknown, encoded.encodings)}
+            # One batched call (Rust, parallel).
+            encodings = encode_wordpieces(tokenizer, [doc.text for doc in unknown])[1] or []
+            fresh = {id(doc): enc for doc, enc in zip(unknown, encodings)}
         spans: List[List[Span]] = []
         for doc in docs:
             if not len(doc):

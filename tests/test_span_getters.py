@@ -119,3 +119,25 @@ def test_wordpiece_spans_needs_a_tokenizer(tiny_bert: Path) -> None:
     with pytest.raises(ValueError, match="no room"):
         WordpieceSpans(str(tiny_bert), window=2)([nlp.make_doc("hello")])
     assert WordpieceSpans("", window=16)([nlp.make_doc("")]) == [[]]
+
+
+def test_encode_wordpieces_matches_the_tokenizer_after_padded_calls(tiny_bert: Path) -> None:
+    """The Rust tokenizer's batch call gives the wrapper's ids, offsets and word ids, also
+    after a call that left padding and truncation on (as spacy-transformers' does)."""
+    from transformers import AutoTokenizer
+
+    from spacy_mtl.span_getters import encode_wordpieces
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    texts = ["i love this movie", "", _long_text(30), "ok ok"]
+    tokenizer(texts, padding="longest", truncation=True, max_length=8)
+    lengths, encodings = encode_wordpieces(tokenizer, texts)
+    expected = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert lengths == [len(ids) for ids in expected["input_ids"]]
+    assert lengths[2] > 8 and lengths[1] == 0
+    assert encodings is not None
+    assert [e.ids for e in encodings] == expected["input_ids"]
+    assert [e.offsets for e in encodings] == [
+        list(map(tuple, o)) for o in expected["offset_mapping"]
+    ]
+    assert [e.word_ids for e in encodings] == [expected.word_ids(i) for i in range(len(texts))]

@@ -239,13 +239,23 @@ def test_buffer_ends_at_the_wordpiece_budget(nlp: Language) -> None:
 @contextmanager
 def spied_tokenizer(nlp: Language) -> Iterator[List[Any]]:
     """Within the block, the transformer's span getter counts with a spy of its tokenizer;
-    yields the list of the spy's calls (their positional arguments)."""
+    yields the list of the spy's calls, through the wrapper or its Rust tokenizer (their
+    positional arguments)."""
     getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
     real = getter.tokenizer
     calls: List[Any] = []
 
+    class BackendSpy:
+        def encode_batch(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            return real.backend_tokenizer.encode_batch(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real.backend_tokenizer, name)
+
     class Spy:
         is_fast = True
+        backend_tokenizer = BackendSpy()
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             calls.append(args)
