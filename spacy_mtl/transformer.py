@@ -21,6 +21,11 @@ The buffer bounds memory: at most `buffer_batches * batch_size` docs, and at mos
 `buffer_wordpieces` wordpieces (a few long docs fill it), are held with their transformer
 output before the first of them is yielded.
 
+Two changes to the model the component is given, for speed, both with the same output:
+its shim's `predict` leaves the encoder in eval mode and runs under `torch.inference_mode`
+on CPU (`serve_in_eval_mode`), and spacy-transformers' forward tokenizes its windows with
+the Rust tokenizer's batch call (`forward_tokenizing_with_rust`).
+
 `quantize = "onnx-int8"` runs the transformer as an int8 ONNX Runtime model, `quantize =
 "int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/quantize.py and
 `spacy-mtl quantize`).
@@ -38,12 +43,16 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
+from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
 from spacy_transformers.annotation_setters import null_annotation_setter
+from spacy_transformers.data_classes import FullTransformerBatch, WordpieceBatch
+from spacy_transformers.layers import transformer_model
 from spacy_transformers.pipeline_component import Transformer, install_extensions
-from spacy_transformers.util import batch_by_length
+from spacy_transformers.truncate import truncate_oversize_splits
+from spacy_transformers.util import batch_by_length, maybe_flush_pytorch_cache
 from thinc.api import Config, Model
 
-from .span_getters import WordpieceSpans, encode_wordpieces
+from .span_getters import WordpieceSpans, encode_wordpieces, tokenize_windows
 
 DEFAULT_CONFIG_STR = """
 [transformer]
@@ -177,6 +186,7 @@ class SortedTransformer(Transformer):
         # quantize = "onnx-int8": the serialized int8 ONNX model (saved with the component).
         self._onnx: Optional[bytes] = None
         serve_in_eval_mode(model)
+        tokenize_with_rust(model)
         getter = model.attrs.get("get_spans")
         if isinstance(getter, WordpieceSpans):
             # The span getter counts with this model's own tokenizer: no model folder is
@@ -410,6 +420,46 @@ def padded_runs(lengths: Sequence[int], window: int, n_special: int, most: int) 
     if run:
         runs.append(run)
     return runs
+
+
+def tokenize_with_rust(model: Model) -> None:
+    """Run spacy-transformers' TransformerModel with `forward_tokenizing_with_rust`.
+
+    Only a model whose forward is spacy-transformers' own is changed (another architecture
+    keeps its own); its output is the same (tested against spacy-transformers' forward).
+    """
+    if getattr(model, "_func", None) is transformer_model.forward:
+        model._func = forward_tokenizing_with_rust
+
+
+def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) -> Any:
+    """spacy-transformers' TransformerModel forward pass, its windows tokenized by
+    `tokenize_windows` (the Rust tokenizer's batch call) instead of `huggingface_tokenize`:
+    spans → wordpieces → alignment → truncation → the transformer, from spacy-transformers'
+    own pieces. With spacy-transformers' memory logger set, its own forward runs."""
+    if "logger" in model.attrs:
+        return transformer_model.forward(model, docs, is_train)
+    tokenizer = model.tokenizer
+    spans = model.attrs["get_spans"](docs)
+    flat = [span for doc_spans in spans for span in doc_spans]
+    maybe_flush_pytorch_cache(chance=model.attrs.get("flush_cache_chance", 0))
+    encoded = tokenize_windows(tokenizer, [span.text for span in flat])
+    wordpieces = WordpieceBatch.from_batch_encoding(encoded)
+    if "offset_mapping" in encoded:
+        align = get_alignment_via_offset_mapping(flat, encoded["offset_mapping"])
+    else:
+        align = get_alignment(flat, wordpieces.strings, tokenizer.all_special_tokens)
+    wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
+    output, backprop_tensors = model.layers[0](wordpieces, is_train)
+    batch = FullTransformerBatch(
+        spans=spans, wordpieces=wordpieces, model_output=output, align=align
+    )
+
+    def backprop(d_batch: FullTransformerBatch) -> List[Doc]:
+        backprop_tensors(d_batch.model_output)
+        return docs
+
+    return batch, backprop
 
 
 def serve_in_eval_mode(model: Model) -> None:

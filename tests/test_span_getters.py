@@ -141,3 +141,31 @@ def test_encode_wordpieces_matches_the_tokenizer_after_padded_calls(tiny_bert: P
         list(map(tuple, o)) for o in expected["offset_mapping"]
     ]
     assert [e.word_ids for e in encodings] == [expected.word_ids(i) for i in range(len(texts))]
+
+
+def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) -> None:
+    """The Rust batch call gives spacy-transformers' arrays exactly: ids, type ids, mask,
+    offsets, wordpiece strings, padding; also right after a call that turned padding off."""
+    import numpy
+    from spacy_transformers.layers.transformer_model import huggingface_tokenize
+    from transformers import AutoTokenizer
+
+    from spacy_mtl.span_getters import encode_wordpieces, tokenize_windows
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    batches = [
+        ["i love this movie", "", "ok [PAD] [CLS] ok", _long_text(200), "héllo wörld"],
+        ["ok"],
+    ]
+    for texts in batches:
+        encode_wordpieces(tokenizer, texts)  # padding off on the Rust tokenizer
+        ours = tokenize_windows(tokenizer, texts)
+        theirs = huggingface_tokenize(tokenizer, texts)
+        assert set(ours) == set(theirs)
+        for key, value in theirs.items():
+            if isinstance(value, numpy.ndarray):
+                assert ours[key].dtype == value.dtype and ours[key].shape == value.shape, key
+                numpy.testing.assert_array_equal(ours[key], value)
+            else:
+                assert ours[key] == value, key
+    assert ours["input_ids"].shape == (1, 3)

@@ -373,6 +373,31 @@ def test_prediction_runs_in_eval_and_inference_mode_and_training_in_train_mode(
     assert not encoder.training
 
 
+def test_forward_equals_spacy_transformers_forward(nlp: Language) -> None:
+    """mtl_transformer's model tokenizes with the Rust tokenizer; its output is
+    spacy-transformers' forward's: wordpieces, alignment, hidden states."""
+    from spacy_transformers.layers import transformer_model
+
+    from spacy_mtl.transformer import forward_tokenizing_with_rust
+
+    model = nlp.get_pipe("transformer").model
+    assert model._func is forward_tokenizing_with_rust
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    ours, _ = forward_tokenizing_with_rust(model, docs, False)
+    theirs, _ = transformer_model.forward(model, docs, False)
+    assert ours.wordpieces.strings == theirs.wordpieces.strings
+    assert ours.wordpieces.lengths == theirs.wordpieces.lengths
+    numpy.testing.assert_array_equal(ours.wordpieces.input_ids, theirs.wordpieces.input_ids)
+    numpy.testing.assert_array_equal(ours.align.data, theirs.align.data)
+    numpy.testing.assert_array_equal(ours.align.lengths, theirs.align.lengths)
+    hidden = ours.model_output.last_hidden_state
+    assert hidden.shape[0] > len(TEXTS) - 1  # long docs are several windows
+    numpy.testing.assert_allclose(hidden, theirs.model_output.last_hidden_state, atol=1e-6)
+    # The stock transformer keeps spacy-transformers' forward.
+    stock = make_pipeline(nlp.get_pipe("transformer").model.attrs["name"], "transformer")
+    assert stock.get_pipe("transformer").model._func is transformer_model.forward
+
+
 def test_save_and_load_need_no_model_folder(tiny_bert: Path, tmp_path: Path) -> None:
     bert = shutil.copytree(tiny_bert, tmp_path / "bert")
     nlp = make_pipeline(bert, buffer_batches=5)
