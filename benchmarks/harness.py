@@ -132,6 +132,19 @@ def write_json(path: Path, data: Dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf8")
 
 
+def finish(result: Dict[str, Any], started: float, out: Optional[Path], name: str) -> Path:
+    """Stamp the end load and the run's wall seconds on `result`, write it to `out` (default
+    benchmarks/results/NAME.json) and say where. RETURNS (Path): Where it was written."""
+    from wasabi import msg
+
+    result["load_end"] = load_avg()
+    result["wall_seconds"] = round(time.time() - started, 1)
+    path = out or RESULTS_DIR / f"{name}.json"
+    write_json(path, result)
+    msg.good(f"Wrote {path} ({result['wall_seconds']} s)")
+    return path
+
+
 # -- data ---------------------------------------------------------------------------------
 
 

@@ -582,11 +582,7 @@ def main() -> None:
             print(f"  {name:>10}: peak RSS {row['peak_rss_mb']:.0f} MB")
         for row in grid:
             print(f"  ours {row['groups']}x{row['labels']}: peak RSS {row['peak_rss_mb']:.0f} MB")
-    result["load_end"] = harness.load_avg()
-    result["wall_seconds"] = round(time.time() - started, 1)
-    out = ARGS.out or harness.RESULTS_DIR / "inference.json"
-    harness.write_json(out, result)
-    msg.good(f"Wrote {out} ({result['wall_seconds']} s)")
+    harness.finish(result, started, ARGS.out, "inference")
 
 
 def report(section: Dict[str, Any], title: str) -> None:

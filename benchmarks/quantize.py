@@ -268,11 +268,7 @@ def main() -> None:
                 f"  {name:>20}: {row['docs_per_s']:7.1f} docs/s, {row['x_sorted_loop']}x the "
                 f"sorted loop (CPU {row['x_sorted_loop_cpu']}x)"
             )
-    result["load_end"] = harness.load_avg()
-    result["wall_seconds"] = round(time.time() - started, 1)
-    out = ARGS.out or harness.RESULTS_DIR / "quantize.json"
-    harness.write_json(out, result)
-    msg.good(f"Wrote {out} ({result['wall_seconds']} s)")
+    harness.finish(result, started, ARGS.out, "quantize")
 
 
 if __name__ == "__main__":

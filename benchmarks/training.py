@@ -340,11 +340,7 @@ def main() -> None:
         result["memory"] = {name: spawn_worker(name, model) for name in SIDES}
         for name, row in result["memory"].items():
             print(f"  {name:>6}: peak RSS {row['peak_rss_mb']:.0f} MB")
-    result["load_end"] = harness.load_avg()
-    result["wall_seconds"] = round(time.time() - started, 1)
-    out = ARGS.out or harness.RESULTS_DIR / "training.json"
-    harness.write_json(out, result)
-    msg.good(f"Wrote {out} ({result['wall_seconds']} s)")
+    harness.finish(result, started, ARGS.out, "training")
 
 
 if __name__ == "__main__":
