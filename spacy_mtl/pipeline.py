@@ -28,7 +28,7 @@ from .distill import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
-from .schema import GroupSchema, cat_key, infer_labels, split_key
+from .schema import GroupSchema, infer_labels, split_key
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -207,6 +207,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def _set_schema(self, schema: GroupSchema) -> None:
         self._schema = schema
+        # (group, first column, end column, doc.cats keys) of each group, for set_annotations.
+        self._layout = [(g, start, end, g.keys) for g, start, end in schema.slices()]
         self._gold = GoldReader(schema)
         self._teacher = TeacherReader(schema)
         self.cfg["groups"] = schema.to_config()
@@ -317,17 +319,21 @@ class MultiGroupTextCategorizer(TrainablePipe):
         doc._.mtl_labels (the groups' decisions: `LabelGroup.decide_matrix`)."""
         probs = self.model.ops.to_numpy(self.scores_of(logits))
         rows = probs.tolist()
-        slices = self.schema.slices()
         default = self.schema.threshold
-        chosen = [group.decide_matrix(probs[:, start:end], default) for group, start, end in slices]
+        # The doc.cats keys are made once per schema (_set_schema), not per doc and label.
+        layout = self._layout
+        chosen = [
+            group.decide_matrix(probs[:, start:end], default).tolist()
+            for group, start, end, _ in layout
+        ]
         for i, (doc, row) in enumerate(zip(docs, rows)):
+            cats = doc.cats
             by_group: Dict[str, Dict[str, float]] = {}
             decided: Dict[str, Union[str, List[str]]] = {}
-            for (group, start, end), picks in zip(slices, chosen):
-                values = dict(zip(group.labels, row[start:end]))
-                by_group[group.name] = values
-                for label, value in values.items():
-                    doc.cats[cat_key(group.name, label)] = value
+            for (group, start, end, keys), picks in zip(layout, chosen):
+                values = row[start:end]
+                cats.update(zip(keys, values))
+                by_group[group.name] = dict(zip(group.labels, values))
                 labels = [label for label, keep in zip(group.labels, picks[i]) if keep]
                 decided[group.name] = labels[0] if group.is_multiclass else labels
             doc._.mtl_scores = by_group

@@ -67,7 +67,8 @@ def tokenize_windows(tokenizer: Any, texts: List[str]) -> BatchEncoding:
     read from its encoding instead of looked up again by id (on tweets, this step took 2.8%
     of `nlp.pipe`; see README "Fast by default"). Another tokenizer: spacy-transformers' own.
     """
-    if not texts or not getattr(tokenizer, "is_fast", False):
+    if not texts or not getattr(tokenizer, "is_fast", False) or tokenizer.pad_token is None:
+        # (Without a pad token the wrapper's own error says what to set.)
         return huggingface_tokenize(tokenizer, texts)
     backend = tokenizer.backend_tokenizer
     # What the wrapper sets for padding="longest" and no truncation.

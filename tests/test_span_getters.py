@@ -169,3 +169,7 @@ def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) ->
             else:
                 assert ours[key] == value, key
     assert ours["input_ids"].shape == (1, 3)
+    # Without a pad token: the wrapper's own error, as before.
+    tokenizer.pad_token = None
+    with pytest.raises(ValueError, match="padding token"):
+        tokenize_windows(tokenizer, ["ok", "i love this movie"])
