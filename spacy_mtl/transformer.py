@@ -364,7 +364,7 @@ class SortedTransformer(Transformer):
         tokenizer = getattr(self.model, "tokenizer", None)
         # With wordpiece_spans and known encodings, runs are cut by padded wordpieces.
         window = getter.window if isinstance(getter, WordpieceSpans) else None
-        n_special = tokenizer.num_special_tokens_to_add(pair=False) if tokenizer else 0
+        n_special = tokenizer.num_special_tokens_to_add(pair=False) if tokenizer is not None else 0
         size = max(1, batch_size)
         most = self.cfg["max_batch_items"]
         for start in range(0, len(order), size):
