@@ -16,7 +16,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 # Registers the architecture and scorer that the default config names: the entry point of
@@ -26,6 +26,7 @@ from . import scorer as _scorer
 from .batchers import dataset_of
 from .distill import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
+from .fused import fused_logits, fused_output_layer
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, infer_labels, split_key
@@ -197,6 +198,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
         if weighting == "uncertainty":
             self.cfg["log_vars"] = {name: 0.0 for name in schema.names}
         self._set_schema(schema)
+        # (model, its Linear layer if `fused_logits` can run it): checked once per model.
+        self._fused: Tuple[Any, Optional[Model]] = (None, None)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -295,16 +298,27 @@ class MultiGroupTextCategorizer(TrainablePipe):
         ops = self.model.ops
         filled = [i for i, doc in enumerate(docs) if len(doc)]
         if len(filled) == len(docs):
-            return self.model.predict(docs)
+            return self._predict_filled(docs)
         # Empty docs skip the encoder (a transformer gives them no output at all) and
         # score as a zero pooled vector, independent of the rest of the batch.
         logits = ops.alloc2f(len(docs), self.schema.n_labels)
         if filled:
-            logits[ops.xp.asarray(filled)] = self.model.predict([docs[i] for i in filled])
+            logits[ops.xp.asarray(filled)] = self._predict_filled([docs[i] for i in filled])
         empty = [i for i, doc in enumerate(docs) if not len(doc)]
         width = self.model.get_ref("pooling").get_dim("nO")
         logits[ops.xp.asarray(empty)] = self.model.get_ref("head").predict(ops.alloc2f(1, width))
         return logits
+
+    def _predict_filled(self, docs: List[Doc]) -> Floats2d:
+        # The standard architecture on CPU: the same logits in a few numpy calls (fused.py).
+        if self._fused[0] is not self.model:
+            self._fused = (self.model, fused_output_layer(self.model))
+        output_layer = self._fused[1]
+        if output_layer is not None and isinstance(self.model.ops, NumpyOps):
+            logits = fused_logits(output_layer, docs)
+            if logits is not None:
+                return logits
+        return self.model.predict(docs)
 
     def scores_of(self, logits: Floats2d) -> Floats2d:
         """Per-group probabilities of `predict`'s logits, shape (n_docs, n_labels).

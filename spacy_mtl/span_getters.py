@@ -59,35 +59,57 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
     return [len(ids) for ids in encoded["input_ids"]], None
 
 
-def tokenize_windows(tokenizer: Any, texts: List[str]) -> BatchEncoding:
+def tokenize_windows(
+    tokenizer: Any, texts: List[str], encodings: Optional[Sequence[Optional[Any]]] = None
+) -> BatchEncoding:
     """spacy-transformers' `huggingface_tokenize` (special tokens added, padded to the
     longest text, offsets, wordpiece strings, numpy arrays) for a fast tokenizer, from the
     Rust tokenizer's batch call: the same arrays, without the Hugging Face wrapper's
     conversion of every encoding to Python lists and back, and with each wordpiece's string
     read from its encoding instead of looked up again by id (on tweets, this step took 2.8%
     of `nlp.pipe`; see README "Fast by default"). Another tokenizer: spacy-transformers' own.
+
+    encodings (Optional[Sequence[Optional[Any]]]): For some texts, the text's
+        `tokenizers.Encoding` without special tokens, from the same tokenizer
+        (`WordpieceSpans.spans_and_encodings`): its special tokens are added (the
+        tokenizer's own post-processing, which `encode` runs last) instead of tokenizing
+        the text again.
     """
     if not texts or not getattr(tokenizer, "is_fast", False) or tokenizer.pad_token is None:
         # (Without a pad token the wrapper's own error says what to set.)
         return huggingface_tokenize(tokenizer, texts)
     backend = tokenizer.backend_tokenizer
-    # What the wrapper sets for padding="longest" and no truncation.
-    if backend.truncation is not None:
-        backend.no_truncation()
-    backend.enable_padding(
-        direction=tokenizer.padding_side,
-        pad_id=tokenizer.pad_token_id,
-        pad_type_id=tokenizer.pad_token_type_id,
-        pad_token=tokenizer.pad_token,
-    )
-    encodings = backend.encode_batch(list(texts), add_special_tokens=True)
-    data: Dict[str, Any] = {"input_ids": numpy.asarray([e.ids for e in encodings], dtype="int64")}
+    done: List[Any] = list(encodings) if encodings is not None else [None] * len(texts)
+    missing = [i for i, encoding in enumerate(done) if encoding is None]
+    for i, encoding in enumerate(done):
+        if encoding is not None:
+            done[i] = backend.post_process(encoding, None, True)
+    if missing:
+        # No truncation; padding below, over all the texts.
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        fresh = backend.encode_batch([texts[i] for i in missing], add_special_tokens=True)
+        for i, encoding in zip(missing, fresh):
+            done[i] = encoding
+    # What the wrapper's padding="longest" does.
+    longest = max(len(encoding.ids) for encoding in done)
+    for encoding in done:
+        encoding.pad(
+            longest,
+            direction=tokenizer.padding_side,
+            pad_id=tokenizer.pad_token_id,
+            pad_type_id=tokenizer.pad_token_type_id,
+            pad_token=tokenizer.pad_token,
+        )
+    data: Dict[str, Any] = {"input_ids": numpy.asarray([e.ids for e in done], dtype="int64")}
     if "token_type_ids" in tokenizer.model_input_names:
-        data["token_type_ids"] = numpy.asarray([e.type_ids for e in encodings], dtype="int64")
-    data["attention_mask"] = numpy.asarray([e.attention_mask for e in encodings], dtype="int64")
-    offsets = numpy.asarray([e.offsets for e in encodings], dtype="int64")
-    data["offset_mapping"] = offsets.reshape((len(encodings), -1, 2))
-    data["input_texts"] = [e.tokens for e in encodings]
+        data["token_type_ids"] = numpy.asarray([e.type_ids for e in done], dtype="int64")
+    data["attention_mask"] = numpy.asarray([e.attention_mask for e in done], dtype="int64")
+    offsets = numpy.asarray([e.offsets for e in done], dtype="int64")
+    data["offset_mapping"] = offsets.reshape((len(done), -1, 2))
+    data["input_texts"] = [e.tokens for e in done]
     data["pad_token"] = tokenizer.pad_token
     return BatchEncoding(data)
 
@@ -195,17 +217,25 @@ class WordpieceSpans:
         return self._tokenizer
 
     def __call__(self, docs: List[Doc]) -> List[List[Span]]:
+        return self.spans_and_encodings(docs)[0]
+
+    def spans_and_encodings(
+        self, docs: List[Doc]
+    ) -> Tuple[List[List[Span]], List[List[Optional[Any]]]]:
+        """The spans of each doc, and for each span the `tokenizers.Encoding` of its text
+        (special tokens not added) where one is already at hand: a doc of one window whose
+        encoding was counted here or given to `known_lengths`, and whose last token has no
+        trailing space (the span's text is then the doc's). `tokenize_windows` adds the
+        special tokens to it instead of tokenizing the text again. None elsewhere."""
         if not any(len(doc) for doc in docs):
-            return [[] for _ in docs]
+            return [[] for _ in docs], [[] for _ in docs]
         tokenizer = self.tokenizer
         budget = self.window - self._n_special
         known = self._known
+        given = self._encodings
         # Docs known to fit one window need no tokenizer call (the common case for short
         # texts under `mtl_transformer`, which has counted them to sort them).
         filled = [doc for doc in docs if len(doc) and known.get(id(doc), budget + 1) > budget]
-        if not filled:
-            return [[doc[:]] if len(doc) else [] for doc in docs]
-        given = self._encodings
         unknown = [doc for doc in filled if id(doc) not in given]
         fresh: Dict[int, Any] = {}
         if unknown:
@@ -213,21 +243,24 @@ class WordpieceSpans:
             encodings = encode_wordpieces(tokenizer, [doc.text for doc in unknown])[1] or []
             fresh = {id(doc): enc for doc, enc in zip(unknown, encodings)}
         spans: List[List[Span]] = []
+        span_encodings: List[List[Optional[Any]]] = []
         for doc in docs:
             if not len(doc):
                 spans.append([])
+                span_encodings.append([])
                 continue
-            if known.get(id(doc), budget + 1) <= budget:
-                spans.append([doc[:]])
-                continue
-            encoding = given[id(doc)] if id(doc) in given else fresh[id(doc)]
-            if len(encoding.ids) <= budget:
+            # A doc not known to fit has an encoding, given or fresh.
+            encoding: Any = given[id(doc)] if id(doc) in given else fresh.get(id(doc))
+            if known.get(id(doc), budget + 1) <= budget or len(encoding.ids) <= budget:
                 # The common case for short texts: the whole doc fits one window.
                 spans.append([doc[:]])
+                same_text = not doc[len(doc) - 1].whitespace_
+                span_encodings.append([encoding if same_text else None])
             else:
                 cuts = window_cuts(doc.to_array(IDX), encoding.offsets, encoding.word_ids, budget)
                 spans.append([doc[start:end] for start, end in zip(cuts[:-1], cuts[1:])])
-        return spans
+                span_encodings.append([None] * (len(cuts) - 1))
+        return spans, span_encodings
 
 
 def window_cuts(

@@ -45,12 +45,17 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
 from spacy_transformers.annotation_setters import null_annotation_setter
-from spacy_transformers.data_classes import FullTransformerBatch, WordpieceBatch
+from spacy_transformers.data_classes import (
+    FullTransformerBatch,
+    TransformerData,
+    WordpieceBatch,
+)
 from spacy_transformers.layers import transformer_model
 from spacy_transformers.pipeline_component import Transformer, install_extensions
 from spacy_transformers.truncate import truncate_oversize_splits
 from spacy_transformers.util import batch_by_length, maybe_flush_pytorch_cache
-from thinc.api import Config, Model
+from thinc.api import Config, Model, torch2xp
+from transformers.file_utils import ModelOutput
 
 from .span_getters import WordpieceSpans, encode_wordpieces, tokenize_windows
 
@@ -440,10 +445,17 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     if "logger" in model.attrs:
         return transformer_model.forward(model, docs, is_train)
     tokenizer = model.tokenizer
-    spans = model.attrs["get_spans"](docs)
+    getter = model.attrs["get_spans"]
+    known: Optional[List[Any]] = None
+    if isinstance(getter, WordpieceSpans) and getter.tokenizer is tokenizer:
+        # The encodings the getter counted with: windows of one doc need no second call.
+        spans, span_encodings = getter.spans_and_encodings(docs)
+        known = [encoding for doc_encodings in span_encodings for encoding in doc_encodings]
+    else:
+        spans = getter(docs)
     flat = [span for doc_spans in spans for span in doc_spans]
     maybe_flush_pytorch_cache(chance=model.attrs.get("flush_cache_chance", 0))
-    encoded = tokenize_windows(tokenizer, [span.text for span in flat])
+    encoded = tokenize_windows(tokenizer, [span.text for span in flat], known)
     wordpieces = WordpieceBatch.from_batch_encoding(encoded)
     if "offset_mapping" in encoded:
         align = get_alignment_via_offset_mapping(flat, encoded["offset_mapping"])
@@ -454,12 +466,86 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     batch = FullTransformerBatch(
         spans=spans, wordpieces=wordpieces, model_output=output, align=align
     )
+    if not is_train:
+        # What `set_annotations` reads (`batch.doc_data`), split without spacy-transformers'
+        # map of every token to its position where the spans allow it.
+        batch.cached_doc_data = split_by_doc(batch)
 
     def backprop(d_batch: FullTransformerBatch) -> List[Doc]:
         backprop_tensors(d_batch.model_output)
         return docs
 
     return batch, backprop
+
+
+def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
+    """`FullTransformerBatch.split_by_doc`: one `TransformerData` per doc, with its rows of
+    the outputs, its wordpieces and its alignment (renumbered from its first wordpiece).
+
+    spacy-transformers finds where a doc's tokens start in the alignment through a dict of
+    every token of the batch (spaCy `Token` objects, made one by one: on tweets, most of the
+    split's time, and ~0.2 ms of `nlp(text)`). When no doc's spans share a token (true of
+    `wordpiece_spans` and of any non-overlapping getter), a doc's tokens start where the
+    tokens of the spans before it end, which is a sum of span lengths. Otherwise (strided
+    windows overlap) spacy-transformers' own split runs. Tested equal to it.
+    """
+    if not all(_disjoint(doc_spans) for doc_spans in batch.spans):
+        return batch.split_by_doc()
+    outputs: Dict[str, Any] = {}
+    for key, output in batch.model_output.items():
+        if isinstance(output, torch.Tensor):
+            outputs[key] = torch2xp(output)
+        elif isinstance(output, tuple) and all(isinstance(t, torch.Tensor) for t in output):
+            # Tuples of per-layer outputs (output_hidden_states), as spacy-transformers keeps.
+            n_rows = batch.model_output["last_hidden_state"].shape[0]
+            if all(t.shape[0] == n_rows for t in output):
+                outputs[key] = [torch2xp(t) for t in output]
+    if len(batch.spans) == 1 and batch.spans[0] and len(batch.spans[0][0]):
+        # One doc (`nlp(text)`): its data is the whole batch's; nothing to slice.
+        model_output = ModelOutput()
+        for key, output in outputs.items():
+            model_output[key] = output
+        return [
+            TransformerData(
+                wordpieces=batch.wordpieces, model_output=model_output, align=batch.align
+            )
+        ]
+    doc_data: List[TransformerData] = []
+    start = 0  # the doc's first window
+    start_i = 0  # its first token in the alignment
+    prev_tokens = 0  # wordpiece rows before its first window
+    for doc_spans in batch.spans:
+        if len(doc_spans) == 0 or len(doc_spans[0]) == 0:
+            doc_data.append(TransformerData.empty())
+            continue
+        end = start + len(doc_spans)
+        end_i = start_i + sum(len(span) for span in doc_spans)
+        wordpieces = batch.wordpieces[start:end]
+        align = batch.align[start_i:end_i]
+        align.data = align.data - prev_tokens
+        model_output = ModelOutput()
+        for key, output in outputs.items():
+            if isinstance(output, list):
+                model_output[key] = [t[start:end] for t in output]
+            else:
+                model_output[key] = output[start:end]
+        doc_data.append(
+            TransformerData(wordpieces=wordpieces, model_output=model_output, align=align)
+        )
+        prev_tokens += wordpieces.input_ids.size
+        start, start_i = end, end_i
+    return doc_data
+
+
+def _disjoint(spans: List[Any]) -> bool:
+    """Whether no two of a doc's spans share a token, and none is empty (spacy-transformers
+    treats a doc whose first span is empty as a doc without output)."""
+    if len(spans) < 2:
+        return True
+    ranges = sorted((span.start, span.end) for span in spans)
+    if any(start >= end for start, end in ranges):
+        return False
+    return all(end <= next_start for (_, end), (next_start, _) in zip(ranges, ranges[1:]))
 
 
 def serve_in_eval_mode(model: Model) -> None:
@@ -486,8 +572,11 @@ def predict_in_eval_mode(shim: Any, inputs: Any) -> Any:
         module.eval()
     on_cpu = shim.device.type == "cpu"
     grad_off = torch.inference_mode() if on_cpu else torch.no_grad()
-    with grad_off, torch.autocast(device_type="cuda", enabled=shim._mixed_precision):
-        return module(*inputs.args, **inputs.kwargs)
+    with grad_off:
+        if not shim._mixed_precision:
+            return module(*inputs.args, **inputs.kwargs)
+        with torch.autocast(device_type="cuda"):
+            return module(*inputs.args, **inputs.kwargs)
 
 
 def hf_encoder(component: Any) -> Any:

@@ -121,6 +121,27 @@ def test_wordpiece_spans_needs_a_tokenizer(tiny_bert: Path) -> None:
     assert WordpieceSpans("", window=16)([nlp.make_doc("")]) == [[]]
 
 
+def test_spans_come_with_the_encodings_counted_for_them(tiny_bert: Path) -> None:
+    """A doc of one window brings its encoding (counted here or given), unless its span's
+    text is not the doc's (a trailing space); windows cut from a long doc bring none."""
+    nlp = spacy.blank("en")
+    getter = WordpieceSpans(str(tiny_bert), window=16)
+    docs = [nlp.make_doc(t) for t in ["i love this movie", "ok ", "", _long_text(40), "fun"]]
+    spans, encodings = getter.spans_and_encodings(docs)
+    assert spans == getter(docs)
+    assert [len(e) for e in encodings] == [len(s) for s in spans]
+    assert encodings[0][0].tokens == ["i", "love", "this", "movie"]
+    assert encodings[1] == [None]  # "ok " ≠ its span's text "ok"
+    assert encodings[2] == []
+    assert len(encodings[3]) > 1 and all(e is None for e in encodings[3])
+    # Given encodings (the sort's) are handed on as they are.
+    given = [getter.spans_and_encodings([doc])[1][0][0] for doc in docs[:1]]
+    with getter.known_lengths(docs[:1], [4], given):
+        assert getter.spans_and_encodings(docs[:1])[1] == [[given[0]]]
+    with getter.known_lengths(docs[4:], [1]):  # a count without an encoding
+        assert getter.spans_and_encodings(docs[4:])[1] == [[None]]
+
+
 def test_encode_wordpieces_matches_the_tokenizer_after_padded_calls(tiny_bert: Path) -> None:
     """The Rust tokenizer's batch call gives the wrapper's ids, offsets and word ids, also
     after a call that left padding and truncation on (as spacy-transformers' does)."""
@@ -157,18 +178,31 @@ def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) ->
         ["i love this movie", "", "ok [PAD] [CLS] ok", _long_text(200), "héllo wörld"],
         ["ok"],
     ]
-    for texts in batches:
-        encode_wordpieces(tokenizer, texts)  # padding off on the Rust tokenizer
-        ours = tokenize_windows(tokenizer, texts)
-        theirs = huggingface_tokenize(tokenizer, texts)
-        assert set(ours) == set(theirs)
-        for key, value in theirs.items():
-            if isinstance(value, numpy.ndarray):
-                assert ours[key].dtype == value.dtype and ours[key].shape == value.shape, key
-                numpy.testing.assert_array_equal(ours[key], value)
-            else:
-                assert ours[key] == value, key
+    for side in ("right", "left"):
+        tokenizer.padding_side = side
+        for texts in batches:
+            _, encodings = encode_wordpieces(tokenizer, texts)  # padding off on the Rust side
+            assert encodings is not None
+            before = [list(e.ids) for e in encodings]
+            # Every other text from its known encoding (special tokens added to it).
+            known = [e if i % 2 == 0 else None for i, e in enumerate(encodings)]
+            for ours in (
+                tokenize_windows(tokenizer, texts),
+                tokenize_windows(tokenizer, texts, known),
+            ):
+                theirs = huggingface_tokenize(tokenizer, texts)
+                assert set(ours) == set(theirs)
+                for key, value in theirs.items():
+                    if isinstance(value, numpy.ndarray):
+                        assert ours[key].dtype == value.dtype, key
+                        assert ours[key].shape == value.shape, key
+                        numpy.testing.assert_array_equal(ours[key], value)
+                    else:
+                        assert ours[key] == value, key
+            # The known encodings are left as they were (no special tokens, no padding).
+            assert [list(e.ids) for e in encodings] == before
     assert ours["input_ids"].shape == (1, 3)
+    tokenizer.padding_side = "right"
     # Without a pad token: the wrapper's own error, as before.
     tokenizer.pad_token = None
     with pytest.raises(ValueError, match="padding token"):

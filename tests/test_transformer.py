@@ -4,7 +4,7 @@ of docs sorted by wordpieces and gives them back in input order."""
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy
 import pytest
@@ -41,6 +41,7 @@ def make_pipeline(
     factory: str = "mtl_transformer",
     *,
     initialize: bool = True,
+    transformer_config: Optional[Dict[str, Any]] = None,
     **config: Any,
 ) -> Language:
     fix_random_seed(0)
@@ -53,6 +54,7 @@ def make_pipeline(
         "@architectures": "spacy-transformers.TransformerModel.v3",
         "name": str(bert),
         "tokenizer_config": {"use_fast": True},
+        "transformer_config": transformer_config or {},
         "get_spans": get_spans,
     }
     nlp.add_pipe(factory, name="transformer", config={"model": model, **config})
@@ -396,6 +398,69 @@ def test_forward_equals_spacy_transformers_forward(nlp: Language) -> None:
     # The stock transformer keeps spacy-transformers' forward.
     stock = make_pipeline(nlp.get_pipe("transformer").model.attrs["name"], "transformer")
     assert stock.get_pipe("transformer").model._func is transformer_model.forward
+
+
+def assert_same_doc_data(ours: List[Any], theirs: List[Any]) -> None:
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.wordpieces.strings == b.wordpieces.strings
+        assert list(a.wordpieces.lengths) == list(b.wordpieces.lengths)
+        numpy.testing.assert_array_equal(a.wordpieces.input_ids, b.wordpieces.input_ids)
+        numpy.testing.assert_array_equal(a.align.data, b.align.data)
+        numpy.testing.assert_array_equal(a.align.lengths, b.align.lengths)
+        assert sorted(a.model_output.keys()) == sorted(b.model_output.keys())
+        for key, value in b.model_output.items():
+            mine = a.model_output[key]
+            if isinstance(value, list):
+                assert len(mine) == len(value)
+                for x, y in zip(mine, value):
+                    numpy.testing.assert_array_equal(x, y)
+            else:
+                numpy.testing.assert_array_equal(mine, value)
+
+
+@pytest.mark.parametrize("hidden_states", [False, True])
+def test_split_by_doc_equals_spacy_transformers_split(tiny_bert: Path, hidden_states: bool) -> None:
+    """The split without the token map gives spacy-transformers' per-doc data: empty docs,
+    docs of several windows, outputs of every layer."""
+    from spacy_mtl.transformer import split_by_doc
+
+    nlp = make_pipeline(tiny_bert, transformer_config={"output_hidden_states": hidden_states})
+    model = nlp.get_pipe("transformer").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    batch, _ = model(docs, is_train=False)
+    assert batch.cached_doc_data is not None  # the forward split it already
+    assert sum(len(spans) > 1 for spans in batch.spans) >= 2  # several windows
+    assert any(not spans for spans in batch.spans)  # an empty doc
+    if hidden_states:
+        assert isinstance(batch.model_output.hidden_states, tuple)
+    ours = split_by_doc(batch)
+    batch.cached_doc_data = None
+    assert_same_doc_data(ours, batch.split_by_doc())
+    # One doc (nlp(text)).
+    one, _ = model([docs[1]], is_train=False)
+    assert_same_doc_data(split_by_doc(one), one.split_by_doc())
+
+
+def test_split_by_doc_leaves_overlapping_spans_to_spacy_transformers(nlp: Language) -> None:
+    from spacy_mtl.transformer import split_by_doc
+
+    model = nlp.get_pipe("transformer").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    batch, _ = model(docs, is_train=False)
+    doc = docs[1]
+    # The same doc in two overlapping windows: tokens shared by the spans.
+    batch.spans[1] = [doc[0:10], doc[5:]]
+    calls: List[int] = []
+    split = batch.split_by_doc
+
+    def spy() -> Any:
+        calls.append(1)
+        return split()
+
+    batch.split_by_doc = spy  # type: ignore[method-assign]
+    split_by_doc(batch)
+    assert calls == [1]
 
 
 def test_save_and_load_need_no_model_folder(tiny_bert: Path, tmp_path: Path) -> None:
