@@ -24,7 +24,8 @@ output before the first of them is yielded.
 Two changes to the model the component is given, for speed, both with the same output:
 its shim's `predict` leaves the encoder in eval mode and runs under `torch.inference_mode`
 on CPU (`serve_in_eval_mode`), and spacy-transformers' forward tokenizes its windows with
-the Rust tokenizer's batch call (`forward_tokenizing_with_rust`).
+the Rust tokenizer's batch call, aligns tokens to wordpieces in numpy and splits the
+output by doc without a map of every token (`forward_tokenizing_with_rust`).
 
 `quantize = "onnx-int8"` runs the transformer as an int8 ONNX Runtime model, `quantize =
 "int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/quantize.py and
@@ -43,7 +44,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
-from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
+from spacy_transformers.align import get_alignment
 from spacy_transformers.annotation_setters import null_annotation_setter
 from spacy_transformers.data_classes import (
     FullTransformerBatch,
@@ -57,6 +58,7 @@ from spacy_transformers.util import batch_by_length, maybe_flush_pytorch_cache
 from thinc.api import Config, Model, torch2xp
 from transformers.file_utils import ModelOutput
 
+from .align import align_by_offsets
 from .span_getters import WordpieceSpans, encode_wordpieces, tokenize_windows
 
 DEFAULT_CONFIG_STR = """
@@ -438,10 +440,17 @@ def tokenize_with_rust(model: Model) -> None:
 
 
 def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) -> Any:
-    """spacy-transformers' TransformerModel forward pass, its windows tokenized by
-    `tokenize_windows` (the Rust tokenizer's batch call) instead of `huggingface_tokenize`:
-    spans → wordpieces → alignment → truncation → the transformer, from spacy-transformers'
-    own pieces. With spacy-transformers' memory logger set, its own forward runs."""
+    """spacy-transformers' TransformerModel forward pass, with the same output, from its own
+    pieces (spans → wordpieces → alignment → truncation → the transformer) except three,
+    each tested equal to the one it replaces:
+
+    - windows tokenized by `tokenize_windows` (the Rust tokenizer's batch call, reusing the
+      span getter's encodings) instead of `huggingface_tokenize`;
+    - the alignment by `align_by_offsets` (vectorized) instead of
+      `get_alignment_via_offset_mapping`;
+    - at prediction, the per-doc data split at once by `split_by_doc` (no token map).
+
+    With spacy-transformers' memory logger set, its own forward runs."""
     if "logger" in model.attrs:
         return transformer_model.forward(model, docs, is_train)
     tokenizer = model.tokenizer
@@ -458,7 +467,7 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     encoded = tokenize_windows(tokenizer, [span.text for span in flat], known)
     wordpieces = WordpieceBatch.from_batch_encoding(encoded)
     if "offset_mapping" in encoded:
-        align = get_alignment_via_offset_mapping(flat, encoded["offset_mapping"])
+        align = align_by_offsets(flat, encoded["offset_mapping"])
     else:
         align = get_alignment(flat, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
@@ -482,14 +491,16 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
     """`FullTransformerBatch.split_by_doc`: one `TransformerData` per doc, with its rows of
     the outputs, its wordpieces and its alignment (renumbered from its first wordpiece).
 
-    spacy-transformers finds where a doc's tokens start in the alignment through a dict of
-    every token of the batch (spaCy `Token` objects, made one by one: on tweets, most of the
-    split's time, and ~0.2 ms of `nlp(text)`). When no doc's spans share a token (true of
-    `wordpiece_spans` and of any non-overlapping getter), a doc's tokens start where the
-    tokens of the spans before it end, which is a sum of span lengths. Otherwise (strided
-    windows overlap) spacy-transformers' own split runs. Tested equal to it.
+    spacy-transformers finds where a doc's rows start in the alignment (one row per token of
+    every doc that has spans, in order) through a dict of every token of the batch: spaCy
+    `Token` objects made one by one, most of the split's time on tweets and ~0.2 ms of
+    `nlp(text)`. When every doc is a different Doc object and its spans are its own, a
+    token's row is the tokens of the docs before it plus its index, which is what this
+    computes. Otherwise spacy-transformers' own split runs. Tested equal to it.
     """
-    if not all(_disjoint(doc_spans) for doc_spans in batch.spans):
+    docs = [doc_spans[0].doc for doc_spans in batch.spans if doc_spans]
+    own = all(span.doc is doc_spans[0].doc for doc_spans in batch.spans for span in doc_spans)
+    if not own or len({id(doc) for doc in docs}) != len(docs):
         return batch.split_by_doc()
     outputs: Dict[str, Any] = {}
     for key, output in batch.model_output.items():
@@ -500,8 +511,9 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
             n_rows = batch.model_output["last_hidden_state"].shape[0]
             if all(t.shape[0] == n_rows for t in output):
                 outputs[key] = [torch2xp(t) for t in output]
-    if len(batch.spans) == 1 and batch.spans[0] and len(batch.spans[0][0]):
-        # One doc (`nlp(text)`): its data is the whole batch's; nothing to slice.
+    if len(batch.spans) == 1 and _covers(batch.spans[0]):
+        # One doc (`nlp(text)`) whose spans run from its first token to its last: its data
+        # is the whole batch's; nothing to slice.
         model_output = ModelOutput()
         for key, output in outputs.items():
             model_output[key] = output
@@ -512,16 +524,17 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
         ]
     doc_data: List[TransformerData] = []
     start = 0  # the doc's first window
-    start_i = 0  # its first token in the alignment
+    first_row = 0  # the alignment row of the doc's first token
     prev_tokens = 0  # wordpiece rows before its first window
     for doc_spans in batch.spans:
         if len(doc_spans) == 0 or len(doc_spans[0]) == 0:
+            # (Still, the tokens of a doc with spans have alignment rows.)
             doc_data.append(TransformerData.empty())
+            first_row += len(doc_spans[0].doc) if doc_spans else 0
             continue
         end = start + len(doc_spans)
-        end_i = start_i + sum(len(span) for span in doc_spans)
         wordpieces = batch.wordpieces[start:end]
-        align = batch.align[start_i:end_i]
+        align = batch.align[first_row + doc_spans[0].start : first_row + doc_spans[-1].end]
         align.data = align.data - prev_tokens
         model_output = ModelOutput()
         for key, output in outputs.items():
@@ -533,19 +546,20 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
             TransformerData(wordpieces=wordpieces, model_output=model_output, align=align)
         )
         prev_tokens += wordpieces.input_ids.size
-        start, start_i = end, end_i
+        start = end
+        first_row += len(doc_spans[0].doc)
     return doc_data
 
 
-def _disjoint(spans: List[Any]) -> bool:
-    """Whether no two of a doc's spans share a token, and none is empty (spacy-transformers
-    treats a doc whose first span is empty as a doc without output)."""
-    if len(spans) < 2:
-        return True
-    ranges = sorted((span.start, span.end) for span in spans)
-    if any(start >= end for start, end in ranges):
-        return False
-    return all(end <= next_start for (_, end), (next_start, _) in zip(ranges, ranges[1:]))
+def _covers(spans: List[Any]) -> bool:
+    """Whether a doc's spans start at its first token and end at its last (its alignment
+    rows are then the whole batch's, for a batch of one doc)."""
+    return (
+        bool(spans)
+        and spans[0].start == 0
+        and len(spans[0]) > 0
+        and (spans[-1].end == len(spans[-1].doc))
+    )
 
 
 def serve_in_eval_mode(model: Model) -> None:

@@ -442,15 +442,49 @@ def test_split_by_doc_equals_spacy_transformers_split(tiny_bert: Path, hidden_st
     assert_same_doc_data(split_by_doc(one), one.split_by_doc())
 
 
-def test_split_by_doc_leaves_overlapping_spans_to_spacy_transformers(nlp: Language) -> None:
+def odd_spans(docs: List[Any]) -> List[List[Any]]:
+    """Spans spacy-transformers allows: overlapping, with gaps, out of order, none."""
+    out: List[List[Any]] = []
+    kinds = iter(range(len(docs)))
+    for k, doc in enumerate(docs):
+        n = len(doc)
+        if n < 6:
+            out.append([doc[:]] if k % 2 and n else [])
+            continue
+        kind = next(kinds) % 3
+        if kind == 0:
+            out.append([doc[0 : n // 2 + 1], doc[n // 2 - 1 :]])  # overlap
+        elif kind == 1:
+            out.append([doc[1 : n // 2], doc[n // 2 + 1 : n - 1]])  # gaps
+        else:
+            out.append([doc[n // 2 :], doc[: n // 2]])  # out of order
+    return out
+
+
+def test_split_by_doc_equals_spacy_transformers_split_for_any_spans(nlp: Language) -> None:
     from spacy_mtl.transformer import split_by_doc
 
     model = nlp.get_pipe("transformer").model
-    docs = [nlp.make_doc(t) for t in TEXTS]
-    batch, _ = model(docs, is_train=False)
-    doc = docs[1]
-    # The same doc in two overlapping windows: tokens shared by the spans.
-    batch.spans[1] = [doc[0:10], doc[5:]]
+    getter = model.attrs["get_spans"]
+    model.attrs["get_spans"] = odd_spans
+    try:
+        docs = [nlp.make_doc(t) for t in TEXTS + TEXTS[1:2]]
+        batch, _ = model(docs, is_train=False)
+        one, _ = model([docs[4]], is_train=False)
+    finally:
+        model.attrs["get_spans"] = getter
+    ours = split_by_doc(batch)
+    batch.cached_doc_data = None
+    assert_same_doc_data(ours, batch.split_by_doc())
+    assert_same_doc_data(split_by_doc(one), one.split_by_doc())
+
+
+def test_split_by_doc_leaves_a_repeated_doc_to_spacy_transformers(nlp: Language) -> None:
+    from spacy_mtl.transformer import split_by_doc
+
+    model = nlp.get_pipe("transformer").model
+    doc = nlp.make_doc(TEXTS[0])
+    batch, _ = model([doc, nlp.make_doc(TEXTS[1]), doc], is_train=False)
     calls: List[int] = []
     split = batch.split_by_doc
 
@@ -459,7 +493,7 @@ def test_split_by_doc_leaves_overlapping_spans_to_spacy_transformers(nlp: Langua
         return split()
 
     batch.split_by_doc = spy  # type: ignore[method-assign]
-    split_by_doc(batch)
+    assert_same_doc_data(split_by_doc(batch), split())
     assert calls == [1]
 
 
