@@ -173,8 +173,18 @@ def activate(
         temperature (prediction); a number is used for every group (a teacher's logits in
         distillation).
     """
+    # The same numbers as `activate_group` group by group, in fewer calls: every multilabel
+    # column through one sigmoid (the sigmoid is elementwise), each multiclass group through
+    # its own softmax (schema.activation_layout, made once per schema).
+    layout = schema.activation_layout
+    x = logits
+    if temperature is not None:
+        x = logits if temperature == 1.0 else logits / temperature
+    elif layout.temperatures is not None:
+        x = logits / xp.asarray(layout.temperatures, dtype=logits.dtype)
     scores = xp.empty_like(logits)
-    for group, start, end in schema.slices():
-        t = group.temperature if temperature is None else temperature
-        scores[:, start:end] = activate_group(xp, group.is_multiclass, logits[:, start:end], t)
+    if layout.sigmoid_columns is not None:
+        scores[:, layout.sigmoid_columns] = sigmoid(xp, x[:, layout.sigmoid_columns])
+    for start, end in layout.softmax_slices:
+        scores[:, start:end] = softmax(xp, x[:, start:end])
     return scores

@@ -6,6 +6,7 @@ A `GroupSchema` is immutable; "changing" it returns a new one.
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -175,12 +176,27 @@ class LabelGroup:
             if s.shape[1]:
                 if self.class_offsets:
                     # argmax(log p + b) = argmax(p · e^b), without log(0).
-                    s = s * numpy.exp(numpy.asarray(self.resolved_offsets(), dtype="f8"))[None, :]
+                    s = s * self._decision_arrays("offsets", 0.0)[None, :]
                 chosen[numpy.arange(len(s)), s.argmax(axis=1)] = True
             return chosen
         # In float64: a float32 score is compared with the threshold as written.
-        thresholds = numpy.asarray(self.resolved_thresholds(default), dtype="f8")
-        return s >= thresholds[None, :]
+        return s >= self._decision_arrays("thresholds", default)[None, :]
+
+    def _decision_arrays(self, kind: str, default: float) -> numpy.ndarray:
+        # e^offsets, or the thresholds at this default, as arrays: made once per group
+        # (the group is frozen; its mappings are never changed in place).
+        cache = self._arrays
+        key = (kind, default)
+        if key not in cache:
+            if kind == "offsets":
+                cache[key] = numpy.exp(numpy.asarray(self.resolved_offsets(), dtype="f8"))
+            else:
+                cache[key] = numpy.asarray(self.resolved_thresholds(default), dtype="f8")
+        return cache[key]
+
+    @cached_property
+    def _arrays(self) -> Dict[Tuple[str, float], numpy.ndarray]:
+        return {}
 
     def decide(
         self, scores: Sequence[float], default: float = DEFAULT_THRESHOLD
@@ -258,6 +274,17 @@ class LabelGroup:
 
 
 @dataclass(frozen=True)
+class ActivationLayout:
+    """The output columns of all multilabel groups (a slice when contiguous, else indices;
+    None without any), each multiclass group's (start, end), and each column's temperature
+    (None when all are 1): `activate` runs one sigmoid for all multilabel groups."""
+
+    sigmoid_columns: Union[slice, numpy.ndarray, None]
+    softmax_slices: Tuple[Tuple[int, int], ...]
+    temperatures: Optional[Tuple[float, ...]]
+
+
+@dataclass(frozen=True)
 class GroupSchema:
     """The ordered label groups of one component, and the component-wide threshold."""
 
@@ -325,6 +352,27 @@ class GroupSchema:
             out.append((group, start, start + len(group.labels)))
             start += len(group.labels)
         return out
+
+    @cached_property
+    def activation_layout(self) -> "ActivationLayout":
+        """Which output columns `activate` runs softmax and sigmoid over (made once)."""
+        multilabel = [
+            numpy.arange(start, end) for g, start, end in self.slices() if not g.is_multiclass
+        ]
+        columns = numpy.concatenate(multilabel) if multilabel else numpy.zeros(0, dtype=int)
+        sigmoid_columns: Union[slice, numpy.ndarray, None] = None
+        if columns.size and (columns[-1] - columns[0] + 1 == columns.size):
+            sigmoid_columns = slice(int(columns[0]), int(columns[-1]) + 1)
+        elif columns.size:
+            sigmoid_columns = columns
+        temperatures = [g.temperature for g in self.groups for _ in g.labels]
+        return ActivationLayout(
+            sigmoid_columns=sigmoid_columns,
+            softmax_slices=tuple(
+                (start, end) for g, start, end in self.slices() if g.is_multiclass
+            ),
+            temperatures=None if set(temperatures) <= {1.0} else tuple(temperatures),
+        )
 
     def decide(self, row: Sequence[float]) -> Dict[str, Union[str, List[str]]]:
         """{group: decision} of one doc's scores (all groups, in output order), at the

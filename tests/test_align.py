@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy_transformers.align import get_alignment_via_offset_mapping
 
-from spacy_mtl.align import align_by_offsets
+from spacy_mtl.align import align_by_offsets, align_vectorized
 from spacy_mtl.span_getters import tokenize_windows
 
 TEXTS = [
@@ -36,6 +36,12 @@ def windows(docs: List[Any], kind: str) -> List[Any]:
     return spans
 
 
+def assert_same(ours: Any, spans: List[Any], offsets: Any) -> None:
+    theirs = get_alignment_via_offset_mapping(spans, offsets)
+    numpy.testing.assert_array_equal(ours.lengths, theirs.lengths)
+    numpy.testing.assert_array_equal(ours.dataXd, theirs.dataXd)
+
+
 @pytest.mark.parametrize("kind", ["whole", "strided", "odd"])
 def test_alignment_equals_spacy_transformers(tiny_bert: Path, kind: str) -> None:
     from transformers import AutoTokenizer
@@ -48,6 +54,8 @@ def test_alignment_equals_spacy_transformers(tiny_bert: Path, kind: str) -> None
     offsets = tokenize_windows(tokenizer, [span.text for span in spans])["offset_mapping"]
     ours = align_by_offsets(spans, offsets)
     theirs = get_alignment_via_offset_mapping(spans, offsets)
+    assert_same(align_vectorized(spans[:1], offsets[:1]), spans[:1], offsets[:1])
+    assert_same(align_vectorized(spans[1:3], offsets[1:3]), spans[1:3], offsets[1:3])
     assert ours.dataXd.dtype == theirs.dataXd.dtype
     assert ours.lengths.dtype == theirs.lengths.dtype
     numpy.testing.assert_array_equal(ours.lengths, theirs.lengths)
@@ -81,7 +89,10 @@ def test_alignment_of_any_offsets_equals_spacy_transformers(seed: int) -> None:
         start = rng.integers(0, n_chars + 3, size=length)
         offsets[i, :, 0] = start
         offsets[i, :, 1] = start + rng.integers(0, 4, size=length)
-    ours = align_by_offsets(spans, offsets)
-    theirs = get_alignment_via_offset_mapping(spans, offsets)
-    numpy.testing.assert_array_equal(ours.lengths, theirs.lengths)
-    numpy.testing.assert_array_equal(ours.dataXd, theirs.dataXd)
+    assert_same(align_by_offsets(spans, offsets), spans, offsets)
+    for k in range(min(4, len(spans))):  # one window at a time
+        assert_same(
+            align_vectorized(spans[k : k + 1], offsets[k : k + 1]),
+            spans[k : k + 1],
+            offsets[k : k + 1],
+        )

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spacy_mtl.loss import activate, group_loss, multiclass_loss, multilabel_loss
+from spacy_mtl.loss import activate, activate_group, group_loss, multiclass_loss, multilabel_loss
 from spacy_mtl.schema import GroupSchema
 
 
@@ -175,6 +175,37 @@ def test_activate_matches_torch_with_temperature() -> None:
     x = torch.tensor(logits)
     numpy.testing.assert_allclose(scores[:, :3], torch.softmax(x[:, :3] / 2.0, dim=1), rtol=1e-5)
     numpy.testing.assert_allclose(scores[:, 3:], torch.sigmoid(x[:, 3:] / 0.5), rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [None, 1.0, 3.0])
+@pytest.mark.parametrize("order", ["contiguous", "interleaved", "one kind"])
+def test_activate_equals_each_groups_activation(order: str, temperature: object) -> None:
+    """One sigmoid over all multilabel columns (a slice or an index) gives each group's own
+    activation exactly, and torch's to float rounding."""
+    groups = {
+        "ml1": {"kind": "multilabel", "labels": ["a", "b", "c"], "temperature": 0.5},
+        "mc1": {"kind": "multiclass", "labels": ["x", "y"]},
+        "ml2": {"kind": "multilabel", "labels": ["p", "q"]},
+        "mc2": {"kind": "multiclass", "labels": ["u", "v", "w"], "temperature": 2.0},
+    }
+    names = {
+        "contiguous": ["ml1", "ml2", "mc1", "mc2"],
+        "interleaved": ["ml1", "mc1", "ml2", "mc2"],
+        "one kind": ["ml1", "ml2"],
+    }[order]
+    schema = GroupSchema.from_config({name: groups[name] for name in names})
+    layout = schema.activation_layout
+    assert isinstance(layout.sigmoid_columns, numpy.ndarray) == (order == "interleaved")
+    logits = _rng_logits(6, schema.n_labels, seed=9) * 4
+    scores = activate(numpy, schema, logits, temperature=temperature)  # type: ignore[arg-type]
+    assert scores.dtype == logits.dtype
+    for group, start, end in schema.slices():
+        t = group.temperature if temperature is None else temperature
+        expected = activate_group(numpy, group.is_multiclass, logits[:, start:end], t)
+        numpy.testing.assert_array_equal(scores[:, start:end], expected)
+        x = torch.tensor(logits[:, start:end]) / t
+        theirs = torch.softmax(x, dim=1) if group.is_multiclass else torch.sigmoid(x)
+        numpy.testing.assert_allclose(scores[:, start:end], theirs, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("reduction", ["doc", "pair"])
