@@ -16,8 +16,21 @@ configs/; the `spacy_span_getters` entry point registers it.
 DOCS: docs/benchmarks.md (long texts).
 """
 
+import math
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from itertools import chain
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy
 from spacy.attrs import IDX
@@ -48,7 +61,7 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
         if backend.truncation is not None:
             backend.no_truncation()
         encodings = backend.encode_batch(list(texts), add_special_tokens=False)
-        return [len(encoding.ids) for encoding in encodings], list(encodings)
+        return [len(encoding) for encoding in encodings], list(encodings)
     encoded = tokenizer(
         texts,
         add_special_tokens=False,
@@ -93,25 +106,36 @@ def tokenize_windows(
         fresh = backend.encode_batch([texts[i] for i in missing], add_special_tokens=True)
         for i, encoding in zip(missing, fresh):
             done[i] = encoding
-    # What the wrapper's padding="longest" does.
-    longest = max(len(encoding.ids) for encoding in done)
+    # What the wrapper's padding="longest" does. (The tokenizer's pad settings are
+    # properties that look the token up each time: read once.)
+    longest = max(len(encoding) for encoding in done)
+    pad = {
+        "direction": tokenizer.padding_side,
+        "pad_id": tokenizer.pad_token_id,
+        "pad_type_id": tokenizer.pad_token_type_id,
+        "pad_token": tokenizer.pad_token,
+    }
     for encoding in done:
-        encoding.pad(
-            longest,
-            direction=tokenizer.padding_side,
-            pad_id=tokenizer.pad_token_id,
-            pad_type_id=tokenizer.pad_token_type_id,
-            pad_token=tokenizer.pad_token,
-        )
-    data: Dict[str, Any] = {"input_ids": numpy.asarray([e.ids for e in done], dtype="int64")}
+        encoding.pad(longest, **pad)
+    shape = (len(done), longest)
+    data: Dict[str, Any] = {"input_ids": _int64_array((e.ids for e in done), shape)}
     if "token_type_ids" in tokenizer.model_input_names:
-        data["token_type_ids"] = numpy.asarray([e.type_ids for e in done], dtype="int64")
-    data["attention_mask"] = numpy.asarray([e.attention_mask for e in done], dtype="int64")
-    offsets = numpy.asarray([e.offsets for e in done], dtype="int64")
-    data["offset_mapping"] = offsets.reshape((len(done), -1, 2))
+        data["token_type_ids"] = _int64_array((e.type_ids for e in done), shape)
+    data["attention_mask"] = _int64_array((e.attention_mask for e in done), shape)
+    data["offset_mapping"] = _int64_array((e.offsets for e in done), (*shape, 2))
     data["input_texts"] = [e.tokens for e in done]
     data["pad_token"] = tokenizer.pad_token
     return BatchEncoding(data)
+
+
+def _int64_array(rows: Iterable[Iterable[Any]], shape: Tuple[int, ...]) -> numpy.ndarray:
+    """An int64 array of `shape` from the rows of its first dimensions (lists of ints, or of
+    pairs for offsets), read once with numpy's `fromiter` (`asarray` of nested lists first
+    works out their shape: 0.5 of the 2.1 ms to tokenize 64 tweets)."""
+    flat = chain.from_iterable(rows)
+    if len(shape) > 2:
+        flat = chain.from_iterable(flat)
+    return numpy.fromiter(flat, dtype="int64", count=math.prod(shape)).reshape(shape)
 
 
 def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
@@ -251,7 +275,7 @@ class WordpieceSpans:
                 continue
             # A doc not known to fit has an encoding, given or fresh.
             encoding: Any = given[id(doc)] if id(doc) in given else fresh.get(id(doc))
-            if known.get(id(doc), budget + 1) <= budget or len(encoding.ids) <= budget:
+            if known.get(id(doc), budget + 1) <= budget or len(encoding) <= budget:
                 # The common case for short texts: the whole doc fits one window.
                 spans.append([doc[:]])
                 same_text = not doc[len(doc) - 1].whitespace_
