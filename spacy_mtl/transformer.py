@@ -302,6 +302,13 @@ class SortedTransformer(Transformer):
             )
         return super().update(examples, **kwargs)
 
+    def set_annotations(self, docs: Iterable[Doc], predictions: FullTransformerBatch) -> None:
+        """As spacy-transformers' `set_annotations` (`doc._.trf_data`, then
+        `set_extra_annotations`), with the batch split by doc by `split_by_doc`."""
+        if predictions.cached_doc_data is None:
+            predictions.cached_doc_data = split_by_doc(predictions)
+        super().set_annotations(docs, predictions)
+
     # -- sorted pipe ----------------------------------------------------------------------
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
@@ -441,15 +448,15 @@ def tokenize_with_rust(model: Model) -> None:
 
 def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) -> Any:
     """spacy-transformers' TransformerModel forward pass, with the same output, from its own
-    pieces (spans → wordpieces → alignment → truncation → the transformer) except three,
+    pieces (spans → wordpieces → alignment → truncation → the transformer) except two,
     each tested equal to the one it replaces:
 
     - windows tokenized by `tokenize_windows` (the Rust tokenizer's batch call, reusing the
       span getter's encodings) instead of `huggingface_tokenize`;
     - the alignment by `align_by_offsets` (vectorized) instead of
-      `get_alignment_via_offset_mapping`;
-    - at prediction, the per-doc data split at once by `split_by_doc` (no token map).
+      `get_alignment_via_offset_mapping`.
 
+    (The component's `set_annotations` splits the output by doc with `split_by_doc`.)
     With spacy-transformers' memory logger set, its own forward runs."""
     if "logger" in model.attrs:
         return transformer_model.forward(model, docs, is_train)
@@ -475,10 +482,6 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     batch = FullTransformerBatch(
         spans=spans, wordpieces=wordpieces, model_output=output, align=align
     )
-    if not is_train:
-        # What `set_annotations` reads (`batch.doc_data`), split without spacy-transformers'
-        # map of every token to its position where the spans allow it.
-        batch.cached_doc_data = split_by_doc(batch)
 
     def backprop(d_batch: FullTransformerBatch) -> List[Doc]:
         backprop_tensors(d_batch.model_output)
@@ -511,17 +514,9 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
             n_rows = batch.model_output["last_hidden_state"].shape[0]
             if all(t.shape[0] == n_rows for t in output):
                 outputs[key] = [torch2xp(t) for t in output]
-    if len(batch.spans) == 1 and _covers(batch.spans[0]):
-        # One doc (`nlp(text)`) whose spans run from its first token to its last: its data
-        # is the whole batch's; nothing to slice.
-        model_output = ModelOutput()
-        for key, output in outputs.items():
-            model_output[key] = output
-        return [
-            TransformerData(
-                wordpieces=batch.wordpieces, model_output=model_output, align=batch.align
-            )
-        ]
+    # One doc (`nlp(text)`) whose spans run from its first token to its last: its
+    # wordpieces and alignment are the whole batch's; nothing to slice.
+    whole = len(batch.spans) == 1 and _covers(batch.spans[0])
     doc_data: List[TransformerData] = []
     start = 0  # the doc's first window
     first_row = 0  # the alignment row of the doc's first token
@@ -533,9 +528,12 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
             first_row += len(doc_spans[0].doc) if doc_spans else 0
             continue
         end = start + len(doc_spans)
-        wordpieces = batch.wordpieces[start:end]
-        align = batch.align[first_row + doc_spans[0].start : first_row + doc_spans[-1].end]
-        align.data = align.data - prev_tokens
+        if whole:
+            wordpieces, align = batch.wordpieces, batch.align
+        else:
+            wordpieces = batch.wordpieces[start:end]
+            align = batch.align[first_row + doc_spans[0].start : first_row + doc_spans[-1].end]
+            align.data = align.data - prev_tokens
         model_output = ModelOutput()
         for key, output in outputs.items():
             if isinstance(output, list):

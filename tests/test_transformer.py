@@ -420,7 +420,9 @@ def assert_same_doc_data(ours: List[Any], theirs: List[Any]) -> None:
 
 
 @pytest.mark.parametrize("hidden_states", [False, True])
-def test_split_by_doc_equals_spacy_transformers_split(tiny_bert: Path, hidden_states: bool) -> None:
+def test_split_by_doc_equals_spacy_transformers_split(
+    tiny_bert: Path, hidden_states: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The split without the token map gives spacy-transformers' per-doc data: empty docs,
     docs of several windows, outputs of every layer."""
     from spacy_mtl.transformer import split_by_doc
@@ -429,12 +431,23 @@ def test_split_by_doc_equals_spacy_transformers_split(tiny_bert: Path, hidden_st
     model = nlp.get_pipe("transformer").model
     docs = [nlp.make_doc(t) for t in TEXTS]
     batch, _ = model(docs, is_train=False)
-    assert batch.cached_doc_data is not None  # the forward split it already
+    assert batch.cached_doc_data is None  # split where it is read: set_annotations
     assert sum(len(spans) > 1 for spans in batch.spans) >= 2  # several windows
     assert any(not spans for spans in batch.spans)  # an empty doc
     if hidden_states:
         assert isinstance(batch.model_output.hidden_states, tuple)
-    ours = split_by_doc(batch)
+    calls: List[int] = []
+
+    def spy(predictions: Any) -> Any:
+        calls.append(1)
+        return split_by_doc(predictions)
+
+    monkeypatch.setattr("spacy_mtl.transformer.split_by_doc", spy)
+    nlp.get_pipe("transformer").set_annotations(docs, batch)
+    assert calls == [1]
+    ours = batch.cached_doc_data
+    assert ours is not None
+    assert all(doc._.trf_data is data for doc, data in zip(docs, ours))
     batch.cached_doc_data = None
     assert_same_doc_data(ours, batch.split_by_doc())
     # One doc (nlp(text)).
