@@ -158,7 +158,8 @@ def group_loss(
 def activate_group(xp: Any, is_multiclass: bool, logits: Any, temperature: float = 1.0) -> Any:
     """One group's probabilities: softmax(x / T) (multiclass) or sigmoid(x / T) (multilabel).
 
-    The one activation of spacy_mtl: the component, calibration and distillation use it.
+    The one activation of spacy_mtl: calibration calls it for a group; `activate` (the
+    component, distillation) for all groups at once.
     """
     x = logits if temperature == 1.0 else logits / temperature
     return softmax(xp, x) if is_multiclass else sigmoid(xp, x)
@@ -173,9 +174,9 @@ def activate(
         temperature (prediction); a number is used for every group (a teacher's logits in
         distillation).
     """
-    # The same numbers as `activate_group` group by group, in fewer calls: every multilabel
-    # column through one sigmoid (the sigmoid is elementwise), each multiclass group through
-    # its own softmax (schema.activation_layout, made once per schema).
+    # `activate_group` in fewer calls: every multilabel column in one call (the sigmoid is
+    # elementwise), each multiclass group in its own (schema.activation_layout, made once per
+    # schema); the temperatures divide all columns at once first.
     layout = schema.activation_layout
     x = logits
     if temperature is not None:
@@ -184,7 +185,8 @@ def activate(
         x = logits / xp.asarray(layout.temperatures, dtype=logits.dtype)
     scores = xp.empty_like(logits)
     if layout.sigmoid_columns is not None:
-        scores[:, layout.sigmoid_columns] = sigmoid(xp, x[:, layout.sigmoid_columns])
+        columns = layout.sigmoid_columns
+        scores[:, columns] = activate_group(xp, False, x[:, columns])
     for start, end in layout.softmax_slices:
-        scores[:, start:end] = softmax(xp, x[:, start:end])
+        scores[:, start:end] = activate_group(xp, True, x[:, start:end])
     return scores

@@ -176,26 +176,27 @@ class LabelGroup:
             if s.shape[1]:
                 if self.class_offsets:
                     # argmax(log p + b) = argmax(p · e^b), without log(0).
-                    s = s * self._decision_arrays("offsets", 0.0)[None, :]
+                    s = s * self._offset_factors[None, :]
                 chosen[numpy.arange(len(s)), s.argmax(axis=1)] = True
             return chosen
         # In float64: a float32 score is compared with the threshold as written.
-        return s >= self._decision_arrays("thresholds", default)[None, :]
+        return s >= self._threshold_array(default)[None, :]
 
-    def _decision_arrays(self, kind: str, default: float) -> numpy.ndarray:
-        # e^offsets, or the thresholds at this default, as arrays: made once per group
-        # (the group is frozen; its mappings are never changed in place).
-        cache = self._arrays
-        key = (kind, default)
-        if key not in cache:
-            if kind == "offsets":
-                cache[key] = numpy.exp(numpy.asarray(self.resolved_offsets(), dtype="f8"))
-            else:
-                cache[key] = numpy.asarray(self.resolved_thresholds(default), dtype="f8")
-        return cache[key]
+    # Arrays of the decision rule, made once per group (the group is frozen; its mappings
+    # are never changed in place).
 
     @cached_property
-    def _arrays(self) -> Dict[Tuple[str, float], numpy.ndarray]:
+    def _offset_factors(self) -> numpy.ndarray:
+        return numpy.exp(numpy.asarray(self.resolved_offsets(), dtype="f8"))
+
+    def _threshold_array(self, default: float) -> numpy.ndarray:
+        cache = self._thresholds_by_default
+        if default not in cache:
+            cache[default] = numpy.asarray(self.resolved_thresholds(default), dtype="f8")
+        return cache[default]
+
+    @cached_property
+    def _thresholds_by_default(self) -> Dict[float, numpy.ndarray]:
         return {}
 
     def decide(

@@ -53,13 +53,8 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
     if getattr(tokenizer, "is_fast", False):
         # The Rust tokenizer's own batch call, which the Hugging Face wrapper makes too,
         # without the wrapper's conversion of every encoding to Python lists (a third of
-        # the time on tweets). The wrapper sets padding and truncation on the shared Rust
-        # tokenizer at each call (spacy-transformers' call leaves padding on): off here.
-        backend = tokenizer.backend_tokenizer
-        if backend.padding is not None:
-            backend.no_padding()
-        if backend.truncation is not None:
-            backend.no_truncation()
+        # the time on tweets); padding and truncation off (`_plain`).
+        backend = _plain(tokenizer.backend_tokenizer)
         encodings = backend.encode_batch(list(texts), add_special_tokens=False)
         return [len(encoding) for encoding in encodings], list(encodings)
     encoded = tokenizer(
@@ -70,6 +65,16 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
         verbose=False,
     )
     return [len(ids) for ids in encoded["input_ids"]], None
+
+
+def _plain(backend: Any) -> Any:
+    """The Rust tokenizer with padding and truncation off. The Hugging Face wrapper sets both
+    on the shared Rust tokenizer at each call (spacy-transformers' call leaves padding on)."""
+    if backend.padding is not None:
+        backend.no_padding()
+    if backend.truncation is not None:
+        backend.no_truncation()
+    return backend
 
 
 def tokenize_windows(
@@ -99,11 +104,7 @@ def tokenize_windows(
             done[i] = backend.post_process(encoding, None, True)
     if missing:
         # No truncation; padding below, over all the texts.
-        if backend.truncation is not None:
-            backend.no_truncation()
-        if backend.padding is not None:
-            backend.no_padding()
-        fresh = backend.encode_batch([texts[i] for i in missing], add_special_tokens=True)
+        fresh = _plain(backend).encode_batch([texts[i] for i in missing], add_special_tokens=True)
         for i, encoding in zip(missing, fresh):
             done[i] = encoding
     # What the wrapper's padding="longest" does. (The tokenizer's pad settings are
