@@ -220,10 +220,35 @@ def short_texts(root: Path, n: int, seed: int = 0) -> List[str]:
     return texts
 
 
-def long_texts(root: Path, n: int, words: int = 500, seed: int = 0) -> List[str]:
-    """n texts of about `words` words, each a run of real texts from the same pool joined
-    with spaces (a long document where strided windows matter)."""
-    pool = short_texts(root, 4000, seed=seed + 1)
+def fresh_short_texts(root: Path, n: int, k: int, seed: int = 0) -> List[List[str]]:
+    """k disjoint samples of n short texts, mixed as `short_texts` mixes its own, from the
+    training parts (GoEmotions train, Davidson's train part): text that `short_texts`
+    never gives, so a pipeline that has run over those sees every sample for the first
+    time and pays what a first sight costs (spaCy creates a lexeme for each new word)."""
+    n_go, n_dav = n - n // 2, n // 2
+    goemotions = sample(read_goemotions(root, "train"), k * n_go, seed)
+    davidson = sample(davidson_split(root)[0], k * n_dav, seed)
+    if len(goemotions) < k * n_go or len(davidson) < k * n_dav:
+        raise ValueError(f"not enough training texts for {k} samples of {n}")
+    samples = []
+    for r in range(k):
+        part = goemotions[r * n_go : (r + 1) * n_go] + davidson[r * n_dav : (r + 1) * n_dav]
+        texts = [item.text for item in part]
+        random.Random(seed + r).shuffle(texts)
+        samples.append(texts)
+    return samples
+
+
+def long_texts(
+    root: Path,
+    n: int,
+    words: int = 500,
+    seed: int = 0,
+    pool: Optional[Sequence[str]] = None,
+) -> List[str]:
+    """n texts of about `words` words, each a run of real texts from `pool` (default: 4,000
+    of `short_texts`) joined with spaces (a long document where strided windows matter)."""
+    pool = list(pool) if pool is not None else short_texts(root, 4000, seed=seed + 1)
     out: List[str] = []
     current: List[str] = []
     count = 0

@@ -89,11 +89,20 @@ def ratio_text(section: Dict[str, Any], key: str) -> str:
 
 
 def worst_ratio(section: Optional[Dict[str, Any]], key: str) -> Optional[float]:
-    """The least favourable of the wall, paired, CPU and rounds ratios: the verdict's
-    basis."""
+    """The verdict's basis: for a pair with rounds (ours, which reads a buffer ahead,
+    against the sorted loop) the least favourable of the rounds' wall and CPU medians;
+    otherwise the least favourable of the wall, paired and CPU ratios of the turns.
+
+    A contender that reads ahead does a buffer's work in one turn, so its turns reading is
+    one unpaired block of minutes against the other side's turns spread over the run;
+    the rounds pair whole passes, alternate which goes first, and run on text neither side
+    has seen (inference.run_rounds)."""
     if not section:
         return None
-    values = [section.get(field, {}).get(key) for field, _ in RATIO_FIELDS]
+    fields = [f for f, _ in RATIO_FIELDS if f.startswith("round")]
+    if all(section.get(f, {}).get(key) is None for f in fields):
+        fields = [f for f, _ in RATIO_FIELDS if not f.startswith("round")]
+    values = [section.get(field, {}).get(key) for field in fields]
     values = [v for v in values if v is not None]
     return min(values) if values else None
 
@@ -245,7 +254,10 @@ def targets(
         "wall: docs/s over the whole run; paired: median over turns of the per-turn ratio "
         "(same docs, same moment; not for contenders that read a buffer ahead); CPU: process "
         "time; rounds: median over whole passes alternated with the other side (same docs, "
-        "adjacent minutes). A verdict uses the least favourable."
+        "adjacent minutes, each round over text neither side has seen). A verdict uses the "
+        "least favourable of the rounds where a pair has rounds (a contender that reads a "
+        "buffer ahead, as ours does, does its buffer in one turn: its turns reading is one "
+        "unpaired block), else of the turns' readings."
     )
     lines.append("")
     return lines

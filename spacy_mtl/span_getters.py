@@ -241,6 +241,11 @@ class WordpieceSpans:
             self.set_tokenizer(AutoTokenizer.from_pretrained(self.name, use_fast=True))
         return self._tokenizer
 
+    @property
+    def n_special(self) -> int:
+        """Special tokens the tokenizer adds to each window ([CLS], [SEP])."""
+        return self.tokenizer.num_special_tokens_to_add(pair=False)
+
     def __call__(self, docs: List[Doc]) -> List[List[Span]]:
         return self.spans_and_encodings(docs)[0]
 

@@ -55,7 +55,7 @@ from spacy_transformers.layers import transformer_model
 from spacy_transformers.pipeline_component import Transformer, install_extensions
 from spacy_transformers.truncate import truncate_oversize_splits
 from spacy_transformers.util import batch_by_length, maybe_flush_pytorch_cache
-from thinc.api import Config, Model, torch2xp
+from thinc.api import Config, Model, NumpyOps, torch2xp
 from transformers.file_utils import ModelOutput
 
 from .align import align_by_offsets
@@ -372,65 +372,102 @@ class SortedTransformer(Transformer):
         encodings: Optional[List[Any]],
         batch_size: int,
     ) -> None:
-        # A stable sort: docs of equal length keep their input order.
+        getter = self.model.attrs.get("get_spans")
+        for run in self._runs(docs, lengths, encodings, batch_size):
+            subbatch = [docs[i] for i in run]
+            if isinstance(getter, WordpieceSpans):
+                # The counts and encodings made for sorting: the span getter tokenizes
+                # nothing again.
+                known = [lengths[i] for i in run]
+                encoded = None if encodings is None else [encodings[i] for i in run]
+                with getter.known_lengths(subbatch, known, encoded):
+                    self.set_annotations(subbatch, self.predict(subbatch))
+            else:
+                self.set_annotations(subbatch, self.predict(subbatch))
+
+    def _runs(
+        self,
+        docs: List[Doc],
+        lengths: List[int],
+        encodings: Optional[List[Any]],
+        batch_size: int,
+    ) -> List[List[int]]:
+        """The buffer's forward passes, as positions into `docs`, in ascending order of
+        wordpieces (a stable sort: docs of equal length keep their input order)."""
         order = sorted(range(len(docs)), key=lengths.__getitem__)
         getter = self.model.attrs.get("get_spans")
-        tokenizer = getattr(self.model, "tokenizer", None)
-        # With wordpiece_spans and known encodings, runs are cut by padded wordpieces.
-        window = getter.window if isinstance(getter, WordpieceSpans) else None
-        n_special = tokenizer.num_special_tokens_to_add(pair=False) if tokenizer is not None else 0
         size = max(1, batch_size)
         most = self.cfg["max_batch_items"]
+        if isinstance(getter, WordpieceSpans) and encodings is not None:
+            # The wordpieces are known: runs are cut by padded wordpieces. On CPU a forward
+            # pass costs about the wordpieces it pads, so a run also ends where the length
+            # steps up once it holds a quarter of batch_size (short texts: padding 1.05 ->
+            # 1.01, README "Fast by default"); elsewhere runs are batch_size docs.
+            on_cpu = isinstance(self.model.ops, NumpyOps)
+            runs = padded_runs(
+                [lengths[i] for i in order],
+                getter.window,
+                getter.n_special,
+                most,
+                most_docs=size,
+                fill_docs=max(1, size // 4) if on_cpu else size,
+            )
+            return [[order[i] for i in run] for run in runs]
+        # As spacy-transformers does: batches of batch_size, cut by spaCy tokens × docs.
+        runs = []
         for start in range(0, len(order), size):
             picked = order[start : start + size]
             batch = [docs[i] for i in picked]
-            if window and encodings is not None:
-                # Split where the forward pass would pad more than max_batch_items
-                # wordpieces; the counts are known.
-                known = [lengths[i] for i in picked]
-                runs = padded_runs(known, window, n_special, most)
-            else:
-                # As spacy-transformers does: spaCy tokens × docs.
-                runs = batch_by_length(batch, most)
-            for indices in runs:
-                subbatch = [batch[i] for i in indices]
-                if isinstance(getter, WordpieceSpans):
-                    # The counts and encodings made for sorting: the span getter tokenizes
-                    # nothing again.
-                    known = [lengths[picked[i]] for i in indices]
-                    encoded = None if encodings is None else [encodings[picked[i]] for i in indices]
-                    with getter.known_lengths(subbatch, known, encoded):
-                        self.set_annotations(subbatch, self.predict(subbatch))
-                else:
-                    self.set_annotations(subbatch, self.predict(subbatch))
+            runs.extend([picked[i] for i in indices] for indices in batch_by_length(batch, most))
+        return runs
 
 
-def padded_runs(lengths: Sequence[int], window: int, n_special: int, most: int) -> List[List[int]]:
-    """Cut a batch of docs, in ascending order of wordpieces, into consecutive runs whose
-    forward pass pads at most `most` wordpieces (a doc alone may pass it).
+def padded_runs(
+    lengths: Sequence[int],
+    window: int,
+    n_special: int,
+    most: int,
+    *,
+    most_docs: Optional[int] = None,
+    fill_docs: Optional[int] = None,
+) -> List[List[int]]:
+    """Cut docs, in ascending order of wordpieces, into consecutive runs (forward passes).
 
     A doc of n wordpieces is ceil(n / (window - n_special)) windows (at least one) of at most
     `window` wordpieces with the special tokens; a forward pass pads all its windows to the
-    longest, which in ascending order is the last doc's.
+    longest, which in ascending order is the last doc's. A run ends before the doc that
+    would make it pad more than `most` wordpieces (a doc alone may pass it), before the doc
+    that would make it hold more than `most_docs` docs, and before a doc longer than the
+    run's docs once the run holds `fill_docs` docs (runs of equal lengths pad nothing).
 
     lengths (Sequence[int]): Each doc's wordpieces without special tokens, ascending.
     window (int): Most wordpieces per window (the span getter's), special tokens included.
     n_special (int): Special tokens added to each window.
     most (int): Most padded wordpieces (windows × longest window) per run.
+    most_docs (Optional[int]): Most docs per run (None: no limit).
+    fill_docs (Optional[int]): Docs a run holds before a longer doc ends it (None: never).
     RETURNS (List[List[int]]): Positions into `lengths`, run by run.
     """
     budget = max(1, window - n_special)
+    most_docs = most_docs or len(lengths)
+    fill_docs = fill_docs or len(lengths) + 1
     runs: List[List[int]] = []
     run: List[int] = []
     windows = 0
+    run_longest = 0
     for i, n in enumerate(lengths):
         n_windows = max(1, -(-n // budget))
         longest = min(n + n_special, window)
-        if run and (windows + n_windows) * longest > most:
+        if run and (
+            (windows + n_windows) * longest > most
+            or len(run) >= most_docs
+            or (longest > run_longest and len(run) >= fill_docs)
+        ):
             runs.append(run)
             run, windows = [], 0
         run.append(i)
         windows += n_windows
+        run_longest = longest
     if run:
         runs.append(run)
     return runs

@@ -62,6 +62,8 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     # The default path against the sorted loop in whole passes, one ratio per round.
     rounds = short["rounds"]["ours/limit_sorted"]
     assert len(rounds["wall"]) == len(rounds["cpu"]) == 2
+    # Each round over its own sample, of the size of the turns' sample.
+    assert rounds["docs_per_round"] == [12, 12] and rounds["fresh_texts"] is True
     assert short["round_ratios"]["ours/limit_sorted"] > 0
     assert "ours/limit_sorted" in inference["long"]["round_ratios"]
     # Plain nlp.pipe as shipped sorts: it pads less than the stock transformer's
@@ -281,6 +283,48 @@ def test_make_table_quality_comparison() -> None:
     emotion = next(line for line in lines if line.startswith("| emotion"))
     assert emotion.count("–") == 3  # no runs for that group: nothing made up
     assert make_table.quality_comparison({}) == []
+
+
+def test_make_table_verdict_basis() -> None:
+    """A pair with rounds is judged by its rounds (wall and CPU, the lower); one without,
+    by the lowest of its turns' readings."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import make_table
+    finally:
+        sys.path.remove(str(BENCH))
+
+    section = {
+        "ratios": {"ours/loop": 0.80, "a/b": 0.90},
+        "paired_ratios": {"a/b": 0.85},
+        "cpu_ratios": {"ours/loop": 0.82, "a/b": 0.95},
+        "round_ratios": {"ours/loop": 0.97},
+        "round_cpu_ratios": {"ours/loop": 0.96},
+    }
+    assert make_table.worst_ratio(section, "ours/loop") == 0.96
+    assert make_table.worst_ratio(section, "a/b") == 0.85
+    assert make_table.worst_ratio(section, "c/d") is None
+    assert make_table.worst_ratio(None, "a/b") is None
+
+
+@needs_data
+def test_fresh_short_texts_are_disjoint_and_unseen() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import harness
+    finally:
+        sys.path.remove(str(BENCH))
+    root = shared_data_dir()
+    turns = set(harness.short_texts(root, 400))
+    samples = harness.fresh_short_texts(root, 400, 3)
+    assert [len(sample) for sample in samples] == [400, 400, 400]
+    seen = [set(sample) for sample in samples]
+    assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
+    # Training rows only: (almost) none of the turns' test texts; a few short texts such
+    # as "Thank you!" occur in both splits.
+    assert len(turns & set().union(*seen)) < 5
+    with pytest.raises(ValueError, match="not enough training texts"):
+        harness.fresh_short_texts(root, 20000, 3)
 
 
 def test_make_table_equal_compute_verdict() -> None:

@@ -164,6 +164,62 @@ def test_padded_runs_bound_the_padded_wordpieces() -> None:
         assert padded <= 40 or len(run) == 1
 
 
+def test_padded_runs_end_at_most_docs_and_at_length_steps_once_filled() -> None:
+    lengths = [1, 1, 1, 2, 2, 2, 2, 5, 5, 6]
+    # No doc limit, no filling rule: one run (padding 10 x 8 = 80 <= 100).
+    assert padded_runs(lengths, window=10, n_special=2, most=100) == [list(range(10))]
+    assert padded_runs(lengths, window=10, n_special=2, most=100, most_docs=4) == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+    ]
+    # A run of 2 docs or more ends before a longer doc; one of 1 doc takes the next.
+    assert padded_runs(lengths, window=10, n_special=2, most=100, fill_docs=2) == [
+        [0, 1, 2],
+        [3, 4, 5, 6],
+        [7, 8],
+        [9],
+    ]
+    assert padded_runs(lengths, window=10, n_special=2, most=100, fill_docs=4) == [
+        [0, 1, 2, 3, 4, 5, 6],
+        [7, 8, 9],
+    ]
+    # Lengths past the window pad to the window: equal, so no step.
+    assert padded_runs([7, 8, 30], window=10, n_special=2, most=100, fill_docs=1) == [
+        [0],
+        [1, 2],
+    ]
+
+
+def test_cpu_pipe_cuts_runs_where_the_length_steps_up(nlp: Language) -> None:
+    """On CPU, a run of `pipe` ends where the wordpiece length steps up once it holds a
+    quarter of batch_size docs: it pads less than runs of batch_size docs, scores equal."""
+    component = nlp.get_pipe("transformer")
+    encoder = component.model.transformer
+    shapes: List[Any] = []
+    hook = encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    texts = [t for t in TEXTS if t and len(t) < 80] * 3
+    try:
+        docs = list(nlp.pipe(texts, batch_size=len(texts)))
+    finally:
+        hook.remove()
+    n_special = 2
+    tokenizer = component.model.tokenizer
+    lengths = sorted(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    # Each run but the last holds a quarter of the docs or more, and all its docs but
+    # the last (in ascending order) share one length.
+    assert len(shapes) > 1
+    assert sum(windows for windows, _ in shapes) == len(texts)
+    assert all(windows >= len(texts) // 4 for windows, _ in shapes[:-1])
+    padded = sum(windows * width for windows, width in shapes)
+    assert padded < len(texts) * (max(lengths) + n_special)
+    assert [width for _, width in shapes] == sorted(width for _, width in shapes)
+    numpy.testing.assert_allclose(scores(docs), scores([nlp(t) for t in texts]), atol=1e-5)
+
+
 def test_pipe_splits_a_batch_at_max_batch_items_wordpieces(nlp: Language) -> None:
     """Each forward pass of `pipe` pads at most max_batch_items wordpieces (a doc alone
     may pass it); the docs come back in order with the scores of an unsplit run."""
@@ -177,7 +233,6 @@ def test_pipe_splits_a_batch_at_max_batch_items_wordpieces(nlp: Language) -> Non
     texts = [t for t in TEXTS if t] * 2
     try:
         whole = list(nlp.pipe(texts, batch_size=len(texts)))
-        assert len(shapes) == 1  # 4096 by default: one forward pass
         shapes.clear()
         component.cfg["max_batch_items"] = 60
         seen = record_batches(nlp)
