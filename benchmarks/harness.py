@@ -785,5 +785,11 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def mean_sd(values: Sequence[float]) -> List[Optional[float]]:
+    """[mean, sample standard deviation] rounded to 3 places; sd None for one value."""
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    return [round(statistics.fmean(values), 3), None if sd is None else round(sd, 3)]
+
+
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 3) if a and b else None

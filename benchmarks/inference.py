@@ -47,7 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=5,
+        default=7,
         help="rounds after the turns: whole passes of ours and the sorted loop, alternated, "
         "each round over a fresh sample of texts",
     )
@@ -246,6 +246,7 @@ def run_rounds(
             "cpu": cpu,
             "median_wall": round(harness.median(wall), 3),
             "median_cpu": round(harness.median(cpu), 3),
+            "mean_sd_wall": harness.mean_sd(wall),
             "docs_per_round": [len(texts) for texts in round_texts],
             "fresh_texts": True,
             "load_after": harness.load_avg(),

@@ -310,10 +310,13 @@ def speed_section(section: Dict[str, Any], memory: Dict[str, Any], title: str) -
         )
         lines.append("")
     for key, row in (section.get("rounds") or {}).items():
+        mean, sd = row.get("mean_sd_wall") or (None, None)
+        fresh = "each round over texts neither side had seen, " if row.get("fresh_texts") else ""
         lines.append(
-            f"Whole passes alternated, {key} per round: wall {row['wall']}, CPU {row['cpu']} "
-            f"(medians {fmt(row['median_wall'], 3)} and {fmt(row['median_cpu'], 3)}; load "
-            f"after: {row.get('load_after')})."
+            f"Whole passes alternated, {key} per round ({fresh}"
+            f"{row.get('docs_per_round', ['?'])[0]} docs): wall {row['wall']}, CPU {row['cpu']} "
+            f"(medians {fmt(row['median_wall'], 3)} and {fmt(row['median_cpu'], 3)}; wall mean "
+            f"{fmt(mean, 3)} ± {fmt(sd, 3)} sd; load after: {row.get('load_after')})."
         )
         lines.append("")
     return lines
