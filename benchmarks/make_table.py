@@ -79,13 +79,30 @@ RATIO_FIELDS = (
 
 
 def ratio_text(section: Dict[str, Any], key: str) -> str:
-    """'0.97 wall, 0.98 paired, 0.99 CPU' from a section's ratios."""
-    parts = []
-    for field, label in RATIO_FIELDS:
-        value = section.get(field, {}).get(key)
-        if value is not None:
-            parts.append(f"{fmt(value, 3)} {label}")
+    """'0.97 wall, 0.98 paired, 0.99 CPU' from a section's ratios; for a pair with rounds,
+    the rounds first (the verdict's basis, `verdict_fields`), then the turns."""
+    basis = verdict_fields(section, key)
+    labels = dict(RATIO_FIELDS)
+
+    def listed(fields: Sequence[str]) -> List[str]:
+        values = [(f, section.get(f, {}).get(key)) for f in fields]
+        return [f"{fmt(v, 3)} {labels[f]}" for f, v in values if v is not None]
+
+    parts = listed(basis)
+    others = listed([f for f, _ in RATIO_FIELDS if f not in basis])
+    if others:
+        # Only where the basis is the rounds: the turns' readings, shown after it.
+        parts.append("turns: " + ", ".join(others))
     return ", ".join(parts) or "–"
+
+
+def verdict_fields(section: Dict[str, Any], key: str) -> List[str]:
+    """The readings a verdict is taken from: the rounds' wall and CPU medians where the pair
+    has rounds, else the turns' wall, paired and CPU ratios (see `worst_ratio`)."""
+    rounds = [f for f, _ in RATIO_FIELDS if f.startswith("round")]
+    if any(section.get(f, {}).get(key) is not None for f in rounds):
+        return rounds
+    return [f for f, _ in RATIO_FIELDS if not f.startswith("round")]
 
 
 def worst_ratio(section: Optional[Dict[str, Any]], key: str) -> Optional[float]:
@@ -99,10 +116,7 @@ def worst_ratio(section: Optional[Dict[str, Any]], key: str) -> Optional[float]:
     has seen (inference.run_rounds)."""
     if not section:
         return None
-    fields = [f for f, _ in RATIO_FIELDS if f.startswith("round")]
-    if all(section.get(f, {}).get(key) is None for f in fields):
-        fields = [f for f, _ in RATIO_FIELDS if not f.startswith("round")]
-    values = [section.get(field, {}).get(key) for field in fields]
+    values = [section.get(field, {}).get(key) for field in verdict_fields(section, key)]
     values = [v for v in values if v is not None]
     return min(values) if values else None
 

@@ -305,6 +305,11 @@ def test_make_table_verdict_basis() -> None:
     assert make_table.worst_ratio(section, "a/b") == 0.85
     assert make_table.worst_ratio(section, "c/d") is None
     assert make_table.worst_ratio(None, "a/b") is None
+    # The basis first; the turns after it, labelled.
+    assert make_table.ratio_text(section, "ours/loop") == (
+        "0.970 rounds wall, 0.960 rounds CPU, turns: 0.800 wall, 0.820 CPU"
+    )
+    assert make_table.ratio_text(section, "a/b") == "0.900 wall, 0.850 paired, 0.950 CPU"
 
 
 @needs_data
