@@ -4,7 +4,7 @@ of docs sorted by wordpieces and gives them back in input order."""
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 import pytest
@@ -191,26 +191,32 @@ def test_padded_runs_end_at_most_docs_and_at_length_steps_once_filled() -> None:
     ]
 
 
+@contextmanager
+def forward_shapes(component: Any) -> Iterator[List[Tuple[int, int]]]:
+    """The (windows, width) of each forward pass of the component's encoder in the block."""
+    shapes: List[Tuple[int, int]] = []
+    hook = component.model.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    try:
+        yield shapes
+    finally:
+        hook.remove()
+
+
 def test_cpu_pipe_cuts_runs_where_the_length_steps_up(nlp: Language) -> None:
     """On CPU, a run of `pipe` ends where the wordpiece length steps up once it holds a
     quarter of batch_size docs: it pads less than runs of batch_size docs, scores equal."""
     component = nlp.get_pipe("transformer")
-    encoder = component.model.transformer
-    shapes: List[Any] = []
-    hook = encoder.register_forward_pre_hook(
-        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
-        with_kwargs=True,
-    )
     texts = [t for t in TEXTS if t and len(t) < 80] * 3
-    try:
+    with forward_shapes(component) as shapes:
         docs = list(nlp.pipe(texts, batch_size=len(texts)))
-    finally:
-        hook.remove()
     n_special = 2
     tokenizer = component.model.tokenizer
     lengths = sorted(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-    # Each run but the last holds a quarter of the docs or more, and all its docs but
-    # the last (in ascending order) share one length.
+    # Several runs, each but the last of a quarter of the docs or more, in ascending
+    # order of width; together they pad less than one run of all the docs.
     assert len(shapes) > 1
     assert sum(windows for windows, _ in shapes) == len(texts)
     assert all(windows >= len(texts) // 4 for windows, _ in shapes[:-1])
@@ -222,23 +228,16 @@ def test_cpu_pipe_cuts_runs_where_the_length_steps_up(nlp: Language) -> None:
 
 def test_pipe_splits_a_batch_at_max_batch_items_wordpieces(nlp: Language) -> None:
     """Each forward pass of `pipe` pads at most max_batch_items wordpieces (a doc alone
-    may pass it); the docs come back in order with the scores of an unsplit run."""
+    may pass it); the docs come back in order with the scores of the default runs."""
     component = nlp.get_pipe("transformer")
-    encoder = component.model.transformer
-    shapes: List[Any] = []
-    hook = encoder.register_forward_pre_hook(
-        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
-        with_kwargs=True,
-    )
     texts = [t for t in TEXTS if t] * 2
+    whole = list(nlp.pipe(texts, batch_size=len(texts)))
     try:
-        whole = list(nlp.pipe(texts, batch_size=len(texts)))
-        shapes.clear()
-        component.cfg["max_batch_items"] = 60
-        seen = record_batches(nlp)
-        split = list(nlp.pipe(texts, batch_size=len(texts)))
+        with forward_shapes(component) as shapes:
+            component.cfg["max_batch_items"] = 60
+            seen = record_batches(nlp)
+            split = list(nlp.pipe(texts, batch_size=len(texts)))
     finally:
-        hook.remove()
         component.cfg["max_batch_items"] = 4096
         component.__dict__.pop("predict", None)
     assert len(shapes) == len(seen) > 3
