@@ -113,7 +113,9 @@ def make_mtl_transformer(
         forward pass of `pipe`, counted with the wordpieces known from sorting (4096: 32
         windows of 128; on 2 CPU cores 2048–4096 ran long texts ~10% faster than 8192,
         README "Fast by default"). Without `sort_by_length` or `wordpiece_spans`: spaCy
-        tokens × docs, as spacy-transformers counts.
+        tokens × docs, as spacy-transformers counts. On CPU a forward pass of `pipe` also
+        ends where the wordpiece length steps up once it holds a quarter of batch_size
+        docs, so that most pad nothing (README "Fast by default").
     sort_by_length (bool): Sort the docs of a buffer by wordpieces in `pipe` (default). False
         gives spacy-transformers' own `pipe`.
     buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
