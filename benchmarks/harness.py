@@ -470,7 +470,9 @@ def make_separate(
 
 class TorchClassifier:
     """The hand-written PyTorch version: AutoTokenizer + AutoModel, mean pooling over
-    wordpieces, one linear layer for all labels, softmax / sigmoid per group.
+    wordpieces, one linear layer for all labels, softmax / sigmoid per group. With
+    `onednn`, the encoder's linear layers run through oneDNN with packed weights, as the
+    shipped pipeline's do on CPU (the same kernels on both sides).
 
     Long texts are cut into consecutive windows of `window` wordpieces (special tokens
     included); a doc's vector is the mean over the real wordpieces of all its windows.
@@ -485,15 +487,22 @@ class TorchClassifier:
         device: str = "cpu",
         window: int = 128,
         seed: int = 0,
+        onednn: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+
+        from spacy_mtl.onednn import onednn_available, packed_clone
 
         torch.manual_seed(seed)
         self.torch = torch
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(model, use_fast=True)
-        self.model = AutoModel.from_pretrained(model).to(device)
+        self.model = AutoModel.from_pretrained(model).to(device).eval()
+        # onednn: the forward passes run a copy whose linear layers go through oneDNN with
+        # packed weights, as ours does on CPU (spacy_mtl.onednn).
+        use_onednn = onednn and device == "cpu" and onednn_available()
+        self.encoder = packed_clone(self.model) if use_onednn else self.model
         width = self.model.config.hidden_size
         self.head = torch.nn.Linear(width, n_labels(groups)).to(device)
         self.slices: List[Tuple[int, int, bool]] = []
@@ -584,7 +593,7 @@ class TorchClassifier:
             input_ids[r, : len(ids[w])] = torch.tensor(ids[w])
             mask[r, : len(ids[w])] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         docs = torch.tensor([owner[w] for w in batch], device=self.device)
         sums.index_add_(0, docs, (hidden * weights).sum(dim=1))

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -113,11 +113,16 @@ def build(
     bs = docs_per_batch or ARGS.batch_size
     if name.startswith("limit"):
         clf = harness.TorchClassifier(
-            model, groups, device=device, window=ARGS.window, seed=ARGS.seed
+            model,
+            groups,
+            device=device,
+            window=ARGS.window,
+            seed=ARGS.seed,
+            onednn=name.endswith("onednn"),
         )
         counter = harness.PaddingCounter()
         counter.attach(clf.model)
-        sort = name.endswith("sorted")
+        sort = "sorted" in name
         return {
             "stream": lambda texts: clf.stream(texts, ARGS.batch_size, sort=sort),
             "counters": [counter],
@@ -217,9 +222,11 @@ def run_rounds(
     round_texts: Sequence[Sequence[str]],
     pairs: Sequence[tuple],
 ) -> Dict[str, Any]:
-    """For each pair (a, b): one round per sample of `round_texts`, a whole pass of a then
-    b over it, then b then a over the next, and so on. Per round, speed of a over b from
-    wall-clock and from CPU time.
+    """For each pair (a, b): one round per sample of its share of `round_texts` (the first
+    len(round_texts) // len(pairs) samples for the first pair, and so on: no pair reruns
+    text another has shown a contender), a whole pass of a then b over it, then b then a
+    over the next, and so on. Per round, speed of a over b from wall-clock and from CPU
+    time.
 
     Turns of `--step` docs cannot pair a contender that reads a buffer of docs ahead
     (mtl_transformer, pipe_by_length): it does a buffer's work in one turn and none in
@@ -229,10 +236,12 @@ def run_rounds(
     pipeline pays for words it meets the first time (new lexemes), as in the turns,
     which a second pass over the same texts would hide."""
     out: Dict[str, Any] = {}
-    for a, b in pairs:
+    share = len(round_texts) // max(1, len(pairs))
+    for p, (a, b) in enumerate(pairs):
+        samples = round_texts[p * share : (p + 1) * share]
         wall: List[float] = []
         cpu: List[float] = []
-        for r, texts in enumerate(round_texts):
+        for r, texts in enumerate(samples):
             spent = {}
             for name in (a, b) if r % 2 == 0 else (b, a):
                 start, start_cpu = time.perf_counter(), time.process_time()
@@ -247,7 +256,7 @@ def run_rounds(
             "median_wall": round(harness.median(wall), 3),
             "median_cpu": round(harness.median(cpu), 3),
             "mean_sd_wall": harness.mean_sd(wall),
-            "docs_per_round": [len(texts) for texts in round_texts],
+            "docs_per_round": [len(texts) for texts in samples],
             "fresh_texts": True,
             "load_after": harness.load_avg(),
         }
@@ -368,31 +377,40 @@ def percentile(values: Sequence[float], q: float) -> float:
 def run_latency(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]:
     """Single-doc latency: `nlp(text)` (the pipeline as shipped) against a raw Hugging Face
     forward of one text (tokenizer + AutoModel under inference_mode, nothing else), text by
-    text in turns (which goes first alternates), so both see the same load."""
+    text in turns (which goes first rotates), so both see the same load. A third side, the
+    raw forward through oneDNN linear layers as ours runs them on CPU, separates what the
+    kernels gain from what the pipeline costs."""
     import torch
+
+    from spacy_mtl.onednn import onednn_available, packed_clone
 
     root = harness.data_dir()
     groups = harness.benchmark_groups(root)
     nlp = harness.make_ours(model, groups, texts[:16], window=ARGS.window, seed=ARGS.seed)
     clf = harness.TorchClassifier(model, groups, device=device, window=ARGS.window)
     tokenizer, hf = clf.tokenizer, clf.model
+    packed = packed_clone(hf) if device == "cpu" and onednn_available() else hf
 
-    def raw(text: str) -> None:
-        with torch.inference_mode():
-            inputs = tokenizer(text, return_tensors="pt", truncation=True).to(device)
-            hf(**inputs)
+    def forward(encoder: Any) -> Callable[[str], None]:
+        def raw(text: str) -> None:
+            with torch.inference_mode():
+                inputs = tokenizer(text, return_tensors="pt", truncation=True).to(device)
+                encoder(**inputs)
+
+        return raw
 
     def ours(text: str) -> None:
         nlp(text)
 
+    sides = [("ours", ours), ("raw_hf", forward(hf)), ("raw_hf_onednn", forward(packed))]
     for text in texts[:20]:
-        ours(text)
-        raw(text)
-    times: Dict[str, List[float]] = {"ours": [], "raw_hf": []}
+        for _, call in sides:
+            call(text)
+    times: Dict[str, List[float]] = {name: [] for name, _ in sides}
     load_before = harness.load_avg()
     for i, text in enumerate(texts):
-        sides = (("ours", ours), ("raw_hf", raw))
-        for name, call in sides if i % 2 == 0 else sides[::-1]:
+        k = i % len(sides)
+        for name, call in sides[k:] + sides[:k]:
             start = time.perf_counter()
             call(text)
             times[name].append(1000 * (time.perf_counter() - start))
@@ -403,11 +421,16 @@ def run_latency(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]
             "p95_ms": round(percentile(values, 0.95), 3),
             "mean_ms": round(sum(values) / len(values), 3),
         }
-    out["ratio_p50"] = harness.ratio(out["ours"]["p50_ms"], out["raw_hf"]["p50_ms"])
-    out["ratio_p95"] = harness.ratio(out["ours"]["p95_ms"], out["raw_hf"]["p95_ms"])
-    # Per text, ours over raw: the median is steadier under load than a ratio of medians.
-    per_text = [a / b for a, b in zip(times["ours"], times["raw_hf"]) if b > 0]
-    out["paired_median_ratio"] = round(harness.median(per_text), 3) if per_text else None
+    for suffix, raw_name in (("", "raw_hf"), ("_onednn", "raw_hf_onednn")):
+        for q in ("p50", "p95"):
+            out[f"ratio_{q}{suffix}"] = harness.ratio(
+                out["ours"][f"{q}_ms"], out[raw_name][f"{q}_ms"]
+            )
+        # Per text, ours over raw: the median is steadier under load than a ratio of medians.
+        per_text = [a / b for a, b in zip(times["ours"], times[raw_name]) if b > 0]
+        out[f"paired_median_ratio{suffix}"] = (
+            round(harness.median(per_text), 3) if per_text else None
+        )
     out["load_after"] = harness.load_avg()
     return out
 
@@ -468,10 +491,21 @@ def spawn_worker(name: str, model: str, groups: Optional[str] = None) -> Dict[st
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-SHORT = ["ours", "ours_stock", "ours_sorted", "limit", "limit_sorted", "builtins", "separate"]
-LONG = ["ours", "ours_stock", "ours_wordpiece", "limit", "limit_sorted"]
-# The default path against the sorted loop, in whole passes (see run_rounds).
-ROUNDS = [("ours", "limit_sorted")]
+SHORT = [
+    "ours",
+    "ours_stock",
+    "ours_sorted",
+    "limit",
+    "limit_sorted",
+    "limit_sorted_onednn",
+    "builtins",
+    "separate",
+]
+LONG = ["ours", "ours_stock", "ours_wordpiece", "limit", "limit_sorted", "limit_sorted_onednn"]
+# The default path against the sorted loop, in whole passes (see run_rounds); and against
+# the sorted loop with the same oneDNN linear layers, which separates what the kernels gain
+# from what the pipeline costs.
+ROUNDS = [("ours", "limit_sorted"), ("ours", "limit_sorted_onednn")]
 MEMORY = ["ours", "builtins", "separate", "limit"]
 
 
@@ -509,12 +543,21 @@ def main() -> None:
         docs_per_batch=ARGS.batch_size,
         step=ARGS.step,
         rounds=ROUNDS,
-        round_texts=harness.fresh_short_texts(root, len(texts), ARGS.rounds, seed=ARGS.seed),
+        round_texts=harness.fresh_short_texts(
+            root, len(texts), ARGS.rounds * len(ROUNDS), seed=ARGS.seed
+        ),
     )
     add_ratios(
         short,
         {
-            "ours": ["limit", "limit_sorted", "builtins", "separate", "ours_stock"],
+            "ours": [
+                "limit",
+                "limit_sorted",
+                "limit_sorted_onednn",
+                "builtins",
+                "separate",
+                "ours_stock",
+            ],
             "ours_stock": ["limit", "limit_sorted", "builtins", "separate"],
             "ours_sorted": ["limit", "limit_sorted", "builtins", "separate"],
             "builtins": ["limit", "limit_sorted"],
@@ -544,12 +587,18 @@ def main() -> None:
             rounds=ROUNDS,
             round_texts=[
                 harness.long_texts(root, ARGS.n_long, ARGS.long_words, pool=pool)
-                for pool in harness.fresh_short_texts(root, 3000, ARGS.rounds, seed=ARGS.seed + 1)
+                for pool in harness.fresh_short_texts(
+                    root, 2400, ARGS.rounds * len(ROUNDS), seed=ARGS.seed + 1
+                )
             ],
         )
         add_ratios(
             section,
-            {name: ["limit", "limit_sorted"] for name in LONG if not name.startswith("limit")},
+            {
+                name: ["limit", "limit_sorted", "limit_sorted_onednn"]
+                for name in LONG
+                if not name.startswith("limit")
+            },
             paired=[("ours_stock", "limit"), ("ours_wordpiece", "limit")],
         )
         result["long"] = section
@@ -577,7 +626,9 @@ def main() -> None:
         print(
             f"  p50 {lat['ours']['p50_ms']} vs {lat['raw_hf']['p50_ms']} ms "
             f"({lat['ratio_p50']}x), p95 {lat['ours']['p95_ms']} vs {lat['raw_hf']['p95_ms']} "
-            f"ms ({lat['ratio_p95']}x), paired median {lat['paired_median_ratio']}x"
+            f"ms ({lat['ratio_p95']}x), paired median {lat['paired_median_ratio']}x; "
+            f"vs the raw forward through oneDNN: p50 {lat['ratio_p50_onednn']}x, "
+            f"p95 {lat['ratio_p95_onednn']}x"
         )
     if ARGS.scaling:
         msg.info(f"Scaling in groups x labels: {ARGS.scaling}")

@@ -16,7 +16,6 @@ configs/; the `spacy_span_getters` entry point registers it.
 DOCS: docs/benchmarks.md (long texts).
 """
 
-import math
 from contextlib import contextmanager
 from itertools import chain
 from typing import (
@@ -42,11 +41,17 @@ from transformers.tokenization_utils_base import BatchEncoding
 SpanGetterT = Callable[[List[Doc]], List[List[Span]]]
 
 
-def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Optional[List[Any]]]:
+def encode_wordpieces(
+    tokenizer: Any, texts: List[str], *, special_tokens: bool = False
+) -> Tuple[List[int], Optional[List[Any]]]:
     """Each text's wordpieces under a Hugging Face tokenizer, in one batched call, and, for a
     fast tokenizer, each text's `tokenizers.Encoding` (ids, character offsets, word ids: what
     `WordpieceSpans` cuts windows from, so a caller that sorted by length can hand them on
-    instead of tokenizing again). Special tokens are not added.
+    instead of tokenizing again). The counts never include special tokens.
+
+    special_tokens (bool): Add the special tokens to the encodings (the counts still leave
+        them out). Encodings handed on to `WordpieceSpans.known_lengths` and
+        `tokenize_windows` have them: a text of one window is then tokenized once.
     """
     if not texts:
         return [], []
@@ -55,8 +60,9 @@ def encode_wordpieces(tokenizer: Any, texts: List[str]) -> Tuple[List[int], Opti
         # without the wrapper's conversion of every encoding to Python lists (a third of
         # the time on tweets); padding and truncation off (`_plain`).
         backend = _plain(tokenizer.backend_tokenizer)
-        encodings = backend.encode_batch(list(texts), add_special_tokens=False)
-        return [len(encoding) for encoding in encodings], list(encodings)
+        encodings = backend.encode_batch(list(texts), add_special_tokens=special_tokens)
+        n_special = backend.num_special_tokens_to_add(False) if special_tokens else 0
+        return [len(encoding) - n_special for encoding in encodings], list(encodings)
     encoded = tokenizer(
         texts,
         add_special_tokens=False,
@@ -83,60 +89,66 @@ def tokenize_windows(
     """spacy-transformers' `huggingface_tokenize` (special tokens added, padded to the
     longest text, offsets, wordpiece strings, numpy arrays) for a fast tokenizer, from the
     Rust tokenizer's batch call: the same arrays, without the Hugging Face wrapper's
-    conversion of every encoding to Python lists and back, and with each wordpiece's string
-    read from its encoding instead of looked up again by id (on tweets, this step took 2.8%
-    of `nlp.pipe`; see README "Fast by default"). Another tokenizer: spacy-transformers' own.
+    conversion of every encoding to Python lists and back, padded in numpy, and with each
+    wordpiece's string read from its encoding instead of looked up again by id (on tweets,
+    this step took 2.8% of `nlp.pipe`; see README "Fast by default"). Another tokenizer:
+    spacy-transformers' own.
 
     encodings (Optional[Sequence[Optional[Any]]]): For some texts, the text's
-        `tokenizers.Encoding` without special tokens, from the same tokenizer
-        (`WordpieceSpans.spans_and_encodings`): its special tokens are added (the
-        tokenizer's own post-processing, which `encode` runs last) instead of tokenizing
-        the text again.
+        `tokenizers.Encoding` with special tokens, from the same tokenizer
+        (`encode_wordpieces(..., special_tokens=True)`, handed on by
+        `WordpieceSpans.spans_and_encodings`): used as it is instead of tokenizing the text
+        again. Not changed.
     """
     if not texts or not getattr(tokenizer, "is_fast", False) or tokenizer.pad_token is None:
         # (Without a pad token the wrapper's own error says what to set.)
         return huggingface_tokenize(tokenizer, texts)
-    backend = tokenizer.backend_tokenizer
     done: List[Any] = list(encodings) if encodings is not None else [None] * len(texts)
     missing = [i for i, encoding in enumerate(done) if encoding is None]
-    for i, encoding in enumerate(done):
-        if encoding is not None:
-            done[i] = backend.post_process(encoding, None, True)
     if missing:
-        # No truncation; padding below, over all the texts.
-        fresh = _plain(backend).encode_batch([texts[i] for i in missing], add_special_tokens=True)
+        # No truncation, no padding (below, over all the texts).
+        backend = _plain(tokenizer.backend_tokenizer)
+        fresh = backend.encode_batch([texts[i] for i in missing], add_special_tokens=True)
         for i, encoding in zip(missing, fresh):
             done[i] = encoding
-    # What the wrapper's padding="longest" does. (The tokenizer's pad settings are
-    # properties that look the token up each time: read once.)
-    longest = max(len(encoding) for encoding in done)
-    pad = {
-        "direction": tokenizer.padding_side,
-        "pad_id": tokenizer.pad_token_id,
-        "pad_type_id": tokenizer.pad_token_type_id,
-        "pad_token": tokenizer.pad_token,
-    }
-    for encoding in done:
-        encoding.pad(longest, **pad)
+    # What the wrapper's padding="longest" does, in numpy: each array is filled with its
+    # pad value and the texts' values are written where the mask is set. (The tokenizer's
+    # pad settings are properties that look the token up each time: read once.)
+    lengths = numpy.fromiter((len(encoding) for encoding in done), dtype="int64", count=len(done))
+    longest = int(lengths.max())
+    total = int(lengths.sum())
+    positions = numpy.arange(longest)
+    left = tokenizer.padding_side == "left"
+    # Where each row's wordpieces go: its first n columns, or its last n (padding side).
+    mask = positions >= (longest - lengths)[:, None] if left else positions < lengths[:, None]
     shape = (len(done), longest)
-    data: Dict[str, Any] = {"input_ids": _int64_array((e.ids for e in done), shape)}
+
+    def padded(values: Iterable[Any], fill: int, width: int = 0) -> numpy.ndarray:
+        flat = numpy.fromiter(values, dtype="int64", count=total * max(width, 1))
+        out = numpy.full((*shape, width) if width else shape, fill, dtype="int64")
+        out[mask] = flat.reshape((total, width)) if width else flat
+        return out
+
+    data: Dict[str, Any] = {
+        "input_ids": padded(chain.from_iterable(e.ids for e in done), tokenizer.pad_token_id)
+    }
     if "token_type_ids" in tokenizer.model_input_names:
-        data["token_type_ids"] = _int64_array((e.type_ids for e in done), shape)
-    data["attention_mask"] = _int64_array((e.attention_mask for e in done), shape)
-    data["offset_mapping"] = _int64_array((e.offsets for e in done), (*shape, 2))
-    data["input_texts"] = [e.tokens for e in done]
-    data["pad_token"] = tokenizer.pad_token
+        rows = chain.from_iterable(e.type_ids for e in done)
+        data["token_type_ids"] = padded(rows, tokenizer.pad_token_type_id)
+    data["attention_mask"] = mask.astype("int64")
+    offsets = chain.from_iterable(chain.from_iterable(e.offsets for e in done))
+    data["offset_mapping"] = padded(offsets, 0, 2)
+    pad_token = tokenizer.pad_token
+    strings = [e.tokens for e in done]
+    for row, n in zip(strings, lengths.tolist()):
+        if n < longest:
+            if left:
+                row[0:0] = [pad_token] * (longest - n)
+            else:
+                row.extend([pad_token] * (longest - n))
+    data["input_texts"] = strings
+    data["pad_token"] = pad_token
     return BatchEncoding(data)
-
-
-def _int64_array(rows: Iterable[Iterable[Any]], shape: Tuple[int, ...]) -> numpy.ndarray:
-    """An int64 array of `shape` from the rows of its first dimensions (lists of ints, or of
-    pairs for offsets), read once with numpy's `fromiter` (`asarray` of nested lists first
-    works out their shape: 0.5 of the 2.1 ms to tokenize 64 tweets)."""
-    flat = chain.from_iterable(rows)
-    if len(shape) > 2:
-        flat = chain.from_iterable(flat)
-    return numpy.fromiter(flat, dtype="int64", count=math.prod(shape)).reshape(shape)
 
 
 def count_wordpieces(tokenizer: Any, texts: List[str]) -> List[int]:
@@ -193,7 +205,8 @@ class WordpieceSpans:
         docs (Sequence[Doc]): The docs.
         lengths (Sequence[int]): Each doc's wordpieces with the same tokenizer.
         encodings (Optional[Sequence[Any]]): Each doc's `tokenizers.Encoding` of `doc.text`
-            with the same tokenizer, special tokens not added (`encode_wordpieces`).
+            with the same tokenizer, special tokens added (`encode_wordpieces(...,
+            special_tokens=True)`).
         """
         self._known = {id(doc): n for doc, n in zip(docs, lengths)}
         if encodings is not None:
@@ -253,10 +266,10 @@ class WordpieceSpans:
         self, docs: List[Doc]
     ) -> Tuple[List[List[Span]], List[List[Optional[Any]]]]:
         """The spans of each doc, and for each span the `tokenizers.Encoding` of its text
-        (special tokens not added) where one is already at hand: a doc of one window whose
+        (special tokens added) where one is already at hand: a doc of one window whose
         encoding was counted here or given to `known_lengths`, and whose last token has no
-        trailing space (the span's text is then the doc's). `tokenize_windows` adds the
-        special tokens to it instead of tokenizing the text again. None elsewhere."""
+        trailing space (the span's text is then the doc's). `tokenize_windows` takes it
+        instead of tokenizing the text again. None elsewhere."""
         if not any(len(doc) for doc in docs):
             return [[] for _ in docs], [[] for _ in docs]
         tokenizer = self.tokenizer
@@ -268,9 +281,11 @@ class WordpieceSpans:
         filled = [doc for doc in docs if len(doc) and known.get(id(doc), budget + 1) > budget]
         unknown = [doc for doc in filled if id(doc) not in given]
         fresh: Dict[int, Any] = {}
+        n_special = self._n_special
         if unknown:
             # One batched call (Rust, parallel).
-            encodings = encode_wordpieces(tokenizer, [doc.text for doc in unknown])[1] or []
+            texts = [doc.text for doc in unknown]
+            encodings = encode_wordpieces(tokenizer, texts, special_tokens=True)[1] or []
             fresh = {id(doc): enc for doc, enc in zip(unknown, encodings)}
         spans: List[List[Span]] = []
         span_encodings: List[List[Optional[Any]]] = []
@@ -281,16 +296,24 @@ class WordpieceSpans:
                 continue
             # A doc not known to fit has an encoding, given or fresh.
             encoding: Any = given[id(doc)] if id(doc) in given else fresh.get(id(doc))
-            if known.get(id(doc), budget + 1) <= budget or len(encoding) <= budget:
+            if known.get(id(doc), budget + 1) <= budget or len(encoding) - n_special <= budget:
                 # The common case for short texts: the whole doc fits one window.
                 spans.append([doc[:]])
                 same_text = not doc[len(doc) - 1].whitespace_
                 span_encodings.append([encoding if same_text else None])
             else:
-                cuts = window_cuts(doc.to_array(IDX), encoding.offsets, encoding.word_ids, budget)
+                offsets, word_ids = _without_special_tokens(encoding)
+                cuts = window_cuts(doc.to_array(IDX), offsets, word_ids, budget)
                 spans.append([doc[start:end] for start, end in zip(cuts[:-1], cuts[1:])])
                 span_encodings.append([None] * (len(cuts) - 1))
         return spans, span_encodings
+
+
+def _without_special_tokens(encoding: Any) -> Tuple[List[Any], List[Optional[int]]]:
+    """The offsets and word ids of an encoding's wordpieces, its special tokens left out."""
+    keep = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
+    offsets, word_ids = encoding.offsets, encoding.word_ids
+    return [offsets[i] for i in keep], [word_ids[i] for i in keep]
 
 
 def window_cuts(

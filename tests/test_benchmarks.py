@@ -13,6 +13,8 @@ import numpy
 import pytest
 from conftest import shared_data_dir
 
+from spacy_mtl.onednn import onednn_available
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
@@ -66,6 +68,12 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     assert rounds["docs_per_round"] == [12, 12] and rounds["fresh_texts"] is True
     assert short["round_ratios"]["ours/limit_sorted"] > 0
     assert "ours/limit_sorted" in inference["long"]["round_ratios"]
+    # The reference pair (the loop with the same oneDNN kernels) has its own rounds, over
+    # samples neither pair has used.
+    reference = short["rounds"]["ours/limit_sorted_onednn"]
+    assert len(reference["wall"]) == 2 and reference["docs_per_round"] == [12, 12]
+    assert short["round_ratios"]["ours/limit_sorted_onednn"] > 0
+    assert "ours/limit_sorted_onednn" in inference["long"]["round_ratios"]
     # Plain nlp.pipe as shipped sorts: it pads less than the stock transformer's
     # input-order batches (not as little as the loop here: windows of 32 wordpieces cut
     # these texts, and the loop sorts windows, ours docs).
@@ -74,9 +82,10 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     assert "ours/limit_sorted" in inference["long"]["ratios"]
     latency = inference["latency"]
     assert latency["n_docs"] == 6
-    for side in ("ours", "raw_hf"):
+    for side in ("ours", "raw_hf", "raw_hf_onednn"):
         assert 0 < latency[side]["p50_ms"] <= latency[side]["p95_ms"]
     assert latency["ratio_p95"] > 0 and latency["paired_median_ratio"] > 0
+    assert latency["ratio_p50_onednn"] > 0 and latency["paired_median_ratio_onednn"] > 0
     points = inference["scaling"]["points"]
     assert [p["labels"] for p in points] == [4, 9]
     assert all(p["head_set_annotations_ms_per_doc"] > 0 for p in points)
@@ -92,6 +101,27 @@ def test_inference_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
             "### Cost in",
         ],
     )
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN kernels (not x86)")
+def test_linear_kernels_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
+    """Every kernel timed per layer shape and row count, with its difference from torch's;
+    whole forward passes of the model and its oneDNN copy."""
+    result = _run(
+        "linear_kernels.py",
+        ["--model", str(tiny_bert), "--rows", "3,20", "--batches", "2x8", "--calls", "3"],
+        tmp_path / "linear_kernels.json",
+    )
+    shapes = {(row["in"], row["out"]) for row in result["layers"]}
+    assert shapes == {(32, 32), (32, 64), (64, 32)}  # the tiny BERT's linear layers
+    assert len(result["layers"]) == 2 * len(shapes)
+    for row in result["layers"]:
+        assert set(row["ms"]) == {"torch", "onednn_packed", "mkldnn_tensor", "mkl_packed"}
+        assert all(value > 0 for value in row["ms"].values())
+        assert max(row["max_abs_diff"].values()) < 1e-4
+    (forward,) = result["forward"]
+    assert (forward["docs"], forward["wordpieces"]) == (2, 8)
+    assert forward["speedup"] > 0 and forward["max_abs_diff"] < 1e-4
 
 
 @needs_data
@@ -310,6 +340,63 @@ def test_make_table_verdict_basis() -> None:
         "0.970 rounds wall, 0.960 rounds CPU, turns: 0.800 wall, 0.820 CPU"
     )
     assert make_table.ratio_text(section, "a/b") == "0.900 wall, 0.850 paired, 0.950 CPU"
+
+
+def test_run_rounds_gives_each_pair_samples_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pairs share a contender: each pair runs on its own share of the samples, so no
+    pass meets text that contender has seen; which side goes first alternates."""
+    monkeypatch.setattr(sys, "argv", ["inference.py"])
+    sys.path.insert(0, str(BENCH))
+    try:
+        import inference
+    finally:
+        sys.path.remove(str(BENCH))
+    calls: List[tuple] = []
+
+    def stream(name: str) -> Any:
+        def run(texts: List[str]) -> Any:
+            calls.append((name, tuple(texts)))
+            return iter(texts)
+
+        return run
+
+    built = {name: {"stream": stream(name)} for name in ("ours", "loop", "ref")}
+    samples = [[f"text {i}"] for i in range(4)]
+    out = inference.run_rounds(built, samples, [("ours", "loop"), ("ours", "ref")])
+    assert calls == [
+        ("ours", ("text 0",)),
+        ("loop", ("text 0",)),
+        ("loop", ("text 1",)),
+        ("ours", ("text 1",)),
+        ("ours", ("text 2",)),
+        ("ref", ("text 2",)),
+        ("ref", ("text 3",)),
+        ("ours", ("text 3",)),
+    ]
+    assert out["ours/loop"]["docs_per_round"] == out["ours/ref"]["docs_per_round"] == [1, 1]
+
+
+def test_make_table_shows_the_same_kernels_reference() -> None:
+    """The short/long targets' reading adds ours against the loop with the same oneDNN
+    kernels where measured; the verdict stays on the plain loop."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import make_table
+    finally:
+        sys.path.remove(str(BENCH))
+
+    section = {
+        "ratios": {"ours/limit_sorted": 1.5, "ours/limit_sorted_onednn": 0.9},
+        "round_ratios": {"ours/limit_sorted": 1.6, "ours/limit_sorted_onednn": 0.97},
+        "round_cpu_ratios": {"ours/limit_sorted": 1.62, "ours/limit_sorted_onednn": 0.96},
+    }
+    text = make_table.with_same_kernels(section, "reading")
+    assert text == (
+        "reading; vs the loop with the same oneDNN kernels (reference): 0.970 rounds wall, "
+        "0.960 rounds CPU, turns: 0.900 wall"
+    )
+    assert make_table.with_same_kernels({"ratios": {}}, "reading") == "reading"
+    assert make_table.worst_ratio(section, "ours/limit_sorted") == 1.6
 
 
 @needs_data

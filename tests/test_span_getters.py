@@ -130,7 +130,8 @@ def test_spans_come_with_the_encodings_counted_for_them(tiny_bert: Path) -> None
     spans, encodings = getter.spans_and_encodings(docs)
     assert spans == getter(docs)
     assert [len(e) for e in encodings] == [len(s) for s in spans]
-    assert encodings[0][0].tokens == ["i", "love", "this", "movie"]
+    # With the special tokens: ready for the forward pass.
+    assert encodings[0][0].tokens == ["[CLS]", "i", "love", "this", "movie", "[SEP]"]
     assert encodings[1] == [None]  # "ok " ≠ its span's text "ok"
     assert encodings[2] == []
     assert len(encodings[3]) > 1 and all(e is None for e in encodings[3])
@@ -181,10 +182,11 @@ def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) ->
     for side in ("right", "left"):
         tokenizer.padding_side = side
         for texts in batches:
-            _, encodings = encode_wordpieces(tokenizer, texts)  # padding off on the Rust side
+            # Padding off on the Rust side; the special tokens added.
+            _, encodings = encode_wordpieces(tokenizer, texts, special_tokens=True)
             assert encodings is not None
             before = [list(e.ids) for e in encodings]
-            # Every other text from its known encoding (special tokens added to it).
+            # Every other text from its known encoding.
             known = [e if i % 2 == 0 else None for i, e in enumerate(encodings)]
             for ours in (
                 tokenize_windows(tokenizer, texts),
@@ -199,7 +201,7 @@ def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) ->
                         numpy.testing.assert_array_equal(ours[key], value)
                     else:
                         assert ours[key] == value, key
-            # The known encodings are left as they were (no special tokens, no padding).
+            # The known encodings are left as they were (no padding).
             assert [list(e.ids) for e in encodings] == before
     assert ours["input_ids"].shape == (1, 3)
     tokenizer.padding_side = "right"

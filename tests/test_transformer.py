@@ -354,8 +354,12 @@ def test_known_encodings_cut_long_docs_without_the_tokenizer(nlp: Language) -> N
     docs = [nlp.make_doc(t) for t in texts]
     expected = getter(docs)
     assert max(len(row) for row in expected) > 1  # at least one doc spans several windows
-    lengths, encodings = encode_wordpieces(getter.tokenizer, [doc.text for doc in docs])
+    texts = [doc.text for doc in docs]
+    lengths, encodings = encode_wordpieces(getter.tokenizer, texts, special_tokens=True)
     assert encodings is not None
+    # The counts leave the special tokens out, the encodings have them.
+    assert lengths == encode_wordpieces(getter.tokenizer, texts)[0]
+    assert [len(e) for e in encodings] == [n + getter.n_special for n in lengths]
     with spied_tokenizer(nlp) as calls:
         with getter.known_lengths(docs, lengths, encodings):
             spans = getter(docs)
