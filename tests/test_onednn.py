@@ -13,7 +13,7 @@ from test_transformer import TEXTS, make_pipeline, scores
 from thinc.api import Adam
 
 from spacy_mtl.onednn import PackedLinear, onednn_available, packed_clone
-from spacy_mtl.transformer import _PACKED
+from spacy_mtl.serving import _PACKED
 
 pytestmark = pytest.mark.skipif(
     not onednn_available(), reason="this torch has no oneDNN linear kernels (not x86)"
