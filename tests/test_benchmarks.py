@@ -286,11 +286,7 @@ def test_make_table_without_results(tmp_path: Path) -> None:
 
 def test_make_table_quality_comparison() -> None:
     """The joint-vs-single/built-in differences are computed from the summary's means."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import make_table
-    finally:
-        sys.path.remove(str(BENCH))
+    make_table = _bench_module("make_table")
 
     def m(value: float) -> Dict[str, Any]:
         return {"mean": value, "sd": None, "n": 1}
@@ -318,11 +314,7 @@ def test_make_table_quality_comparison() -> None:
 def test_make_table_verdict_basis() -> None:
     """A pair with rounds is judged by its rounds (wall and CPU, the lower); one without,
     by the lowest of its turns' readings."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import make_table
-    finally:
-        sys.path.remove(str(BENCH))
+    make_table = _bench_module("make_table")
 
     section = {
         "ratios": {"ours/loop": 0.80, "a/b": 0.90},
@@ -346,11 +338,7 @@ def test_run_rounds_gives_each_pair_samples_of_its_own(monkeypatch: pytest.Monke
     """Two pairs share a contender: each pair runs on its own share of the samples, so no
     pass meets text that contender has seen; which side goes first alternates."""
     monkeypatch.setattr(sys, "argv", ["inference.py"])
-    sys.path.insert(0, str(BENCH))
-    try:
-        import inference
-    finally:
-        sys.path.remove(str(BENCH))
+    inference = _bench_module("inference")
     calls: List[tuple] = []
 
     def stream(name: str) -> Any:
@@ -379,11 +367,7 @@ def test_run_rounds_gives_each_pair_samples_of_its_own(monkeypatch: pytest.Monke
 def test_make_table_shows_the_same_kernels_reference() -> None:
     """The short/long targets' reading adds ours against the loop with the same oneDNN
     kernels where measured; the verdict stays on the plain loop."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import make_table
-    finally:
-        sys.path.remove(str(BENCH))
+    make_table = _bench_module("make_table")
 
     section = {
         "ratios": {"ours/limit_sorted": 1.5, "ours/limit_sorted_onednn": 0.9},
@@ -401,11 +385,7 @@ def test_make_table_shows_the_same_kernels_reference() -> None:
 
 @needs_data
 def test_fresh_short_texts_are_disjoint_and_unseen() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import harness
-    finally:
-        sys.path.remove(str(BENCH))
+    harness = _bench_module("harness")
     root = shared_data_dir()
     turns = set(harness.short_texts(root, 400))
     samples = harness.fresh_short_texts(root, 400, 3)
@@ -422,11 +402,7 @@ def test_fresh_short_texts_are_disjoint_and_unseen() -> None:
 def test_make_table_equal_compute_verdict() -> None:
     """Joint at equal compute vs one model per group: a difference counts outside the
     seeds' noise, one seed gives no verdict."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import make_table
-    finally:
-        sys.path.remove(str(BENCH))
+    make_table = _bench_module("make_table")
 
     def m(mean: float, sd: Optional[float], n: int = 3) -> Dict[str, Any]:
         return {"mean": mean, "sd": sd, "n": n}
