@@ -318,7 +318,7 @@ def transformer_config(model: str, spans: str = "strided", window: int = 128) ->
             "stride": 96,
         }
     elif spans == "wordpiece":
-        import spacy_mtl.span_getters  # noqa: F401  (registers the getter)
+        import spacy_mtl.trf.span_getters  # noqa: F401  (registers the getter)
 
         get_spans = {"@span_getters": "spacy-mtl.wordpiece_spans.v1", "name": model}
         get_spans["window"] = window
@@ -392,7 +392,7 @@ def make_ours(
     nlp = spacy.blank("en")
     config = transformer_config(model, spans, window)
     if factory == "mtl_transformer":
-        import spacy_mtl.transformer  # noqa: F401  (registers the factory)
+        import spacy_mtl.trf.transformer  # noqa: F401  (registers the factory)
 
         # The component binds the span getter to its own tokenizer, as in configs/.
         config["model"]["get_spans"].pop("name", None)
@@ -400,7 +400,7 @@ def make_ours(
     nlp.add_pipe("mtl_textcat", config={"groups": groups})
     _initialize(nlp, init_texts, groups)
     if spans == "wordpiece" and factory != "mtl_transformer":
-        from spacy_mtl.span_getters import attach_tokenizers
+        from spacy_mtl.trf.span_getters import attach_tokenizers
 
         attach_tokenizers(nlp)
     return nlp
@@ -492,7 +492,7 @@ class TorchClassifier:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from spacy_mtl.onednn import onednn_available, packed_clone
+        from spacy_mtl.trf.onednn import onednn_available, packed_clone
 
         torch.manual_seed(seed)
         self.torch = torch
@@ -500,7 +500,7 @@ class TorchClassifier:
         self.tokenizer = AutoTokenizer.from_pretrained(model, use_fast=True)
         self.model = AutoModel.from_pretrained(model).to(device).eval()
         # onednn: the forward passes run a copy whose linear layers go through oneDNN with
-        # packed weights, as ours does on CPU (spacy_mtl.onednn).
+        # packed weights, as ours does on CPU (spacy_mtl.trf.onednn).
         use_onednn = onednn and device == "cpu" and onednn_available()
         self.encoder = packed_clone(self.model) if use_onednn else self.model
         width = self.model.config.hidden_size

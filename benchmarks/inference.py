@@ -9,7 +9,7 @@ Contenders, all on the same transformer weights, batch size and thread count, ru
   buffer by wordpieces, input order kept) with `spacy-mtl.wordpiece_spans.v1` windows, and
   mtl_textcat (3 groups);
 - ours, stock: spacy-transformers' `transformer` with strided spans (the default before);
-- ours, sorted: `spacy_mtl.batching.pipe_by_length` over the stock pipeline;
+- ours, sorted: `spacy_mtl.trf.batching.pipe_by_length` over the stock pipeline;
 - ours, wordpiece windows (long texts): the stock `transformer` with wordpiece windows;
 - the limit: a hand-written PyTorch loop (AutoTokenizer + AutoModel, mean pooling, linear,
   softmax / sigmoid), unsorted and sorted by length over the whole input;
@@ -106,7 +106,7 @@ def build(
     """Build one contender by name; returns {stream, counters}. spaCy contenders take
     `docs_per_batch` docs per `nlp.pipe` batch (default --batch-size); the loop always runs
     --batch-size windows per forward pass."""
-    from spacy_mtl.batching import iter_by_length
+    from spacy_mtl.trf.batching import iter_by_length
 
     root = harness.data_dir()
     groups = harness.benchmark_groups(root)
@@ -382,7 +382,7 @@ def run_latency(model: str, device: str, texts: Sequence[str]) -> Dict[str, Any]
     kernels gain from what the pipeline costs."""
     import torch
 
-    from spacy_mtl.onednn import onednn_available, packed_clone
+    from spacy_mtl.trf.onednn import onednn_available, packed_clone
 
     root = harness.data_dir()
     groups = harness.benchmark_groups(root)

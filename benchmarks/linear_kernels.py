@@ -9,11 +9,11 @@ forward pass): the median time of `--calls` calls of each kernel, the kernels ca
 turns so that the machine's load weighs on all alike:
 - torch: `torch.nn.functional.linear` (what `nn.Linear` runs; MKL's sgemm on x86);
 - onednn_packed: oneDNN with the weights packed once (`torch.ops.mkldnn._linear_pointwise`
-  on `_reorder_linear_weight`), what `spacy_mtl.onednn.PackedLinear` runs;
+  on `_reorder_linear_weight`), what `spacy_mtl.trf.onednn.PackedLinear` runs;
 - mkldnn_tensor: `torch.utils.mkldnn`'s way (inputs converted to mkldnn tensors and back);
 - mkl_packed: MKL's packed GEMM (`torch.ops.mkl._mkl_linear`).
 Then whole forward passes of the encoder (`--model`, default MiniLM) on batches of tweet-
-length inputs: the model as loaded against `spacy_mtl.onednn.packed_clone` of it, in turns,
+length inputs: the model as loaded against `spacy_mtl.trf.onednn.packed_clone` of it, in turns,
 with the largest difference of their last hidden states.
 """
 
@@ -48,7 +48,7 @@ harness.set_threads(ARGS.threads)
 import torch  # noqa: E402
 from wasabi import msg  # noqa: E402
 
-from spacy_mtl.onednn import onednn_available, packed_clone  # noqa: E402
+from spacy_mtl.trf.onednn import onednn_available, packed_clone  # noqa: E402
 
 
 def in_turns(kernels: Dict[str, Callable[[], Any]], calls: int) -> Dict[str, float]:

@@ -863,9 +863,9 @@ window = 128
 ```
 
 A pipeline on spacy-transformers' own `transformer` (trained before) can still sort across
-batches by hand: `spacy_mtl.batching.pipe_by_length(nlp, texts)` (input order) or
+batches by hand: `spacy_mtl.trf.batching.pipe_by_length(nlp, texts)` (input order) or
 `iter_by_length` (`(index, doc)` as they are done); its `wordpiece_spans` getter then needs
-`name` (the transformer's folder) or `spacy_mtl.span_getters.attach_tokenizers(nlp)` after
+`name` (the transformer's folder) or `spacy_mtl.trf.span_getters.attach_tokenizers(nlp)` after
 `spacy.load`.
 """
 

@@ -372,7 +372,7 @@ def train_and_score(
     from spacy.util import fix_random_seed
     from thinc.api import Adam, warmup_linear
 
-    from spacy_mtl.batchers import DATASET_KEY
+    from spacy_mtl.training.batchers import DATASET_KEY
 
     model = ARGS.model or harness.default_model()
     train_items, scored = plan(run, setting, data)
@@ -445,9 +445,9 @@ def score(
     """Each group on the test docs of its corpus, with that group's gold only."""
     from spacy.training import Example
 
-    from spacy_mtl.batching import pipe_by_length
     from spacy_mtl.schema import GroupSchema
     from spacy_mtl.scorer import gold_and_scores, score_arrays
+    from spacy_mtl.trf.batching import pipe_by_length
 
     corpora = list(dict.fromkeys(setting.corpus_of(group) for group in scored))
     tests = [it for corpus in corpora for it in data["test"][corpus]]

@@ -72,7 +72,7 @@ warnings.filterwarnings("ignore", message=".*sequence length is longer.*")
 
 def _torch(per_channel: bool, reduce_range: Optional[bool], keep: Sequence[str] = ()) -> Any:
     def make(fp32: Any) -> Any:
-        from spacy_mtl.torch_int8 import quantize_dynamic_int8
+        from spacy_mtl.trf.torch_int8 import quantize_dynamic_int8
 
         return quantize_dynamic_int8(
             fp32, per_channel=per_channel, reduce_range=reduce_range, keep=keep
@@ -83,7 +83,7 @@ def _torch(per_channel: bool, reduce_range: Optional[bool], keep: Sequence[str] 
 
 def _onnx(per_channel: bool) -> Any:
     def make(fp32: Any) -> Any:
-        from spacy_mtl.onnx_encoder import export_int8, make_encoder
+        from spacy_mtl.trf.onnx_encoder import export_int8, make_encoder
 
         return make_encoder(export_int8(fp32, per_channel=per_channel), fp32.config)
 
@@ -108,7 +108,7 @@ def load_variant(name: str) -> Any:
     """The fp32 pipeline with the variant's encoder in its transformer."""
     import spacy
 
-    from spacy_mtl.transformer import hf_encoder
+    from spacy_mtl.trf.transformer import hf_encoder
 
     nlp = spacy.load(ARGS.pipeline)
     make = VARIANTS[name]
@@ -135,7 +135,7 @@ def score(nlp: Any, examples: List[Any], groups: Sequence[str]) -> Dict[str, Any
 def run_f1(names: List[str]) -> Dict[str, Any]:
     import spacy
 
-    from spacy_mtl.loading import find_component
+    from spacy_mtl.workflows.loading import find_component
     from spacy_mtl.workflows.report import load_corpus
     from spacy_mtl.workflows.tune import tune_pipeline
 
@@ -247,7 +247,7 @@ def main() -> None:
         **harness.result_header("quantize", ARGS, model, "cpu"),
         "pipeline": str(ARGS.pipeline),
     }
-    from spacy_mtl.torch_int8 import full_range_is_safe
+    from spacy_mtl.trf.torch_int8 import full_range_is_safe
 
     result["avx512_vnni"] = full_range_is_safe()
     from importlib.metadata import PackageNotFoundError, version

@@ -183,7 +183,7 @@ def compare_batchers(model: str) -> Dict[str, Any]:
     from thinc.api import Adam
     from transformers import AutoTokenizer
 
-    from spacy_mtl.batchers import MixedBatcher
+    from spacy_mtl.training.batchers import MixedBatcher
 
     root = harness.data_dir()
     n = ARGS.batching_docs

@@ -532,7 +532,7 @@ def _load_pipeline(model: Path, gpu_id: int) -> Any:
     from wasabi import msg
 
     from .errors import ModelLoadError
-    from .loading import load_pipeline
+    from .workflows.loading import load_pipeline
 
     if gpu_id >= 0:
         msg.info(f"Using GPU {gpu_id}")
@@ -627,7 +627,7 @@ def quantize_command(
     from wasabi import msg
 
     from .errors import ModelLoadError
-    from .quantize import METHODS, quantize_pipeline
+    from .workflows.quantize import METHODS, quantize_pipeline
 
     if method not in METHODS:
         msg.fail(f"Unknown --method {method!r}: use {' or '.join(METHODS)}.", exits=1)

@@ -23,13 +23,13 @@ from thinc.types import Floats2d
 # the factory must be enough for `spacy train` without --code.
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
-from .batchers import dataset_of
-from .distill import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
-from .fused import fused_logits, fused_output_layer
 from .gold import GoldReader
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, infer_labels, split_key
+from .teacher import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
+from .training.batchers import dataset_of
+from .trf.fused import fused_logits, fused_output_layer
 
 DEFAULT_MODEL_CONFIG = """
 [model]

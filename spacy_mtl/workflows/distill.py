@@ -2,7 +2,7 @@
 
 `distill_corpus` (the `spacy-mtl distill-labels` command) writes a `.spacy` corpus whose
 docs carry each teacher's logits in `doc._.mtl_teacher`; a student `mtl_textcat` with a
-`distill` block trains on it with plain `spacy train` (see `spacy_mtl.distill`).
+`distill` block trains on it with plain `spacy train` (see `spacy_mtl.teacher`).
 
 DOCS: docs/distillation.md
 """
@@ -17,10 +17,10 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch
 
-from ..batching import iter_by_length
 from ..data.io import TextLines, format_from_name, may_have_surrogates, replace_surrogates
-from ..distill import TEACHER_ATTR
 from ..errors import MTLWarning
+from ..teacher import TEACHER_ATTR
+from ..trf.batching import iter_by_length
 
 
 def teacher_logits(
@@ -173,7 +173,7 @@ def distill_corpus(
     """
     from tqdm import tqdm
 
-    from ..loading import find_component, load_pipeline
+    from .loading import find_component, load_pipeline
 
     check_corpus(corpus)
     loaded = [load_pipeline(teacher) for teacher in teachers]

@@ -27,7 +27,6 @@ from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.training import Corpus, Example
 
-from ..loading import find_component, mtl_component_names
 from ..schema import GroupSchema, LabelGroup
 from ..scorer import roc_auc, score_arrays
 from ..tables import Table, number_or_dash
@@ -38,6 +37,7 @@ from .calibration import (
     calibration_pairs,
     reliability_bins,
 )
+from .loading import find_component, mtl_component_names
 from .plots import (
     plot_confusion,
     plot_label_f1,

@@ -24,7 +24,6 @@ from spacy.training import Example
 from spacy.util import minibatch
 
 from ..gold import GoldReader
-from ..loading import docs_before, find_component
 from ..schema import MULTILABEL, GroupSchema, LabelGroup, split_key
 from ..scorer import score_arrays
 from ..tables import Table, number_or_dash
@@ -39,6 +38,7 @@ from .calibration import (
     fit_temperature,
     group_nll,
 )
+from .loading import docs_before, find_component
 
 DEFAULT_FLOOR = 0.05
 DEFAULT_CEILING = 0.95

@@ -17,10 +17,10 @@ def load_model(model: Union[PathLike, Language], gpu_id: int = -1) -> Language:
     """A pipeline: `model` itself if it is one, else `spacy.load(model)` (a folder or the
     name of an installed pipeline package), on GPU `gpu_id` when it is >= 0.
 
-    RAISES ModelLoadError: `spacy_mtl.loading.load_pipeline`'s, naming the folder, the
+    RAISES ModelLoadError: `spacy_mtl.workflows.loading.load_pipeline`'s, naming the folder, the
         damaged or missing file and the problem.
     """
-    from ...loading import load_pipeline
+    from ..loading import load_pipeline
 
     return load_pipeline(model, gpu_id)
 
@@ -73,7 +73,7 @@ def iter_predictions(
     sort_by_length (bool): Run the texts sorted by length so that a batch pads less
         (default). A pipeline whose transformer is an `mtl_transformer` sorts by itself
         in `nlp.pipe` (in buffers, in each process); any other pipeline is sorted within
-        each chunk (`spacy_mtl.batching.iter_by_length`), one process only. False runs
+        each chunk (`spacy_mtl.trf.batching.iter_by_length`), one process only. False runs
         the texts in input order (an `mtl_transformer`'s sorting is turned off for the
         run).
     on_doc (Optional[Callable[[int], None]]): Called with the number of rows finished
@@ -82,7 +82,7 @@ def iter_predictions(
     """
     # Imported here: it loads spacy-transformers (and torch), which a tok2vec pipeline
     # does not need.
-    from ...transformer import pipeline_sorts
+    from ...trf.transformer import pipeline_sorts
 
     if not sort_by_length:
         with _unsorted(nlp):
@@ -159,7 +159,7 @@ def _sorted_predictions(
     on_doc: Optional[Callable[[int], None]],
 ) -> Iterator[Tuple[Chunk, List[Scores]]]:
     """iter_predictions with the texts of each chunk sorted by length."""
-    from ...batching import iter_by_length
+    from ...trf.batching import iter_by_length
 
     disable = components_after(nlp, component)
     for chunk in chunks:
@@ -183,7 +183,7 @@ def _sorted_predictions(
 def _unsorted(nlp: Language) -> Iterator[None]:
     """Turn off the length sorting of the pipeline's `mtl_transformer` components while
     the block runs."""
-    from ...transformer import sorts_by_length
+    from ...trf.transformer import sorts_by_length
 
     sorting: List[Any] = [c for _, c in nlp.pipeline if sorts_by_length(c)]
     for component in sorting:

@@ -287,7 +287,7 @@ def _resolve_sorting(
     nlp: Language, component: str, sort_by_length: Optional[bool], n_process: int
 ) -> bool:
     """Whether to sort: None means yes where it works (see predict_file)."""
-    from ...transformer import pipeline_sorts
+    from ...trf.transformer import pipeline_sorts
 
     sorts_itself = pipeline_sorts(nlp, before=component)
     if sort_by_length is None:

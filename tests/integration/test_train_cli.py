@@ -116,7 +116,7 @@ def test_logger_shows_learned_weights_and_docs_per_data_set(tmp_path: Path) -> N
 
     from conftest import GROUPS, make_examples, make_nlp
 
-    from spacy_mtl.logger import make_console_logger
+    from spacy_mtl.training.logger import make_console_logger
 
     nlp = make_nlp(GROUPS, weighting="uncertainty")
     nlp.config["training"]["score_weights"] = {"mtl_score": 1.0}

@@ -1,4 +1,4 @@
-"""spacy_mtl.transformer: the `mtl_transformer` component, whose `nlp.pipe` runs each buffer
+"""spacy_mtl.trf.transformer: the `mtl_transformer` component, whose `nlp.pipe` runs each buffer
 of docs sorted by wordpieces and gives them back in input order."""
 
 import shutil
@@ -15,8 +15,8 @@ from spacy.util import fix_random_seed
 from spacy_transformers.pipeline_component import Transformer
 from thinc.api import Adam
 
-from spacy_mtl.span_getters import WordpieceSpans
-from spacy_mtl.transformer import SortedTransformer, padded_runs, pipeline_sorts
+from spacy_mtl.trf.span_getters import WordpieceSpans
+from spacy_mtl.trf.transformer import SortedTransformer, padded_runs, pipeline_sorts
 
 # Lengths from 0 to ~60 wordpieces, mixed so that input-order batches pad a lot.
 TEXTS = [
@@ -347,7 +347,7 @@ def test_known_lengths_skip_the_span_getters_tokenizer(nlp: Language) -> None:
 def test_known_encodings_cut_long_docs_without_the_tokenizer(nlp: Language) -> None:
     """Docs longer than a window are cut from the encodings that mtl_transformer made to
     sort them: the same spans, and no second tokenizer call."""
-    from spacy_mtl.span_getters import encode_wordpieces
+    from spacy_mtl.trf.span_getters import encode_wordpieces
 
     getter = nlp.get_pipe("transformer").model.attrs["get_spans"]
     texts = [" ".join(["unbelievably wonderful movie"] * 80), "ok", "so so " * 40]
@@ -438,7 +438,7 @@ def test_forward_equals_spacy_transformers_forward(nlp: Language) -> None:
     spacy-transformers' forward's: wordpieces, alignment, hidden states."""
     from spacy_transformers.layers import transformer_model
 
-    from spacy_mtl.transformer import forward_tokenizing_with_rust
+    from spacy_mtl.trf.transformer import forward_tokenizing_with_rust
 
     model = nlp.get_pipe("transformer").model
     assert model._func is forward_tokenizing_with_rust
@@ -483,7 +483,7 @@ def test_split_by_doc_equals_spacy_transformers_split(
 ) -> None:
     """The split without the token map gives spacy-transformers' per-doc data: empty docs,
     docs of several windows, outputs of every layer."""
-    from spacy_mtl.transformer import split_by_doc
+    from spacy_mtl.trf.transformer import split_by_doc
 
     nlp = make_pipeline(tiny_bert, transformer_config={"output_hidden_states": hidden_states})
     model = nlp.get_pipe("transformer").model
@@ -500,7 +500,7 @@ def test_split_by_doc_equals_spacy_transformers_split(
         calls.append(1)
         return split_by_doc(predictions)
 
-    monkeypatch.setattr("spacy_mtl.transformer.split_by_doc", spy)
+    monkeypatch.setattr("spacy_mtl.trf.transformer.split_by_doc", spy)
     nlp.get_pipe("transformer").set_annotations(docs, batch)
     assert calls == [1]
     ours = batch.cached_doc_data
@@ -533,7 +533,7 @@ def odd_spans(docs: List[Any]) -> List[List[Any]]:
 
 
 def test_split_by_doc_equals_spacy_transformers_split_for_any_spans(nlp: Language) -> None:
-    from spacy_mtl.transformer import split_by_doc
+    from spacy_mtl.trf.transformer import split_by_doc
 
     model = nlp.get_pipe("transformer").model
     getter = model.attrs["get_spans"]
@@ -551,7 +551,7 @@ def test_split_by_doc_equals_spacy_transformers_split_for_any_spans(nlp: Languag
 
 
 def test_split_by_doc_leaves_a_repeated_doc_to_spacy_transformers(nlp: Language) -> None:
-    from spacy_mtl.transformer import split_by_doc
+    from spacy_mtl.trf.transformer import split_by_doc
 
     model = nlp.get_pipe("transformer").model
     doc = nlp.make_doc(TEXTS[0])

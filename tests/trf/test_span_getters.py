@@ -1,4 +1,4 @@
-"""spacy_mtl.span_getters: windows of at most N wordpieces that never split a word."""
+"""spacy_mtl.trf.span_getters: windows of at most N wordpieces that never split a word."""
 
 from pathlib import Path
 from typing import Any, List
@@ -9,7 +9,7 @@ from conftest import GROUPS, TEXTS, make_examples
 from spacy.tokens import Doc
 from spacy.util import registry
 
-from spacy_mtl.span_getters import WordpieceSpans, attach_tokenizers, window_cuts
+from spacy_mtl.trf.span_getters import WordpieceSpans, attach_tokenizers, window_cuts
 
 
 def _check_cover(doc: Doc, spans: List[Any]) -> None:
@@ -74,7 +74,7 @@ def test_wordpiece_spans_cover_each_token_once_within_window(tiny_bert: Path, wi
 
 
 def test_wordpiece_spans_in_a_pipeline(tiny_bert: Path) -> None:
-    import spacy_mtl.span_getters  # noqa: F401
+    import spacy_mtl.trf.span_getters  # noqa: F401
 
     assert registry.span_getters.get("spacy-mtl.wordpiece_spans.v1") is not None
     nlp = spacy.blank("en")
@@ -148,7 +148,7 @@ def test_encode_wordpieces_matches_the_tokenizer_after_padded_calls(tiny_bert: P
     after a call that left padding and truncation on (as spacy-transformers' does)."""
     from transformers import AutoTokenizer
 
-    from spacy_mtl.span_getters import encode_wordpieces
+    from spacy_mtl.trf.span_getters import encode_wordpieces
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
     texts = ["i love this movie", "", _long_text(30), "ok ok"]
@@ -172,7 +172,7 @@ def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) ->
     from spacy_transformers.layers.transformer_model import huggingface_tokenize
     from transformers import AutoTokenizer
 
-    from spacy_mtl.span_getters import encode_wordpieces, tokenize_windows
+    from spacy_mtl.trf.span_getters import encode_wordpieces, tokenize_windows
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
     batches = [

@@ -247,7 +247,7 @@ class WordpieceSpans:
                 raise ValueError(
                     "spacy-mtl.wordpiece_spans.v1 has no tokenizer: give `name` (the "
                     "transformer's model name or folder) or call "
-                    "spacy_mtl.span_getters.attach_tokenizers(nlp) after loading."
+                    "spacy_mtl.trf.span_getters.attach_tokenizers(nlp) after loading."
                 )
             from transformers import AutoTokenizer
 

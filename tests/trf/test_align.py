@@ -1,4 +1,4 @@
-"""spacy_mtl.align: the vectorized token ↔ wordpiece alignment is spacy-transformers'."""
+"""spacy_mtl.trf.align: the vectorized token ↔ wordpiece alignment is spacy-transformers'."""
 
 from pathlib import Path
 from typing import Any, List
@@ -8,8 +8,8 @@ import pytest
 import spacy
 from spacy_transformers.align import get_alignment_via_offset_mapping
 
-from spacy_mtl.align import align_by_offsets, align_vectorized
-from spacy_mtl.span_getters import tokenize_windows
+from spacy_mtl.trf.align import align_by_offsets, align_vectorized
+from spacy_mtl.trf.span_getters import tokenize_windows
 
 TEXTS = [
     "i love this movie",

@@ -36,7 +36,7 @@ from spacy_mtl.data.convert import (
 from spacy_mtl.errors import SchemaError
 from spacy_mtl.schema import LabelGroup
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 SENTIMENT = {
     "groups": {
         "sentiment": {"kind": "multiclass", "column": "label", "labels": {0: "neg", 1: "pos"}}

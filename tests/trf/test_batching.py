@@ -1,4 +1,4 @@
-"""spacy_mtl.batching: length-sorted prediction gives the docs back in input order, with
+"""spacy_mtl.trf.batching: length-sorted prediction gives the docs back in input order, with
 the answers `nlp.pipe` gives."""
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from conftest import GROUPS, TEXTS, make_examples, make_nlp
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from spacy_mtl.batching import (
+from spacy_mtl.trf.batching import (
     char_lengths,
     iter_by_length,
     pipe_by_length,

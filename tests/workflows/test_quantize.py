@@ -1,6 +1,6 @@
-"""spacy_mtl.quantize and `spacy-mtl quantize`: an int8 copy of a trained pipeline (ONNX
+"""spacy_mtl.workflows.quantize and `spacy-mtl quantize`: an int8 copy of a trained pipeline (ONNX
 Runtime or torch) that loads with spacy.load and keeps the doc.cats / mtl_scores / mtl_labels
-contract; spacy_mtl.onnx_encoder and spacy_mtl.torch_int8 against fp32 references."""
+contract; spacy_mtl.trf.onnx_encoder and spacy_mtl.trf.torch_int8 against fp32 references."""
 
 import importlib.util
 import subprocess
@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
 from spacy_mtl.errors import ModelLoadError
-from spacy_mtl.quantize import quantize_pipeline
-from spacy_mtl.transformer import ONNX_FILE, SortedTransformer
+from spacy_mtl.trf.transformer import ONNX_FILE, SortedTransformer
+from spacy_mtl.workflows.quantize import quantize_pipeline
 
 TEXTS = ["i love this movie", "what a bad bad day " * 6, "", "ok", "the food was fine"]
 # int8 against fp32 on the tiny random BERT: every score within this (measured: < .01).
@@ -77,7 +77,7 @@ def onnx_int8(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quantized_pipeline_loads_in_int8_with_the_same_contract(
     trained: Path, tmp_path: Path, method: str
 ) -> None:
-    from spacy_mtl.onnx_encoder import OnnxEncoder
+    from spacy_mtl.trf.onnx_encoder import OnnxEncoder
 
     setting = {"onnx": "onnx-int8", "torch": "int8"}[method]
     fp32 = spacy.load(trained)
@@ -272,7 +272,7 @@ def test_onnx_encoder_matches_the_hf_model(tiny_bert: Path) -> None:
     import torch
     from transformers import AutoModel, DistilBertConfig, DistilBertModel
 
-    from spacy_mtl.onnx_encoder import encoder_inputs, export_int8, make_encoder
+    from spacy_mtl.trf.onnx_encoder import encoder_inputs, export_int8, make_encoder
 
     torch.manual_seed(0)
     hf = AutoModel.from_pretrained(str(tiny_bert)).eval()
@@ -301,7 +301,7 @@ def test_onnx_encoder_matches_the_hf_model(tiny_bert: Path) -> None:
 def test_torch_int8_is_per_channel_and_full_range_where_safe() -> None:
     import torch
 
-    from spacy_mtl.torch_int8 import FullRangeLinear, full_range_is_safe, quantize_dynamic_int8
+    from spacy_mtl.trf.torch_int8 import FullRangeLinear, full_range_is_safe, quantize_dynamic_int8
 
     torch.manual_seed(0)
     fp32 = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU(), torch.nn.Linear(8, 4))

@@ -12,7 +12,12 @@ from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
 from spacy_mtl.errors import ComponentError, ModelLoadError
-from spacy_mtl.loading import docs_before, find_component, load_pipeline, mtl_component_names
+from spacy_mtl.workflows.loading import (
+    docs_before,
+    find_component,
+    load_pipeline,
+    mtl_component_names,
+)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from thinc.layers.linear import forward as linear_forward
 from thinc.layers.reduce_mean import forward as reduce_mean_forward
 from thinc.types import Floats2d
 
-from .layers import forward as doc_pooling_forward
+from ..layers import forward as doc_pooling_forward
 
 
 def fused_output_layer(model: Model) -> Optional[Model]:

@@ -1,4 +1,4 @@
-"""spacy_mtl.onednn: linear layers through oneDNN with packed weights for CPU inference, and
+"""spacy_mtl.trf.onednn: linear layers through oneDNN with packed weights for CPU inference, and
 the `mtl_transformer` component that runs its encoder that way (`onednn = true`)."""
 
 import copy
@@ -12,8 +12,8 @@ from conftest import make_examples
 from test_transformer import TEXTS, make_pipeline, scores
 from thinc.api import Adam
 
-from spacy_mtl.onednn import PackedLinear, onednn_available, packed_clone
-from spacy_mtl.serving import _PACKED
+from spacy_mtl.trf.onednn import PackedLinear, onednn_available, packed_clone
+from spacy_mtl.trf.serving import _PACKED
 
 pytestmark = pytest.mark.skipif(
     not onednn_available(), reason="this torch has no oneDNN linear kernels (not x86)"

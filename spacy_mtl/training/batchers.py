@@ -28,7 +28,7 @@ from spacy.training.corpus import walk_corpus
 from spacy.util import registry
 from wasabi import msg
 
-from .schema import split_key
+from ..schema import split_key
 
 DATASET_KEY = "mtl_dataset"
 

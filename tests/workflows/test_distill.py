@@ -11,9 +11,9 @@ from conftest import GROUPS, TOK2VEC_MODEL, TRAIN_DATA, make_examples, make_nlp
 from spacy.language import Language
 from spacy.training import Example
 
-from spacy_mtl.distill import blend_targets, linear_schedule, schedule_value
 from spacy_mtl.loss import group_loss
 from spacy_mtl.schema import GroupSchema
+from spacy_mtl.teacher import blend_targets, linear_schedule, schedule_value
 from spacy_mtl.workflows.distill import teacher_logits
 
 SCHEMA = GroupSchema.from_config(

@@ -4,7 +4,7 @@ thinc's `PyTorchShim.predict` walks every submodule to `eval()` and back to `tra
 each call and runs under `no_grad`. `serve_in_eval_mode` gives the shim a `predict` that
 leaves the model in eval mode, runs under `torch.inference_mode` on CPU and, with
 `onednn`, there through a copy of the model whose linear layers run in oneDNN with packed
-weights (spacy_mtl/onednn.py), dropped after each optimizer step.
+weights (spacy_mtl/trf/onednn.py), dropped after each optimizer step.
 
 DOCS: README.md ("Fast by default").
 """
@@ -30,7 +30,7 @@ def serve_in_eval_mode(model: Model, *, onednn: bool = False) -> None:
     `no_grad`, as thinc does (cupy reads the outputs through DLPack).
 
     onednn (bool): On CPU, run a copy of the torch model whose linear layers go through
-        oneDNN with prepacked weights (`spacy_mtl.onednn`), where this torch can.
+        oneDNN with prepacked weights (`spacy_mtl.trf.onednn`), where this torch can.
     """
     layers = getattr(model, "layers", None)
     shims = getattr(layers[0], "shims", None) if layers else None

@@ -18,7 +18,7 @@ from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
 from thinc.api import Adam, Config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALL_CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
 # Fine-tuning configs (a transformer + its listener); the distillation student is a Tok2Vec.
 CONFIGS = [p for p in ALL_CONFIGS if "transformer" in load_config(p)["nlp"]["pipeline"]]
@@ -180,7 +180,7 @@ def test_config_init_and_update(path: Path, tmp_path: Path, tiny_bert: Path) -> 
     assert abs(sum(doc._.mtl_scores["offense"].values()) - 1.0) < 1e-5
     # Plain nlp.pipe runs sorted by length and gives the docs back in input order, with
     # the scores of one doc at a time.
-    from spacy_mtl.transformer import SortedTransformer
+    from spacy_mtl.trf.transformer import SortedTransformer
 
     assert isinstance(nlp.get_pipe("transformer"), SortedTransformer)
     # Long docs are cut into windows of wordpieces, each within the model's window.

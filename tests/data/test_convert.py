@@ -33,12 +33,12 @@ from spacy_mtl.data.convert import (
     parse_split,
 )
 
-SPECS = Path(__file__).parents[1] / "assets" / "specs"
+SPECS = Path(__file__).parents[2] / "assets" / "specs"
 
 
 def data_dir() -> Path:
     """The real data sets: $SPACY_MTL_DATA, else the shared/data folder next to the repo."""
-    default = Path(__file__).parents[2] / "shared" / "data"
+    default = Path(__file__).parents[3] / "shared" / "data"
     return Path(os.environ.get("SPACY_MTL_DATA", str(default)))
 
 

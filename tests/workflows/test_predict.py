@@ -536,8 +536,8 @@ def test_sort_by_length_gives_the_same_rows(
 
 
 def _count_sorted_runs(monkeypatch: pytest.MonkeyPatch) -> List[int]:
-    """Record the number of texts of each spacy_mtl.batching.iter_by_length call."""
-    import spacy_mtl.batching as batching
+    """Record the number of texts of each spacy_mtl.trf.batching.iter_by_length call."""
+    import spacy_mtl.trf.batching as batching
 
     calls: List[int] = []
     real = batching.iter_by_length
@@ -556,7 +556,7 @@ def test_sorting_transformer_sorts_in_nlp_pipe(
 ) -> None:
     """With an mtl_transformer, predict leaves the sorting to nlp.pipe (and so allows
     n_process > 1); --no-sort-by-length turns the transformer's sorting off for the run."""
-    from spacy_mtl.transformer import SortedTransformer
+    from spacy_mtl.trf.transformer import SortedTransformer
 
     nlp = spacy.blank("en")
     nlp.add_pipe("mtl_transformer", name="transformer", config={"model": {"name": str(tiny_bert)}})

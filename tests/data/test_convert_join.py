@@ -699,7 +699,7 @@ def test_cli_states_joined_rejects_apart(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # The worked examples of docs/convert.md: their spec is read from the page itself.
 
-DOCS = Path(__file__).parents[1] / "docs" / "convert.md"
+DOCS = Path(__file__).parents[2] / "docs" / "convert.md"
 
 
 def docs_spec(heading: str) -> ConvertSpec:
@@ -758,7 +758,7 @@ def test_docs_example_soft_labels(tmp_path: Path, nlp: Language) -> None:
 def _benchmark_module() -> Any:
     import importlib.util
 
-    path = Path(__file__).parents[1] / "benchmarks" / "convert_join.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "convert_join.py"
     module_spec = importlib.util.spec_from_file_location("convert_join", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -790,7 +790,7 @@ def test_benchmark_script_smoke(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    script = Path(__file__).parents[1] / "benchmarks" / "convert_join.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "convert_join.py"
     out = tmp_path / "result.json"
     subprocess.run(
         [sys.executable, str(script), "--rows", "300", "--out", str(out)],

@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PYPROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+PYPROJECT = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
 DECLARED = PYPROJECT["project"]["entry-points"]
 REGISTRIES = {
     "spacy_factories": "factories",
@@ -50,12 +50,12 @@ def test_entry_point_resolves(group: str, name: str, target: str) -> None:
 
 def test_every_registered_name_has_an_entry_point() -> None:
     import spacy_mtl.architectures
-    import spacy_mtl.batchers
-    import spacy_mtl.distill
-    import spacy_mtl.logger
     import spacy_mtl.pipeline
     import spacy_mtl.scorer
-    import spacy_mtl.span_getters
+    import spacy_mtl.teacher
+    import spacy_mtl.training.batchers
+    import spacy_mtl.training.logger
+    import spacy_mtl.trf.span_getters
     import spacy_mtl.util  # noqa: F401
 
     for group, reg in REGISTRIES.items():
@@ -77,7 +77,7 @@ def test_factory_without_importing_the_package(tmp_path: Path) -> None:
         "print(nlp.pipe_names, 'spacy_mtl.pipeline' in sys.modules)\n"
         # The core loads none of the layers above it (workflows, data, CLI).
         "layers = ('spacy_mtl.workflows', 'spacy_mtl.data', 'spacy_mtl.cli',"
-        " 'spacy_mtl.batching')\n"
+        " 'spacy_mtl.trf.batching')\n"
         "print(sorted(m for m in sys.modules if m.startswith(layers)))\n"
     )
     out = subprocess.run(

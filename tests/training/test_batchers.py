@@ -9,7 +9,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_mtl.batchers import (
+from spacy_mtl.training.batchers import (
     DATASET_KEY,
     MixedBatcher,
     configure_mixed_batcher,

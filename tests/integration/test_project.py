@@ -34,7 +34,7 @@ from spacy.util import load_config
 from weasel.schemas import ProjectConfigSchema, validate
 from weasel.util.config import substitute_project_variables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ["assets", "convert", "sample", "train", "tune", "evaluate", "package"]
 DISTILL = ["distill-labels", "train-students", "evaluate-students", "distill-report"]
 DISTILL += ["package-student"]

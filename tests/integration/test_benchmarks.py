@@ -13,9 +13,9 @@ import numpy
 import pytest
 from conftest import shared_data_dir
 
-from spacy_mtl.onednn import onednn_available
+from spacy_mtl.trf.onednn import onednn_available
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
 

@@ -5,10 +5,10 @@ transformer components are `mtl_transformer`s with `quantize` set:
 - method "onnx" (the default, `quantize = "onnx-int8"`): the encoder is exported to ONNX and
   quantized by ONNX Runtime (int8 weights per output channel, dynamic 8-bit activations);
   the int8 model is saved next to the fp32 weights (`transformer/model.onnx`) and runs in an
-  ONNX Runtime session when the pipeline loads (spacy_mtl/onnx_encoder.py). Needs the
+  ONNX Runtime session when the pipeline loads (spacy_mtl/trf/onnx_encoder.py). Needs the
   `onnx` extra.
 - method "torch" (`quantize = "int8"`): torch's dynamic quantization replaces the encoder's
-  `nn.Linear` layers with int8 ones when the pipeline loads (spacy_mtl/torch_int8.py).
+  `nn.Linear` layers with int8 ones when the pipeline loads (spacy_mtl/trf/torch_int8.py).
 Both keep the fp32 weights, so the folder loads with plain `spacy.load`, packages with
 `spacy package`, and loads in fp32 again with the config override `quantize = null`.
 `doc.cats`, `doc._.mtl_scores` and `doc._.mtl_labels` are those of the fp32 pipeline,
@@ -24,7 +24,7 @@ DOCS: README.md ("int8 on CPU").
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 PathLike = Union[str, Path]
 # `spacy-mtl quantize --method` → the `quantize` setting of `mtl_transformer`.
@@ -60,13 +60,13 @@ def quantize_pipeline(
     import spacy
     from spacy.util import load_config
 
+    from ..trf.transformer import ONNX_FILE, hf_encoder
     from .loading import load_pipeline
-    from .transformer import ONNX_FILE, hf_encoder
 
     if method not in METHODS:
         raise ValueError(f"Unknown quantization method {method!r}: use 'onnx' or 'torch'.")
     if method == "onnx":
-        from .onnx_encoder import require_onnxruntime
+        from ..trf.onnx_encoder import require_onnxruntime
 
         # Before the model loads: a missing extra should not cost its loading time.
         require_onnxruntime("for --method onnx (or use --method torch)")
@@ -87,7 +87,7 @@ def quantize_pipeline(
             requirements.append(ONNXRUNTIME_REQUIREMENT)
     nlp.to_disk(out)
     if setting == "onnx-int8":
-        from .onnx_encoder import export_int8
+        from ..trf.onnx_encoder import export_int8
 
         for name in names:
             # Beside the fp32 weights; the component reads it when it loads.

@@ -15,8 +15,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.api import Config
 
-from .errors import ComponentError, Errors, ModelLoadError
-from .pipeline import MultiGroupTextCategorizer
+from ..errors import ComponentError, Errors, ModelLoadError
+from ..pipeline import MultiGroupTextCategorizer
 
 PathLike = Union[str, Path]
 

@@ -1,4 +1,4 @@
-"""spacy_mtl.fused: the standard classifier's inference in numpy gives the thinc graph's
+"""spacy_mtl.trf.fused: the standard classifier's inference in numpy gives the thinc graph's
 logits, and only that architecture on CPU takes it."""
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from spacy.language import Language
 from spacy.util import fix_random_seed
 from thinc.api import Adam
 
-from spacy_mtl.fused import fused_logits, fused_output_layer
+from spacy_mtl.trf.fused import fused_logits, fused_output_layer
 
 # Whitespace tokens (no wordpieces), unknown characters, a URL, and docs of several windows.
 TEXTS = [

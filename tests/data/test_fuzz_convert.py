@@ -47,7 +47,7 @@ from spacy_mtl.data.convert import run as run_module
 from spacy_mtl.data.convert.exceptions import CellError
 from spacy_mtl.data.convert.rows import RowParser
 
-SPECS = Path(__file__).parents[1] / "assets" / "specs"
+SPECS = Path(__file__).parents[2] / "assets" / "specs"
 FUZZ = settings(
     max_examples=30,
     deadline=None,

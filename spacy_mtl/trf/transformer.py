@@ -15,7 +15,7 @@ the scores are the unsorted ones (to float rounding). Everything else is inherit
 Why here and not elsewhere: `nlp.pipe` chains the components' own `pipe` methods, and the
 transformer is the only place where padding is paid and where a buffer can be read before
 any work is done. `mtl_textcat` comes too late (the transformer has run), and sorting
-around the whole pipeline needs the caller's help (`spacy_mtl.batching.pipe_by_length`).
+around the whole pipeline needs the caller's help (`spacy_mtl.trf.batching.pipe_by_length`).
 
 The buffer bounds memory: at most `buffer_batches * batch_size` docs, and at most
 `buffer_wordpieces` wordpieces (a few long docs fill it), are held with their transformer
@@ -24,13 +24,13 @@ output before the first of them is yielded.
 Changes to the model the component is given, for speed, each with the same output (to
 float rounding): its shim's `predict` leaves the encoder in eval mode and runs under
 `torch.inference_mode` on CPU (`serve_in_eval_mode`), there through a copy of the encoder
-whose linear layers run in oneDNN with prepacked weights (`onednn`, spacy_mtl/onednn.py);
+whose linear layers run in oneDNN with prepacked weights (`onednn`, spacy_mtl/trf/onednn.py);
 and spacy-transformers' forward tokenizes its windows with the Rust tokenizer's batch call,
 aligns tokens to wordpieces in numpy and splits the output by doc without a map of every
 token (`forward_tokenizing_with_rust`).
 
 `quantize = "onnx-int8"` runs the transformer as an int8 ONNX Runtime model, `quantize =
-"int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/quantize.py and
+"int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/workflows/quantize.py and
 `spacy-mtl quantize`).
 
 DOCS: README.md ("Fast by default"), docs/benchmarks.md.
@@ -133,7 +133,7 @@ def make_mtl_transformer(
         config={"components": {NAME: {"quantize": None}}})` loads the fp32 transformer
         again. None (default): fp32.
     onednn (bool): On an x86 CPU, run the transformer's linear layers through oneDNN with
-        weights packed once (`spacy_mtl.onednn`) at inference: the same outputs to ~1e-6,
+        weights packed once (`spacy_mtl.trf.onednn`) at inference: the same outputs to ~1e-6,
         1.5–1.9× the forward speed measured (README "Fast by default"). Training and GPUs
         are unaffected. Default true.
     RETURNS (SortedTransformer): The component.

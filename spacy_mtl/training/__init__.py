@@ -1,0 +1,1 @@
+"""What `spacy train` resolves: corpus reader, batchers, schedules, logger."""

@@ -1,0 +1,1 @@
+"""Everything that touches spacy-transformers, torch or thinc internals."""
