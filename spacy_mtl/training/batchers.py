@@ -129,6 +129,7 @@ class MixedBatcher:
         self.get_dataset = get_dataset or dataset_of
         self.verbose = verbose
         self.epoch = 0
+        self._printed_plan: Optional[Dict[str, int]] = None
 
     def proportions(self, sizes: Dict[str, int]) -> Dict[str, float]:
         """Each data set's target share of the docs: size^alpha / Σ size^alpha."""
@@ -158,7 +159,10 @@ class MixedBatcher:
             return
         names = sorted(by_set)
         counts = self.plan({name: len(by_set[name]) for name in names})
-        if self.verbose:
+        # Once, and again only if the plan changes: spaCy calls the batcher every epoch, and
+        # a line per epoch drowns the training table on small corpora.
+        if self.verbose and counts != self._printed_plan:
+            self._printed_plan = counts
             shares = ", ".join(
                 f"{name} {counts[name]} of {len(by_set[name])}" for name in names if name in counts
             )

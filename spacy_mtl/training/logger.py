@@ -8,27 +8,43 @@ columns, and ends each row with the docs trained on so far per data set.
 
     [training.logger]
     @loggers = "spacy-mtl.ConsoleLogger.v1"
+    progress_bar = "eval"
+
+Between rows, spaCy's progress bar (the same as `spacy.ConsoleLogger.v3`'s, on stderr, off
+when stderr is not a terminal) counts the updates to the next evaluation ("eval") or to
+`max_steps` ("train"): on CPU an evaluation can be minutes away.
 """
 
 import sys
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 import srsly
+import tqdm
 from spacy.language import Language
 from spacy.util import registry
 from wasabi import Printer
 
 LogStep = Callable[[Optional[Dict[str, Any]]], None]
+PROGRESS_BARS = (None, "train", "eval")
 
 
 @registry.loggers("spacy-mtl.ConsoleLogger.v1")
 def make_console_logger(
     output_file: Optional[str] = None,
+    progress_bar: Optional[str] = "eval",
 ) -> Callable[[Language, IO, IO], Tuple[LogStep, Callable[[], None]]]:
     """Console table with a loss column per mtl_textcat group.
 
     output_file (Optional[str]): Also write each row as JSON lines to this file.
+    progress_bar (Optional[str]): "eval" (default): a bar of the updates to the next
+        evaluation; "train": of the updates to `training.max_steps`; None: no bar. As
+        `spacy.ConsoleLogger.v3`'s `progress_bar`.
     """
+    if progress_bar not in PROGRESS_BARS:
+        raise ValueError(
+            f"spacy-mtl.ConsoleLogger.v1: progress_bar must be 'eval', 'train' or null, "
+            f"got {progress_bar!r}."
+        )
 
     def setup_printer(
         nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
@@ -54,9 +70,19 @@ def make_console_logger(
         write(msg.row(header, widths=widths, aligns=aligns, spacing=2))
         write(msg.row(["-" * w for w in widths], spacing=2))
 
+        max_steps = nlp.config["training"]["max_steps"]
+        eval_frequency = nlp.config["training"]["eval_frequency"]
+        progress: Optional[tqdm.tqdm] = None
+
         def log_step(info: Optional[Dict[str, Any]]) -> None:
+            nonlocal progress
             if info is None:
+                if progress is not None:
+                    progress.update(1)
                 return
+            if progress is not None:
+                progress.close()
+                progress = None
             losses = [float(info["losses"].get(k, 0.0)) for k in loss_keys]
             scores = []
             for col in score_cols:
@@ -74,6 +100,8 @@ def make_console_logger(
             row.append(f"{float(info['score']):.2f}")
             row.append(" ".join(f"{name} {count}" for name, count in sorted(seen.items())))
             write(msg.row(row, widths=widths, aligns=aligns, spacing=2))
+            if progress_bar is not None:
+                progress = _progress(progress_bar, info, max_steps, eval_frequency, stderr)
             if stream is not None:
                 record = {
                     "epoch": info["epoch"],
@@ -88,12 +116,28 @@ def make_console_logger(
                 stream.flush()
 
         def finalize() -> None:
+            if progress is not None:
+                progress.close()
             if stream is not None:
                 stream.close()
 
         return log_step, finalize
 
     return setup_printer
+
+
+def _progress(
+    kind: str, info: Dict[str, Any], max_steps: int, eval_frequency: int, stderr: IO
+) -> tqdm.tqdm:
+    """The bar after a row, as spaCy's ConsoleLogger.v3 draws it (disable=None: not on a
+    stream that is not a terminal)."""
+    if kind == "train":
+        total, initial, desc = max_steps, int(info["step"]), f"Last eval epoch {info['epoch']}"
+    else:
+        total, initial, desc = eval_frequency, 0, f"Epoch {info['epoch'] + 1}"
+    bar = tqdm.tqdm(total=total or None, initial=initial, disable=None, leave=False, file=stderr)
+    bar.set_description(desc)
+    return bar
 
 
 def _loss_keys(nlp: Language) -> List[str]:

@@ -22,7 +22,7 @@ DOCS: README.md ("int8 on CPU").
 """
 
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from ..errors import ModelLoadError
 
@@ -41,7 +41,12 @@ def transformer_names(nlp: Any) -> List[str]:
 
 
 def quantize_pipeline(
-    model: PathLike, out: PathLike, *, method: str = "onnx", overwrite: bool = False
+    model: PathLike,
+    out: PathLike,
+    *,
+    method: str = "onnx",
+    overwrite: bool = False,
+    on_step: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, Any]:
     """Write a copy of the pipeline `model` whose transformers run in int8.
 
@@ -49,6 +54,9 @@ def quantize_pipeline(
     out (Union[str, Path]): The new pipeline folder.
     method (str): "onnx" (ONNX Runtime, default) or "torch" (torch dynamic quantization).
     overwrite (bool): Replace `out` if it exists.
+    on_step (Optional[Callable[[str], None]]): Called with a line before each stage (load,
+        export and quantize per component, check): the CLI prints them, as each stage of a
+        base-size model takes tens of seconds to minutes on CPU.
     RETURNS (Dict[str, Any]): {"components": the transformer components quantized,
         "converted": those that were spacy-transformers' `transformer` and are now
         `mtl_transformer`s (same weights and settings, sorting `pipe`), "quantize": the
@@ -71,9 +79,11 @@ def quantize_pipeline(
         # Before the model loads: a missing extra should not cost its loading time.
         require_onnxruntime("for --method onnx (or use --method torch)")
     setting = METHODS[method]
+    step = on_step if on_step is not None else _no_step
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ModelLoadError(out, None, "the output folder exists; pass overwrite=True")
+    step(f"Loading {model}")
     nlp = load_pipeline(model)
     names = transformer_names(nlp)
     if not names:
@@ -89,7 +99,8 @@ def quantize_pipeline(
     if setting == "onnx-int8":
         from ..trf.onnx_encoder import export_int8
 
-        for name in names:
+        for i, name in enumerate(names, 1):
+            step(f"Exporting {name!r} to ONNX and quantizing it to int8 ({i}/{len(names)})")
             # Beside the fp32 weights; the component reads it when it loads.
             (out / name / ONNX_FILE).write_bytes(export_int8(hf_encoder(nlp.get_pipe(name))))
     config = load_config(out / "config.cfg", interpolate=False)
@@ -102,8 +113,13 @@ def quantize_pipeline(
         section["quantize"] = setting
     config.to_disk(out / "config.cfg")
     # Check that the copy loads and runs in int8.
+    step(f"Checking that {out} loads in int8")
     loaded = spacy.load(out)
     for name in names:
         if not getattr(loaded.get_pipe(name), "quantized", False):
             raise ModelLoadError(out, "config.cfg", f"{name} did not load in int8")
     return {"components": names, "converted": converted, "quantize": setting}
+
+
+def _no_step(line: str) -> None:
+    """The default `on_step`: nothing to show."""

@@ -174,22 +174,37 @@ def load_corpus(nlp: Language, path: PathLike) -> List[Example]:
 
 
 def predict_examples(
-    nlp: Language, examples: Iterable[Example], *, batch_size: int = 64
+    nlp: Language,
+    examples: Iterable[Example],
+    *,
+    batch_size: int = 64,
+    show_progress: bool = False,
 ) -> Tuple[List[Example], Dict[str, Any]]:
     """Run the pipeline over the examples' texts and score them, as `nlp.evaluate` does.
 
     Returns (the examples with their predicted docs, the scores dict with `speed` in words
     per second). `nlp.evaluate` keeps its predictions to itself; the report needs them, so
     this repeats its steps (tokenizer timed with the pipeline) on copies of the examples.
+    show_progress (bool): A tqdm bar of the docs predicted (on stderr, off when it is not a
+        terminal).
     """
     examples = [Example(nlp.make_doc(eg.reference.text), eg.reference) for eg in examples]
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(examples), desc="evaluate", unit="doc", leave=False, disable=None)
     start = timer()
     for eg in examples:
         nlp.make_doc(eg.reference.text)  # timed, as nlp.evaluate times the tokenizer
     docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
     for eg, doc in zip(examples, docs):
         eg.predicted = doc
+        if progress is not None:
+            progress.update(1)
     elapsed = timer() - start
+    if progress is not None:
+        progress.close()
     scores = Scorer(nlp=nlp).score(examples)
     n_words = sum(len(eg.predicted) for eg in examples)
     scores["speed"] = n_words / elapsed if elapsed > 0 else 0.0
@@ -300,6 +315,7 @@ def evaluate_to_dir(
     plots: bool = True,
     model_name: str = "",
     data_name: str = "",
+    show_progress: bool = False,
 ) -> EvaluateResult:
     """Evaluate the pipeline and write metrics.json, report.md and plots/ under output_dir.
 
@@ -310,6 +326,7 @@ def evaluate_to_dir(
     batch_size (int): Docs per batch through the pipeline.
     plots (bool): Draw the PNG plots (needs matplotlib).
     model_name, data_name (str): Shown in the report's heading.
+    show_progress (bool): A progress bar while the pipeline runs.
     RETURNS (EvaluateResult): The metrics, group reports and the paths written.
 
     DOCS: docs/evaluate.md
@@ -321,7 +338,9 @@ def evaluate_to_dir(
     components = mtl_component_names(nlp, components)
     if plots:
         require_matplotlib()  # fail before the (slow) prediction, not after it
-    predicted, scores = predict_examples(nlp, examples, batch_size=batch_size)
+    predicted, scores = predict_examples(
+        nlp, examples, batch_size=batch_size, show_progress=show_progress
+    )
     reports = group_reports(nlp, predicted, components)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics_dict(scores)
@@ -353,6 +372,32 @@ def evaluate_to_dir(
         report_path=report_path,
         plot_paths=plot_paths,
     )
+
+
+def write_performance(model_dir: PathLike, metrics: Dict[str, float], *, data_name: str) -> Path:
+    """Put evaluate's scores into the pipeline folder's meta.json as `performance`, as
+    `spacy train` does with its dev scores, so `spacy package` and a Hugging Face Hub card
+    show them. The training-time dev scores are replaced (they describe the same model on
+    other data); `meta["spacy_mtl"]["performance_data"]` says which data the scores are from.
+
+    model_dir (PathLike): A pipeline folder (not an installed package: its meta is not ours
+        to edit).
+    metrics (Dict[str, float]): What `evaluate_to_dir` wrote to metrics.json.
+    data_name (str): The corpus scored (a path), recorded with the scores.
+    RETURNS (Path): The meta.json written.
+    """
+    meta_path = Path(model_dir) / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{meta_path} does not exist: --write-meta needs a pipeline folder, not a package "
+            "name (evaluate the folder the package was built from)."
+        )
+    meta = srsly.read_json(meta_path)
+    meta["performance"] = {key: value for key, value in metrics.items() if key != "speed"}
+    meta["performance"]["speed"] = metrics.get("speed", 0.0)
+    meta.setdefault("spacy_mtl", {})["performance_data"] = data_name
+    srsly.write_json(meta_path, meta)
+    return meta_path
 
 
 def _model_name(nlp: Language) -> str:

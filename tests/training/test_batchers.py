@@ -155,3 +155,21 @@ def test_corpus_reader_records_each_docs_file(tmp_path: Path) -> None:
     )["b"]
     batches = list(batcher(list(corpus(nlp))))
     assert sum(len(b) for b in batches) == 6
+
+
+def test_plan_is_printed_once_not_every_epoch(sets, capsys) -> None:
+    batcher = MixedBatcher(
+        get_dataset=lambda item: item.dataset,
+        get_length=lambda item: len(item.text),
+        verbose=True,
+        size=64,
+    )
+    items = _flat(sets)
+    for _ in range(4):
+        list(batcher(items))
+    printed = capsys.readouterr().out
+    assert printed.count("mixed_batcher epoch") == 1
+    # A different plan (another epoch size) is printed again.
+    batcher.epoch_docs = 1000
+    list(batcher(items))
+    assert capsys.readouterr().out.count("mixed_batcher epoch") == 1

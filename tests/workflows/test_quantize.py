@@ -82,8 +82,12 @@ def test_quantized_pipeline_loads_in_int8_with_the_same_contract(
     setting = {"onnx": "onnx-int8", "torch": "int8"}[method]
     fp32 = spacy.load(trained)
     out = tmp_path / "int8"
-    done = quantize_pipeline(trained, out, method=method)
+    steps: list = []
+    done = quantize_pipeline(trained, out, method=method, on_step=steps.append)
     assert done == {"components": ["transformer"], "converted": [], "quantize": setting}
+    # Each stage is announced before it runs (the CLI prints these lines).
+    assert steps[0].startswith("Loading") and steps[-1].startswith("Checking")
+    assert any("'transformer'" in s for s in steps) == (method == "onnx")
     assert (out / "transformer" / ONNX_FILE).exists() == (method == "onnx")
     int8 = spacy.load(out)
     component = int8.get_pipe("transformer")

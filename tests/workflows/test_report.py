@@ -92,3 +92,57 @@ def test_load_corpus_errors(saved_pipeline, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"No \.spacy file"):
         load_corpus(nlp, tmp_path)
     assert len(load_corpus(nlp, root / "dev.spacy")) == len(TRAIN_DATA)
+
+
+def test_write_performance_puts_test_scores_in_meta_for_spacy_package(
+    saved_pipeline, tmp_path
+) -> None:
+    import shutil
+
+    import spacy
+    from spacy.cli.package import get_meta
+
+    from spacy_mtl.workflows.report import write_performance
+
+    nlp, examples, root = saved_pipeline
+    model = tmp_path / "model"
+    shutil.copytree(root / "model", model)
+    result = evaluate_to_dir(nlp, examples, tmp_path / "metrics", plots=False)
+    write_performance(model, result.metrics, data_name="corpus/test")
+    meta = srsly.read_json(model / "meta.json")
+    assert meta["performance"]["mtl_score"] == pytest.approx(result.metrics["mtl_score"])
+    assert meta["performance"]["mtl_emotion_macro_f"] == pytest.approx(
+        result.metrics["mtl_emotion_macro_f"]
+    )
+    assert meta["spacy_mtl"]["performance_data"] == "corpus/test"
+    # The pipeline still loads, and `spacy package` would card these scores (its meta merge).
+    assert spacy.load(model).meta["performance"] == meta["performance"]
+    assert get_meta(model, {"name": "x"})["performance"] == meta["performance"]
+
+
+def test_write_performance_needs_a_folder(tmp_path) -> None:
+    from spacy_mtl.workflows.report import write_performance
+
+    with pytest.raises(FileNotFoundError, match="pipeline folder"):
+        write_performance(tmp_path / "en_some_package", {"mtl_score": 0.5}, data_name="x")
+
+
+def test_evaluate_progress_bar_counts_docs(saved_pipeline, tmp_path, capsys, monkeypatch) -> None:
+    import tqdm
+
+    seen = []
+
+    class Recording(tqdm.tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["disable"] = False  # as on a terminal
+            super().__init__(*args, **kwargs)
+
+        def close(self) -> None:
+            if not self.disable:
+                seen.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    nlp, examples, _ = saved_pipeline
+    evaluate_to_dir(nlp, examples, tmp_path / "m", plots=False, show_progress=True)
+    assert seen == [(len(examples), len(examples))]
