@@ -16,6 +16,12 @@ at each call. (thinc's optimizers write into torch's weights through numpy, whic
 cannot see: the transformer component drops its copy after each `finish_update`.) Inputs
 that are not float32 on CPU, and any call with gradients on, run the original layer.
 
+The two oneDNN operators are private to torch (`torch.ops.mkldnn._reorder_linear_weight`,
+`_linear_pointwise`): their signatures may change in any release. `onednn_available` checks
+that they exist; a call that raises anyway gives one `MTLWarning` and every `PackedLinear`
+of the process then runs its public `nn.Linear` (the same numbers, torch's MKL speed;
+spacy_mtl/trf/fallback.py).
+
 DOCS: README.md ("Fast by default").
 """
 
@@ -25,10 +31,14 @@ from typing import Any, Optional, Tuple
 
 import torch
 
+from .fallback import ONEDNN_LINEAR
+
 
 def onednn_available() -> bool:
     """Whether this torch can run linear layers through oneDNN with packed weights (an x86
     CPU with oneDNN built in, and the packing operators present)."""
+    if not ONEDNN_LINEAR.usable:
+        return False
     if platform.machine().lower() not in ("x86_64", "amd64"):
         # Measured on x86 only.
         return False
@@ -61,8 +71,18 @@ class PackedLinear(torch.nn.Module):
             or x.device.type != "cpu"
             or weight.device.type != "cpu"
             or torch.is_grad_enabled()
+            or not ONEDNN_LINEAR.usable
         ):
             return self.linear(x)
+        try:
+            return self._packed_forward(x, weight, bias)
+        except Exception as err:  # a private operator: any torch release may change it
+            ONEDNN_LINEAR.give_up(err)
+            return self.linear(x)
+
+    def _packed_forward(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         versions: Tuple[int, ...] = (weight.data_ptr(), weight._version)
         if bias is not None:
             versions += (bias.data_ptr(), bias._version)

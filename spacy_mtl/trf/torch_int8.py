@@ -21,15 +21,22 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
+from .fallback import INT8_FULL_RANGE
+
 
 class FullRangeLinear(DynamicLinear):
     """torch's dynamic int8 Linear with 8-bit activations (torch's own uses 7 bits)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.quantized.linear_dynamic(
-            x, self._packed_params._packed_params, reduce_range=False
-        )
-        return y.to(x.dtype)
+        if INT8_FULL_RANGE.usable:
+            try:
+                y = torch.ops.quantized.linear_dynamic(
+                    x, self._packed_params._packed_params, reduce_range=False
+                )
+                return y.to(x.dtype)
+            except Exception as err:  # private operator and attribute: may change with torch
+                INT8_FULL_RANGE.give_up(err)
+        return super().forward(x)
 
 
 def full_range_is_safe() -> bool:
