@@ -11,6 +11,7 @@ in a multiclass group) raises GoldError naming the doc, group and label. Nothing
 from typing import Dict, Iterable, Mapping, Tuple
 
 import numpy
+from spacy.training import Example
 
 from .errors import Errors, GoldError, doc_start, format_labels
 from .schema import GroupSchema, split_key
@@ -100,3 +101,20 @@ class GoldReader:
                 )
             # The one positive fixes the others: the whole group is annotated.
             mask[start:end] = 1.0
+
+
+# Where `spacy-mtl.Corpus.v1` records each doc's data set (its .spacy file) in `user_data`.
+DATASET_KEY = "mtl_dataset"
+
+
+def dataset_of(example: Example) -> str:
+    """The data set of an example: its file as recorded by `spacy-mtl.Corpus.v1`, else the
+    groups its gold annotates ('groups:emotion+sentiment')."""
+    name = example.reference.user_data.get(DATASET_KEY)
+    if name is not None:
+        return str(name)
+    groups = set()
+    for key in example.reference.cats:
+        parts = split_key(key)
+        groups.add(parts[0] if parts else key)
+    return "groups:" + "+".join(sorted(groups))

@@ -16,7 +16,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 # Registers the architecture and scorer that the default config names: the entry point of
@@ -24,12 +24,10 @@ from thinc.types import Floats2d
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
-from .gold import GoldReader
+from .gold import GoldReader, dataset_of
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, infer_labels, split_key
 from .teacher import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
-from .training.batchers import dataset_of
-from .trf.fused import fused_logits, fused_output_layer
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -198,8 +196,6 @@ class MultiGroupTextCategorizer(TrainablePipe):
         if weighting == "uncertainty":
             self.cfg["log_vars"] = {name: 0.0 for name in schema.names}
         self._set_schema(schema)
-        # (model, its Linear layer if `fused_logits` can run it): checked once per model.
-        self._fused: Tuple[Any, Optional[Model]] = (None, None)
 
     # -- schema -------------------------------------------------------------------------
 
@@ -310,14 +306,6 @@ class MultiGroupTextCategorizer(TrainablePipe):
         return logits
 
     def _predict_filled(self, docs: List[Doc]) -> Floats2d:
-        # The standard architecture on CPU: the same logits in a few numpy calls (fused.py).
-        if self._fused[0] is not self.model:
-            self._fused = (self.model, fused_output_layer(self.model))
-        output_layer = self._fused[1]
-        if output_layer is not None and isinstance(self.model.ops, NumpyOps):
-            logits = fused_logits(output_layer, docs)
-            if logits is not None:
-                return logits
         return self.model.predict(docs)
 
     def scores_of(self, logits: Floats2d) -> Floats2d:

@@ -28,22 +28,17 @@ from spacy.training.corpus import walk_corpus
 from spacy.util import registry
 from wasabi import msg
 
-from ..schema import split_key
+from ..gold import DATASET_KEY, dataset_of
 
-DATASET_KEY = "mtl_dataset"
-
-
-def dataset_of(example: Example) -> str:
-    """The data set of an example: its file as recorded by `spacy-mtl.Corpus.v1`, else the
-    groups its gold annotates ('groups:emotion+sentiment')."""
-    name = example.reference.user_data.get(DATASET_KEY)
-    if name is not None:
-        return str(name)
-    groups = set()
-    for key in example.reference.cats:
-        parts = split_key(key)
-        groups.add(parts[0] if parts else key)
-    return "groups:" + "+".join(sorted(groups))
+# DATASET_KEY and dataset_of live in the core (the component counts docs per data set);
+# importable from here too, where the reader that records them is.
+__all__ = [
+    "DATASET_KEY",
+    "MixedBatcher",
+    "configure_mixed_batcher",
+    "create_dataset_corpus",
+    "dataset_of",
+]
 
 
 def char_length(example: Example) -> int:
