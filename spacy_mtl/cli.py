@@ -10,18 +10,77 @@ from typing import Any, List, Optional
 
 import typer
 
+# rich_markup_mode=None as in spaCy's own app: plain click help, where the "[onnx]" of
+# `pip install "spacy-mtl[onnx]"` is text, not a rich markup tag that vanishes.
 app = typer.Typer(
     name="spacy-mtl",
     help="Train, convert and run multi-group text classifiers for spaCy.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
+
+# Options that mean the same in every command that has them, spelled as spaCy's commands
+# spell them (tests/integration/test_cli_conventions.py compares them with spaCy's).
+CODE = typer.Option(
+    None,
+    "--code",
+    "-c",
+    help="Path to Python file with additional code (registered functions) to be imported "
+    "before the pipeline loads.",
+)
+GPU_ID = typer.Option(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU.")
+BATCH_SIZE = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"spacy-mtl {_package_version()}")
+        raise typer.Exit()
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spacy-mtl")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__
+
+        return __version__
 
 
 @app.callback()
-def _callback() -> None:
+def _callback(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """spacy_mtl: one spaCy text classifier for several label groups."""
     # With a callback, a single command still needs its name: `spacy-mtl convert ...`.
+
+
+def _import_code(code: Optional[Path]) -> None:
+    """Import the --code file as spaCy's commands do (its registered functions become
+    available); a missing or failing file ends the command with one line."""
+    if code is not None:
+        from spacy.cli._util import import_code
+
+        import_code(code)
+
+
+def _check_output(output: Path, force: bool, *, folder: bool) -> None:
+    """Refuse an existing OUTPUT without --force (as `predict` and `spacy apply` do),
+    before anything slow runs. A folder output may exist empty; a file where a folder
+    goes (or the reverse) is refused even with --force."""
+    from wasabi import msg
+
+    if output.exists() and output.is_dir() != folder:
+        kind = "a folder" if folder else "a file"
+        msg.fail(f"{output} exists and is not {kind}; choose another OUTPUT.", exits=1)
+    taken = any(output.iterdir()) if folder and output.exists() else output.exists()
+    if taken and not force:
+        msg.fail(f"{output} already exists; use -F/--force to replace it.", exits=1)
 
 
 @app.command("convert")
@@ -36,7 +95,6 @@ def convert_command(
     name: Optional[str] = typer.Option(
         None,
         "--name",
-        "-n",
         help="Read all inputs into one corpus of this name (default: one per input, "
         "named after the file).",
     ),
@@ -131,12 +189,15 @@ def convert_command(
 def tune_command(
     model_dir: Path = typer.Argument(..., help="Trained pipeline folder (training/model-best)."),
     dev_path: Path = typer.Argument(..., help="Dev corpus: a .spacy file or a folder of them."),
-    output_dir: Path = typer.Argument(..., help="Folder to save the tuned pipeline to."),
-    component: str = typer.Option("mtl_textcat", "--component", "-c", help="Component to tune."),
+    output_dir: Path = typer.Argument(
+        ..., help="Folder to save the tuned pipeline to (created, with its parents)."
+    ),
+    component: str = typer.Option("mtl_textcat", "--component", help="Component to tune."),
     min_threshold: float = typer.Option(0.05, "--min-threshold", help="Lowest threshold allowed."),
     max_threshold: float = typer.Option(0.95, "--max-threshold", help="Highest threshold allowed."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per batch."),
+    code: Optional[Path] = CODE,
+    gpu_id: int = GPU_ID,
+    batch_size: int = BATCH_SIZE,
     report: Optional[Path] = typer.Option(
         None, "--report", help="Where to write the JSON report (default OUTPUT_DIR/tune.json)."
     ),
@@ -147,6 +208,9 @@ def tune_command(
         True,
         "--thresholds/--no-thresholds",
         help="Tune the decisions: multilabel thresholds and multiclass class offsets.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Replace OUTPUT_DIR if it exists and is not empty."
     ),
 ) -> None:
     """Calibrate a trained pipeline on dev data (a temperature per group, then per-label
@@ -164,6 +228,8 @@ def tune_command(
         check_bounds(min_threshold, max_threshold)
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
+    _check_output(output_dir, force, folder=True)
+    _import_code(code)
     nlp = _load_pipeline(model_dir, gpu_id)
     try:
         examples = load_corpus(nlp, dev_path)
@@ -181,6 +247,8 @@ def tune_command(
         )
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
+    # nlp.to_disk makes the folder, not its parents; `spacy train` makes both.
+    output_dir.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output_dir)
     report_path = report if report is not None else output_dir / "tune.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,18 +265,26 @@ def tune_command(
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="Trained pipeline folder or package name."),
     data_path: Path = typer.Argument(..., help="Gold corpus: a .spacy file or a folder of them."),
-    output: Path = typer.Argument(
-        Path("metrics"), help="Folder for metrics.json, report.md, plots/ (default: metrics)."
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Folder for metrics.json, report.md and plots/ (created). Without it the "
+        "scores are printed only.",
     ),
     component: Optional[str] = typer.Option(
-        None, "--component", "-c", help="Report on this mtl_textcat component only."
+        None, "--component", help="Report on this mtl_textcat component only."
     ),
-    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Docs per batch."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw PNG plots (matplotlib)."),
+    code: Optional[Path] = CODE,
+    gpu_id: int = GPU_ID,
+    batch_size: int = BATCH_SIZE,
+    plots: bool = typer.Option(
+        True, "--plots/--no-plots", help="Draw PNG plots (matplotlib) into --output."
+    ),
 ) -> None:
-    """Evaluate a pipeline: OUTPUT/metrics.json (like `spacy evaluate`) and a Markdown report
-    with per-group tables and plots (OUTPUT/report.md, OUTPUT/plots/). See docs/evaluate.md.
+    """Evaluate a pipeline and print its scores per group. With --output DIR, also write
+    DIR/metrics.json (the scores `spacy evaluate` writes) and a Markdown report with
+    per-group tables and plots (DIR/report.md, DIR/plots/). See docs/evaluate.md.
     """
     from wasabi import msg
 
@@ -218,6 +294,7 @@ def evaluate_command(
         check_corpus_path(data_path)
     except FileNotFoundError as err:
         msg.fail(str(err), exits=1)
+    _import_code(code)
     nlp = _load_pipeline(model_dir, gpu_id)
     try:
         examples = load_corpus(nlp, data_path)
@@ -228,7 +305,7 @@ def evaluate_command(
             output,
             components=[component] if component else None,
             batch_size=batch_size,
-            plots=plots,
+            plots=plots and output is not None,
             model_name=str(model_dir),
             data_name=str(data_path),
         )
@@ -239,19 +316,18 @@ def evaluate_command(
     if "mtl_score" in result.metrics:
         score, speed = result.metrics["mtl_score"], result.metrics.get("speed", 0.0)
         msg.text(f"mtl_score {score:.3f}, {speed:.0f} words/s")
-    msg.good("Saved metrics", str(result.metrics_path))
-    msg.good("Saved report", str(result.report_path))
+    if result.metrics_path is not None:
+        msg.good("Saved metrics", str(result.metrics_path))
+    if result.report_path is not None:
+        msg.good("Saved report", str(result.report_path))
 
 
 # Options that `predict` and `predict-distributed` share.
 TEXT_COLUMN = typer.Option("text", "--text-column", "-t", help="Column of the texts.")
-BATCH_SIZE = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch.")
 SCORES = typer.Option(
     False, "--scores/--labels", help="Also write every label's score (default: labels)."
 )
-COMPONENT = typer.Option(
-    "mtl_textcat", "--component", "-c", help="The mtl_textcat component to report."
-)
+COMPONENT = typer.Option("mtl_textcat", "--component", help="The mtl_textcat component to report.")
 PREFIX = typer.Option("", "--prefix", help="Prefix of the added column names.")
 LABEL_SEP = typer.Option(
     "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
@@ -277,14 +353,14 @@ def predict_command(
     output_format: Optional[str] = typer.Option(
         None,
         "--output-format",
-        "-F",
         help="csv|tsv|jsonl|parquet (default: from the output name, else the input's).",
     ),
     batch_size: int = BATCH_SIZE,
     n_process: int = typer.Option(
-        1, "--n-process", "-N", min=1, help="Processes for nlp.pipe (CPU only)."
+        1, "--n-process", "-n", min=1, help="Processes for nlp.pipe (CPU only)."
     ),
-    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    code: Optional[Path] = CODE,
+    gpu_id: int = GPU_ID,
     threads: Optional[int] = typer.Option(
         None,
         "--threads",
@@ -318,8 +394,8 @@ def predict_command(
     ),
     prefix: str = PREFIX,
     label_sep: str = LABEL_SEP,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace OUTPUT (and forget an unfinished run into it)."
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Replace OUTPUT (and forget an unfinished run into it)."
     ),
 ) -> None:
     """Predict the label groups of every row of a file. Writes the input rows in order with
@@ -341,7 +417,8 @@ def predict_command(
         import torch
 
         torch.set_num_threads(threads)
-    resuming = progress_path(output).exists() and not overwrite
+    _import_code(code)
+    resuming = progress_path(output).exists() and not force
     try:
         summary = predict_file(
             model,
@@ -361,7 +438,7 @@ def predict_command(
             quoting=quoting,
             prefix=prefix,
             label_sep=label_sep,
-            overwrite=overwrite,
+            overwrite=force,
             progress=True,
         )
     except ModelLoadError as err:
@@ -404,7 +481,7 @@ def predict_distributed_command(
         None, "--format", "-f", help="csv|tsv|jsonl|parquet (default: from the first name)."
     ),
     output_format: Optional[str] = typer.Option(
-        None, "--output-format", "-F", help="csv|tsv|jsonl|parquet (default: as for predict)."
+        None, "--output-format", help="csv|tsv|jsonl|parquet (default: as for predict)."
     ),
     mode: Optional[str] = typer.Option(
         None,
@@ -446,6 +523,13 @@ def predict_distributed_command(
     ),
     scores: bool = SCORES,
     component: str = COMPONENT,
+    code: Optional[Path] = typer.Option(
+        None,
+        "--code",
+        "-c",
+        help="Path to Python file with additional code (registered functions) to be imported "
+        "before the pipeline loads, here and in every worker (a path each worker can read).",
+    ),
     columns: Optional[str] = typer.Option(
         None, "--columns", help="Column names of CSV/TSV files without a header."
     ),
@@ -454,7 +538,7 @@ def predict_distributed_command(
     ),
     prefix: str = PREFIX,
     label_sep: str = LABEL_SEP,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT."),
+    force: bool = typer.Option(False, "--force", "-F", help="Replace OUTPUT."),
 ) -> None:
     """Predict on a Ray cluster (pip install "spacy-mtl[distributed]"): the pipeline is
     loaded once per worker; the output has the columns `predict` writes. See
@@ -477,10 +561,11 @@ def predict_distributed_command(
             mode=mode,
             input_format=input_format,
             output_format=output_format,
-            overwrite=overwrite,
+            overwrite=force,
         )
     except PredictError as err:
         msg.fail("Prediction stopped", str(err), exits=1)
+    _import_code(code)
     nlp = _load_pipeline(Path(model), -1)
     try:
         if address is None:
@@ -515,9 +600,10 @@ def predict_distributed_command(
                 quoting=quoting,
                 prefix=prefix,
                 label_sep=label_sep,
-                overwrite=overwrite,
+                overwrite=force,
                 progress=True,
                 pipeline=nlp,
+                code=None if code is None else str(code),
             )
     except (PredictError, OSError) as err:
         msg.fail("Prediction stopped", str(err), exits=1)
@@ -554,19 +640,20 @@ def distill_labels_command(
     teachers: list[Path] = typer.Argument(
         ..., help="Trained teacher pipeline(s): folders or package names; later ones win."
     ),
-    output: Path = typer.Argument(..., help="The .spacy file to write."),
-    corpus: Path = typer.Option(
-        ..., "--corpus", help=".spacy file or folder, or unlabelled .txt / .jsonl"
-    ),
+    corpus: Path = typer.Argument(..., help=".spacy file or folder, or unlabelled .txt / .jsonl"),
+    output: Path = typer.Argument(..., help="The .spacy file to write (folders created)."),
     component: str = typer.Option(
-        "mtl_textcat", "--component", "-c", help="The teachers' mtl_textcat component."
+        "mtl_textcat", "--component", help="The teachers' mtl_textcat component."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Docs per batch."),
+    batch_size: int = BATCH_SIZE,
     limit: int = typer.Option(0, "--limit", min=0, help="Read at most N docs (0: all)."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU."),
+    code: Optional[Path] = CODE,
+    gpu_id: int = GPU_ID,
+    force: bool = typer.Option(False, "--force", "-F", help="Replace OUTPUT if it exists."),
 ) -> None:
     """Store each teacher's logits with every doc (doc._.mtl_teacher) for a student to learn
-    from; gold doc.cats are kept. See README, "Distillation".
+    from; gold doc.cats are kept. The arguments are in the order of `predict`: the
+    pipeline(s), the data, the output. See README, "Distillation".
     """
     from wasabi import msg
 
@@ -576,6 +663,8 @@ def distill_labels_command(
         check_corpus(corpus)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
+    _check_output(output, force, folder=False)
+    _import_code(code)
     loaded = [_load_pipeline(teacher, gpu_id) for teacher in teachers]
     try:
         n = distill_corpus(
@@ -618,7 +707,10 @@ def quantize_command(
         help="onnx: ONNX Runtime int8 (the faster; needs spacy-mtl[onnx]). torch: torch "
         "dynamic int8 (no extra dependency).",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    code: Optional[Path] = CODE,
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Replace OUTPUT if it exists and is not empty."
+    ),
 ) -> None:
     """Write a copy of MODEL whose transformer runs in int8 on CPU (ONNX Runtime or torch
     dynamic quantization; the fp32 weights are kept). It loads with spacy.load, works with
@@ -631,8 +723,12 @@ def quantize_command(
 
     if method not in METHODS:
         msg.fail(f"Unknown --method {method!r}: use {' or '.join(METHODS)}.", exits=1)
+    _check_output(output, force, folder=True)
+    _import_code(code)
+    # nlp.to_disk makes the folder, not its parents.
+    output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        done = quantize_pipeline(model, output, method=method, overwrite=overwrite)
+        done = quantize_pipeline(model, output, method=method, overwrite=force)
     except ModelLoadError as err:
         _fail_model(err)
     except (ImportError, OSError) as err:

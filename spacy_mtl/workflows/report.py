@@ -119,13 +119,13 @@ class GroupReport:
 
 @dataclass
 class EvaluateResult:
-    """What `evaluate_to_dir` measured and wrote."""
+    """What `evaluate_to_dir` measured and wrote (no paths when it wrote nothing)."""
 
     metrics: Dict[str, float]
     scores: Dict[str, Any]
     groups: List[GroupReport]
-    metrics_path: Path
-    report_path: Path
+    metrics_path: Optional[Path]
+    report_path: Optional[Path]
     plot_paths: List[Path]
 
     def table(self) -> Table:
@@ -308,7 +308,7 @@ def _group_report(
 def evaluate_to_dir(
     nlp: Language,
     examples: Iterable[Example],
-    output_dir: PathLike,
+    output_dir: Optional[PathLike],
     *,
     components: Optional[Sequence[str]] = None,
     batch_size: int = 64,
@@ -321,7 +321,8 @@ def evaluate_to_dir(
 
     nlp (Language): The trained pipeline.
     examples (Iterable[Example]): Gold examples (e.g. from `load_corpus`).
-    output_dir (PathLike): Folder to write to (created if needed).
+    output_dir (Optional[PathLike]): Folder to write to (created if needed); None writes
+        nothing (`spacy-mtl evaluate` without --output) and draws no plots.
     components (Optional[Sequence[str]]): mtl_textcat components to report on; all by default.
     batch_size (int): Docs per batch through the pipeline.
     plots (bool): Draw the PNG plots (needs matplotlib).
@@ -331,19 +332,22 @@ def evaluate_to_dir(
 
     DOCS: docs/evaluate.md
     """
-    output_dir = Path(output_dir)
     examples = list(examples)
     if not examples:
         raise ValueError("evaluate got no examples: check the corpus path.")
     components = mtl_component_names(nlp, components)
+    plots = plots and output_dir is not None
     if plots:
         require_matplotlib()  # fail before the (slow) prediction, not after it
     predicted, scores = predict_examples(
         nlp, examples, batch_size=batch_size, show_progress=show_progress
     )
     reports = group_reports(nlp, predicted, components)
-    output_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics_dict(scores)
+    if output_dir is None:
+        return EvaluateResult(metrics, scores, reports, None, None, [])
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = output_dir / METRICS_FILE
     srsly.write_json(metrics_path, metrics)
     plot_paths: List[Path] = []

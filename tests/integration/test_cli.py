@@ -23,7 +23,7 @@ def _linked_files(report: Path):
 
 
 def test_each_short_flag_has_one_meaning() -> None:
-    """`-c` is `--component` in every command that has it, and so on for each short flag."""
+    """`-c` is `--code` in every command that has it, and so on for each short flag."""
     command = typer.main.get_command(app)
     commands = command.commands  # type: ignore[attr-defined]
     assert {"convert", "tune", "evaluate", "predict", "distill-labels"} <= set(commands)
@@ -37,20 +37,27 @@ def test_each_short_flag_has_one_meaning() -> None:
                 meanings.setdefault(short, set()).add(longs)
     clashes = {short: longs for short, longs in meanings.items() if len(longs) > 1}
     assert not clashes
-    assert meanings["-c"] == {("--component",)}
+    assert meanings["-c"] == {("--code",)}
     assert meanings["-g"] == {("--gpu-id",)}
+    assert meanings["-F"] == {("--force",)}
+    assert meanings["-n"] == {("--n-process",)}
 
 
-def test_every_output_is_positional() -> None:
-    """No command takes its output as an option: OUTPUT is always an argument."""
+def test_every_output_is_positional_but_evaluates() -> None:
+    """OUTPUT is the last argument of every command, except `evaluate`, whose output is
+    optional and the option `-o/--output`, as in `spacy evaluate`."""
     command = typer.main.get_command(app)
     commands = command.commands  # type: ignore[attr-defined]
     for name, sub in commands.items():
         options = {
             o for param in sub.params if param.param_type_name == "option" for o in param.opts
         }
-        assert "--output" not in options and "-o" not in options, name
         arguments = [param.name for param in sub.params if param.param_type_name == "argument"]
+        if name == "evaluate":
+            assert {"--output", "-o"} <= options
+            assert arguments == ["model_dir", "data_path"]
+            continue
+        assert "--output" not in options and "-o" not in options, name
         assert arguments[-1] in {"output", "output_dir"}, (name, arguments)
 
 
@@ -67,7 +74,7 @@ def test_cli_evaluate(saved_pipeline, tmp_path) -> None:
     _, _, root = saved_pipeline
     out = tmp_path / "metrics"
     result = runner.invoke(
-        app, ["evaluate", str(root / "model"), str(root / "dev.spacy"), str(out)]
+        app, ["evaluate", str(root / "model"), str(root / "dev.spacy"), "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
     assert "mtl_score" in srsly.read_json(out / "metrics.json")
@@ -110,7 +117,7 @@ def test_cli_tune(saved_pipeline, tmp_path) -> None:
 def test_cli_bad_paths_fail_clearly(saved_pipeline, tmp_path, command) -> None:
     _, _, root = saved_pipeline
     args = [command, str(root / "model"), str(tmp_path / "missing.spacy")]
-    args += [str(tmp_path / "out")] if command == "tune" else [str(tmp_path / "m")]
+    args += [str(tmp_path / "out")] if command == "tune" else ["-o", str(tmp_path / "m")]
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "not found" in result.output
@@ -126,9 +133,7 @@ def test_cli_bad_paths_fail_clearly(saved_pipeline, tmp_path, command) -> None:
 
 def test_cli_tune_unknown_component(saved_pipeline, tmp_path) -> None:
     _, _, root = saved_pipeline
-    result = runner.invoke(
-        app,
-        ["tune", str(root / "model"), str(root / "dev.spacy"), str(tmp_path), "-c", "nope"],
-    )
+    args = ["tune", str(root / "model"), str(root / "dev.spacy"), str(tmp_path)]
+    result = runner.invoke(app, [*args, "--component", "nope"])
     assert result.exit_code != 0
     assert "no component 'nope'" in result.output

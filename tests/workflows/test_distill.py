@@ -244,14 +244,16 @@ def test_distill_labels_cli(tmp_path) -> None:
     teacher.to_disk(tmp_path / "teacher")
     (tmp_path / "raw.jsonl").write_text('{"text": "i love it"}\n\n{"text": "bad"}\n')
     out = tmp_path / "out" / "distilled.spacy"
-    args = ["distill-labels", str(tmp_path / "teacher"), str(out)]
-    result = CliRunner().invoke(app, [*args, "--corpus", str(tmp_path / "raw.jsonl")])
+    teacher_dir = str(tmp_path / "teacher")
+    args = ["distill-labels", teacher_dir, str(tmp_path / "raw.jsonl"), str(out)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Wrote 2 docs" in result.output
     docs = list(DocBin().from_disk(out).get_docs(teacher.vocab))
     assert [d.text for d in docs] == ["i love it", "bad"]
 
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": "oops"}\n')
-    result = CliRunner().invoke(app, [*args, "--corpus", str(tmp_path / "bad.jsonl")])
+    args = ["distill-labels", teacher_dir, str(tmp_path / "bad.jsonl"), str(out), "--force"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output

@@ -184,7 +184,7 @@ def test_a_stopped_job_is_one_line() -> None:
     )
     died = str(_stopped(ray.exceptions.ActorDiedError(), "parts/", 2))
     assert "A worker died" in died and "--max-retries 2" in died
-    assert "parts/ is incomplete" in died and "--overwrite" in died and "\n" not in died
+    assert "parts/ is incomplete" in died and "--force" in died and "\n" not in died
     other = str(_stopped(ray.exceptions.ObjectLostError("abc", "owner", "call"), "o", 3))
     assert other.startswith("Ray stopped the job (ObjectLostError: ") and "\n" not in other
 

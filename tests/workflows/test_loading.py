@@ -142,13 +142,12 @@ def _commands(model: Path, root: Path, tmp_path: Path):
     table.write_text("text\ni love it\n", encoding="utf8")
     return {
         "tune": ["tune", str(model), dev, str(tmp_path / "tuned")],
-        "evaluate": ["evaluate", str(model), dev, str(tmp_path / "eval")],
+        "evaluate": ["evaluate", str(model), dev, "--output", str(tmp_path / "eval")],
         "distill-labels": [
             "distill-labels",
             str(model),
-            str(tmp_path / "d.spacy"),
-            "--corpus",
             str(raw),
+            str(tmp_path / "d.spacy"),
         ],
         "predict": ["predict", str(model), str(table), str(tmp_path / "out.csv")],
         "quantize": ["quantize", str(model), str(tmp_path / "int8")],

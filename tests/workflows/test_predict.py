@@ -404,7 +404,7 @@ def test_changed_input_is_not_resumed(tmp_path: Path, model_dir: Path) -> None:
 def test_existing_output_needs_overwrite(tmp_path: Path, model_dir: Path) -> None:
     src = _tricky_csv(tmp_path / "in.csv")
     (tmp_path / "out.csv").write_text("precious\n")
-    with pytest.raises(PredictError, match=r"already exists.*--overwrite"):
+    with pytest.raises(PredictError, match=r"already exists.*--force"):
         predict_file(model_dir, src, tmp_path / "out.csv")
     assert (tmp_path / "out.csv").read_text() == "precious\n"
     predict_file(model_dir, src, tmp_path / "out.csv", overwrite=True)
@@ -603,14 +603,15 @@ def test_cli_predict(tmp_path: Path, model_dir: Path) -> None:
     assert len(rows) == len(TRICKY) and rows[0]["scores"] is not None
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1
-    assert "--overwrite" in " ".join(again.output.split())
+    assert "--force" in " ".join(again.output.split())
 
 
 def test_cli_predict_headerless_tsv(tmp_path: Path, model_dir: Path) -> None:
     src = tmp_path / "in.tsv"
     src.write_text("i love it\t1\nso sad\t2\n", encoding="utf8")
     out = tmp_path / "out.csv"
-    args = ["predict", str(model_dir), str(src), str(out), "--columns", "text,label", "-F", "csv"]
+    args = ["predict", str(model_dir), str(src), str(out), "--columns", "text,label"]
+    args += ["--output-format", "csv"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert [r["label"] for r in _read_csv(out)] == ["1", "2"]

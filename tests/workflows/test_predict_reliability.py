@@ -191,13 +191,13 @@ def test_resume_refuses_an_output_cut_short(tmp_path: Path, model_dir: Path, fmt
     src, out = _interrupted(tmp_path, model_dir, fmt)
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2])  # e.g. a truncated copy put back
-    with pytest.raises(PredictError, match=r"cut short or replaced.*--overwrite"):
+    with pytest.raises(PredictError, match=r"cut short or replaced.*--force"):
         predict_file(model_dir, src, out, chunk_size=4)
     assert out.read_bytes() == data[: len(data) // 2]  # untouched: no NUL padding
     assert b"\x00" not in out.read_bytes()
     # Same size, other bytes: refused too.
     out.write_bytes(data.replace(b"number 1", b"NUMBER 1"))
-    with pytest.raises(PredictError, match=r"replaced or edited.*--overwrite"):
+    with pytest.raises(PredictError, match=r"replaced or edited.*--force"):
         predict_file(model_dir, src, out, chunk_size=4)
     out.write_bytes(data)
     summary = predict_file(model_dir, src, out, chunk_size=4)
@@ -210,7 +210,7 @@ def test_resume_refuses_missing_parquet_parts(tmp_path: Path, model_dir: Path) -
     pytest.importorskip("pyarrow")
     src, out = _interrupted(tmp_path, model_dir, "parquet")
     (parts_dir(out) / "part-000002.parquet").unlink()
-    with pytest.raises(PredictError, match=r"part-000002.parquet.*--overwrite"):
+    with pytest.raises(PredictError, match=r"part-000002.parquet.*--force"):
         predict_file(model_dir, src, out, chunk_size=4)
     assert progress_path(out).exists()  # still resumable once the part is back
     summary = predict_file(model_dir, src, out, chunk_size=4, overwrite=True)
@@ -297,7 +297,7 @@ def test_cli_distill_bad_corpus_is_one_clear_error(
     corpus = tmp_path / name
     corpus.write_bytes(content)
     out = tmp_path / "d.spacy"
-    args = ["distill-labels", str(model_dir), str(out), "--corpus", str(corpus)]
+    args = ["distill-labels", str(model_dir), str(corpus), str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -319,7 +319,7 @@ def test_cli_distill_replaces_bad_characters_with_their_line(
         (jsonl, 2, ["a", "b \ufffd", "7"]),
     ):
         out = tmp_path / f"{corpus.name}.spacy"
-        args = ["distill-labels", str(model_dir), str(out), "--corpus", str(corpus)]
+        args = ["distill-labels", str(model_dir), str(corpus), str(out)]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert f"{corpus}:{line}: characters that are not valid UTF-8" in " ".join(

@@ -71,7 +71,7 @@ def parts_sink(
 
     sink = PartsDatasink()
     if not overwrite and sink.filesystem.get_file_info(sink.path).type != pafs.FileType.NotFound:
-        raise PredictError(f"{output} already exists; use --overwrite to replace it.")
+        raise PredictError(f"{output} already exists; use --force to replace it.")
     return sink
 
 

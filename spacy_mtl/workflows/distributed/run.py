@@ -144,6 +144,7 @@ def predict_distributed(
     overwrite: bool = False,
     progress: bool = False,
     pipeline: Optional[Language] = None,
+    code: Optional[str] = None,
 ) -> DistributedSummary:
     """Predict every row of a dataset on the Ray cluster this process is connected to
     (call `ray.init(address=...)` or use `local_cluster` first; with neither, Ray starts
@@ -167,6 +168,8 @@ def predict_distributed(
     pipeline (Optional[Language]): `model` already loaded by the caller; else it is loaded
         here first (a model that cannot be loaded fails before the workers start, with
         `ModelLoadError` naming the folder and file).
+    code (Optional[str]): Python file every worker imports before it loads the pipeline
+        (`--code`; a path each worker can read). The caller imports it in this process.
     The other arguments are those of `predict_file`.
     RETURNS (DistributedSummary): Counts and timing.
     DOCS: docs/predict.md, section "Scale out"
@@ -224,6 +227,7 @@ def predict_distributed(
                 "batch_size": batch_size,
                 "use_gpu": gpus_per_worker > 0,
                 "threads": max(1, int(cpus_per_worker)),
+                "code": code,
             },
             batch_size=rows_per_call,
             batch_format="pyarrow",
@@ -296,7 +300,7 @@ def _stopped(err: Exception, output: str, max_retries: int) -> PredictError:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         what = f"Ray stopped the job ({type(err).__name__}: {first})"
     return PredictError(
-        f"{what}; {output} is incomplete. Run the command again with --overwrite to "
+        f"{what}; {output} is incomplete. Run the command again with --force to "
         "predict it from the start."
     )
 
@@ -330,7 +334,7 @@ def _one_line_errors(output: str, max_retries: int) -> Iterator[None]:
 
 def _check_output_file(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise PredictError(f"{path} already exists; use --overwrite to replace it.")
+        raise PredictError(f"{path} already exists; use --force to replace it.")
     if progress_path(path).exists():
         raise PredictError(
             f"{progress_path(path)} records an unfinished local run into {path}; finish it "

@@ -33,6 +33,8 @@ class MTLPredictor:
     use_gpu (bool): Load on the GPU Ray assigned to this actor.
     threads (Optional[int]): torch threads (the CPUs Ray reserved for this actor); None
         leaves torch as it is.
+    code (Optional[str]): Python file imported before the pipeline loads (`--code`: its
+        registered functions exist in this worker's process too).
     """
 
     def __init__(
@@ -48,9 +50,14 @@ class MTLPredictor:
         batch_size: int = 64,
         use_gpu: bool = False,
         threads: Optional[int] = None,
+        code: Optional[str] = None,
     ) -> None:
         if layout not in _LAYOUTS:
             raise PredictError(f"Unknown layout {layout!r}; use one of {list(_LAYOUTS)}.")
+        if code is not None:
+            from spacy.util import import_file
+
+            import_file("python_code", code)
         if not use_gpu and threads is not None:
             import torch
 

@@ -284,7 +284,7 @@ def read_chunks(
     if skipped < skip:
         raise PredictError(
             f"{reader.path}: the earlier run recorded {skip:,} rows done, but the file has "
-            f"only {skipped:,}; was it changed? Start over with --overwrite."
+            f"only {skipped:,}; was it changed? Start over with --force."
         )
     index = first_index
     start = skip

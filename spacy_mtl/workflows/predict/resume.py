@@ -48,7 +48,7 @@ def _check_written(output: Path, fmt: str, progress: Mapping[str, Any], record: 
     bytes), other bytes before it, or Parquet parts missing."""
     position = progress["position"]
     rows = f"{progress['rows_done']:,} rows"
-    again = "Continuing would lose or garble rows; start over with --overwrite."
+    again = "Continuing would lose or garble rows; start over with --force."
     if fmt == "parquet":
         parts = parts_dir(output)
         missing = [i for i in range(position) if not (parts / f"part-{i:06d}.parquet").is_file()]
@@ -62,7 +62,7 @@ def _check_written(output: Path, fmt: str, progress: Mapping[str, Any], record: 
         return
     if not output.exists():
         raise PredictError(
-            f"{output} is gone but {record} records {rows} written; start over with --overwrite."
+            f"{output} is gone but {record} records {rows} written; start over with --force."
         )
     size = output.stat().st_size
     if size < position:
@@ -99,13 +99,13 @@ def run_settings(nlp: Language, model: Any, schema: GroupSchema, **options: Any)
 def _check_resume(progress: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
     where = f"{progress_path(path)} (an unfinished earlier run)"
     if progress.get("version") != PROGRESS_VERSION:
-        raise PredictError(f"{where}: unknown version; start over with --overwrite.")
+        raise PredictError(f"{where}: unknown version; start over with --force.")
     before = progress.get("settings", {})
     changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
     if changed:
         raise PredictError(
             f"{where} used other settings ({', '.join(changed)} differ); rerun with the same "
-            "model and options to continue it, or start over with --overwrite."
+            "model and options to continue it, or start over with --force."
         )
 
 
@@ -146,20 +146,20 @@ def start_or_resume(
         except (OSError, ValueError) as err:
             raise PredictError(
                 f"{progress_file}: the progress file cannot be read ({err}); start over with "
-                "--overwrite."
+                "--force."
             ) from None
         _check_resume(progress, settings, output)
         if progress.get("input") != fresh["input"]:
             raise PredictError(
                 f"{input_path} changed (size or modification time) since the unfinished run "
-                f"recorded in {progress_file}; start over with --overwrite."
+                f"recorded in {progress_file}; start over with --force."
             )
         _check_written(output, fmt, progress, progress_file)
         return progress
     elif output.exists() or parts_dir(output).exists():
         raise PredictError(
             f"{output} already exists (and no unfinished run is recorded for it); use "
-            "--overwrite to replace it."
+            "--force to replace it."
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(progress_file, fresh)

@@ -94,7 +94,7 @@ class TextWriter(Writer):
                     # truncate() would pad with NUL bytes: never write a corrupt file.
                     raise PredictError(
                         f"{path} has {size:,} bytes, fewer than the {resume_at:,} recorded as "
-                        "written; start over with --overwrite."
+                        "written; start over with --force."
                     )
                 raw.truncate(resume_at)
             self.position = resume_at
@@ -255,7 +255,7 @@ class ParquetWriter(Writer):
         if [_part_index(p) for p in parts] != list(range(len(parts))):
             raise PredictError(
                 f"{self.parts}: part files are missing ({[p.name for p in parts]}); start "
-                "over with --overwrite."
+                "over with --force."
             )
         if not parts:
             # No rows: an empty file with the columns there would have been.
