@@ -199,7 +199,10 @@ def tune_command(
     gpu_id: int = GPU_ID,
     batch_size: int = BATCH_SIZE,
     report: Optional[Path] = typer.Option(
-        None, "--report", help="Where to write the JSON report (default OUTPUT_DIR/tune.json)."
+        None,
+        "--report",
+        help="Where to write the JSON report (default: OUTPUT_DIR-tune.json beside the "
+        "folder, so that it does not travel in a package built from it).",
     ),
     temperature: bool = typer.Option(
         True, "--temperature/--no-temperature", help="Fit a temperature per group."
@@ -250,7 +253,7 @@ def tune_command(
     # nlp.to_disk makes the folder, not its parents; `spacy train` makes both.
     output_dir.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output_dir)
-    report_path = report if report is not None else output_dir / "tune.json"
+    report_path = report if report is not None else tune_report_path(output_dir)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(report_path, result.to_dict())
 
@@ -281,6 +284,12 @@ def evaluate_command(
     plots: bool = typer.Option(
         True, "--plots/--no-plots", help="Draw PNG plots (matplotlib) into --output."
     ),
+    write_meta: bool = typer.Option(
+        False,
+        "--write-meta",
+        help="Also write the scores into MODEL/meta.json as its `performance`, so `spacy "
+        "package` and a Hugging Face Hub card show them (MODEL must be a folder).",
+    ),
 ) -> None:
     """Evaluate a pipeline and print its scores per group. With --output DIR, also write
     DIR/metrics.json (the scores `spacy evaluate` writes) and a Markdown report with
@@ -288,7 +297,19 @@ def evaluate_command(
     """
     from wasabi import msg
 
-    from .workflows.report import check_corpus_path, evaluate_to_dir, load_corpus
+    from .workflows.report import (
+        check_corpus_path,
+        evaluate_to_dir,
+        load_corpus,
+        write_performance,
+    )
+
+    if write_meta and not (model_dir / "meta.json").is_file():
+        msg.fail(
+            f"--write-meta needs a pipeline folder with a meta.json; {model_dir} is not one "
+            "(evaluate the folder a package was built from).",
+            exits=1,
+        )
 
     try:
         check_corpus_path(data_path)
@@ -308,6 +329,7 @@ def evaluate_command(
             plots=plots and output is not None,
             model_name=str(model_dir),
             data_name=str(data_path),
+            show_progress=True,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         msg.fail(str(err), exits=1)
@@ -320,6 +342,9 @@ def evaluate_command(
         msg.good("Saved metrics", str(result.metrics_path))
     if result.report_path is not None:
         msg.good("Saved report", str(result.report_path))
+    if write_meta:
+        meta_path = write_performance(model_dir, result.metrics, data_name=str(data_path))
+        msg.good("Saved the scores as the pipeline's performance", str(meta_path))
 
 
 # Options that `predict` and `predict-distributed` share.
@@ -332,6 +357,12 @@ PREFIX = typer.Option("", "--prefix", help="Prefix of the added column names.")
 LABEL_SEP = typer.Option(
     "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
 )
+
+
+def tune_report_path(output_dir: Path) -> Path:
+    """Where `tune` writes its report by default: beside the tuned folder, not inside it
+    (`spacy package` copies the whole folder into the wheel)."""
+    return output_dir.with_name(f"{output_dir.name}-tune.json")
 
 
 def _split_columns(columns: Optional[str]) -> Optional[List[str]]:
@@ -728,7 +759,9 @@ def quantize_command(
     # nlp.to_disk makes the folder, not its parents.
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        done = quantize_pipeline(model, output, method=method, overwrite=force)
+        done = quantize_pipeline(
+            model, output, method=method, overwrite=force, on_step=lambda line: msg.text(line)
+        )
     except ModelLoadError as err:
         _fail_model(err)
     except (ImportError, OSError) as err:

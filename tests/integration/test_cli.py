@@ -101,7 +101,9 @@ def test_cli_tune(saved_pipeline, tmp_path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    report = srsly.read_json(out / "tune.json")
+    # The report lies beside the tuned folder, so a package built from it does not carry it.
+    assert not (out / "tune.json").exists()
+    report = srsly.read_json(tmp_path / "tuned-tune.json")
     assert set(report["groups"]) == {"sentiment", "emotion"}
     emotion = report["groups"]["emotion"]
     assert {"ece_before", "ece_after", "macro_f_before", "macro_f_after"} <= set(emotion)
@@ -137,3 +139,35 @@ def test_cli_tune_unknown_component(saved_pipeline, tmp_path) -> None:
     result = runner.invoke(app, [*args, "--component", "nope"])
     assert result.exit_code != 0
     assert "no component 'nope'" in result.output
+
+
+def test_cli_evaluate_write_meta_and_progress_lines(saved_pipeline, tmp_path) -> None:
+    import shutil
+
+    _, _, root = saved_pipeline
+    model = tmp_path / "model"
+    shutil.copytree(root / "model", model)
+    before = srsly.read_json(model / "meta.json").get("performance", {})
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(model),
+            str(root / "dev.spacy"),
+            "-o",
+            str(tmp_path / "m"),
+            "--write-meta",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = srsly.read_json(tmp_path / "m" / "metrics.json")
+    performance = srsly.read_json(model / "meta.json")["performance"]
+    assert performance != before
+    assert performance["mtl_score"] == pytest.approx(metrics["mtl_score"])
+    # A package name (no folder) is refused before anything runs.
+    refused = runner.invoke(
+        app, ["evaluate", "en_no_such_package", str(root / "dev.spacy"), "--write-meta"]
+    )
+    assert refused.exit_code == 1 and "--write-meta needs a pipeline folder" in " ".join(
+        refused.output.split()
+    )

@@ -252,15 +252,16 @@ def test_tune_refuses_an_existing_output_without_force(saved_pipeline, tmp_path:
     args = ["tune", str(root / "model"), str(root / "dev.spacy"), str(out)]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert (out / "config.cfg").exists() and (out / "tune.json").exists()
-    (out / "tune.json").write_text("{}", encoding="utf8")
+    report = out.with_name("tuned-tune.json")
+    assert (out / "config.cfg").exists() and report.exists()
+    report.write_text("{}", encoding="utf8")
     again = runner.invoke(app, args)
     assert again.exit_code == 1
     assert "already exists; use -F/--force" in " ".join(again.output.split())
-    assert srsly.read_json(out / "tune.json") == {}  # untouched
+    assert srsly.read_json(report) == {}  # untouched
     forced = runner.invoke(app, [*args, "-F"])
     assert forced.exit_code == 0, forced.output
-    assert "groups" in srsly.read_json(out / "tune.json")
+    assert "groups" in srsly.read_json(report)
 
 
 def test_tune_output_may_be_an_empty_folder_not_a_file(saved_pipeline, tmp_path: Path) -> None:
