@@ -397,11 +397,17 @@ def write_performance(model_dir: PathLike, metrics: Dict[str, float], *, data_na
             "name (evaluate the folder the package was built from)."
         )
     meta = srsly.read_json(meta_path)
-    meta["performance"] = {key: value for key, value in metrics.items() if key != "speed"}
-    meta["performance"]["speed"] = metrics.get("speed", 0.0)
-    meta.setdefault("spacy_mtl", {})["performance_data"] = data_name
+    meta.update(performance_of(metrics, data_name=data_name))
     srsly.write_json(meta_path, meta)
     return meta_path
+
+
+def performance_of(metrics: Dict[str, float], *, data_name: str) -> Dict[str, Any]:
+    """The meta.json keys that carry evaluate's scores: `performance` (what `spacy train`
+    writes there: every score, `speed` last) and `spacy_mtl.performance_data`."""
+    performance = {key: value for key, value in metrics.items() if key != "speed"}
+    performance["speed"] = metrics.get("speed", 0.0)
+    return {"performance": performance, "spacy_mtl": {"performance_data": data_name}}
 
 
 def _model_name(nlp: Language) -> str:

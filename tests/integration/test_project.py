@@ -176,7 +176,11 @@ def test_project_spacy_calls(project: Dict[str, Any]) -> None:
     package = shlex.split(cmds["package"]["script"][0])
     assert package[:4] == ["python", "-m", "spacy", "package"]
     assert package[package.index("--build") + 1] == "wheel"
-    meta = srsly.read_json(ROOT / package[package.index("--meta-path") + 1])
+    # The package's meta is configs/meta.json plus the test scores, written by evaluate.
+    assert package[package.index("--meta-path") + 1] == "metrics/meta.json"
+    meta_line = shlex.split(cmds["evaluate"]["script"][1])
+    assert meta_line[:2] == ["python", "scripts/package_meta.py"]
+    meta = srsly.read_json(ROOT / meta_line[2])
     assert meta["lang"] == "en"
     assert meta["sources"], "the data sets' origin and license travel with the package"
 
@@ -672,3 +676,27 @@ def test_distill_report_render_says_where_annealing_did_not_help() -> None:
     # Over seeds: plain emotion .10 and .20 -> 0.150 ± 0.071; annealed − plain per seed.
     assert "0.150 ± 0.071" in page
     assert "| annealed − plain (paired by seed) | -0.040 ± 0.085 |" in page
+
+
+def test_package_meta_script_carries_the_test_scores(tmp_path: Path) -> None:
+    import srsly
+
+    metrics = {"mtl_score": 0.7, "mtl_offense_macro_f": 0.77, "speed": 1234.0}
+    srsly.write_json(tmp_path / "metrics.json", metrics)
+    out = tmp_path / "out" / "meta.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "package_meta.py"),
+            str(ROOT / "configs" / "meta.json"),
+            str(tmp_path / "metrics.json"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    meta = srsly.read_json(out)
+    assert meta["name"] == srsly.read_json(ROOT / "configs" / "meta.json")["name"]
+    assert meta["performance"] == {"mtl_score": 0.7, "mtl_offense_macro_f": 0.77, "speed": 1234.0}
+    assert meta["spacy_mtl"]["performance_data"] == "corpus/test"
