@@ -9,7 +9,9 @@ from .errors import GoldError, MTLWarning, SchemaError
 from .schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
 
 if TYPE_CHECKING:
+    from .data.convert.frames import convert_dataframe
     from .pipeline import MultiGroupTextCategorizer
+    from .workflows.dataframe import predict_dataframe
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,8 @@ __all__ = [
     "MultiGroupTextCategorizer",
     "SchemaError",
     "__version__",
+    "convert_dataframe",
+    "predict_dataframe",
 ]
 
 
@@ -33,4 +37,14 @@ def __getattr__(name: str) -> Any:
         from .pipeline import MultiGroupTextCategorizer
 
         return MultiGroupTextCategorizer
+    # The DataFrame helpers import pandas (when called) and the predict and convert
+    # workflows: not something spaCy should load with our entry points.
+    if name == "predict_dataframe":
+        from .workflows.dataframe import predict_dataframe
+
+        return predict_dataframe
+    if name == "convert_dataframe":
+        from .data.convert.frames import convert_dataframe
+
+        return convert_dataframe
     raise AttributeError(f"module 'spacy_mtl' has no attribute {name!r}")

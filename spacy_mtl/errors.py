@@ -316,6 +316,22 @@ class Errors:
     )
     E288 = "empty key: a joined row needs a key."
     E289 = "value {value!r} is not a number in [0, 1] (group {group!r} reads soft scores)."
+    # convert from a pandas DataFrame (`convert_dataframe`): rows are named by index label.
+    E290 = "row {row!r}, column {column!r}: {reason}"
+    E291 = "row {row!r}: {reason}"
+    E292 = (
+        "The DataFrame has no column {column!r}, which the spec {spec} reads; its columns "
+        "are {columns}."
+    )
+    E293 = (
+        "Spec {spec}: `{key}` does not apply to a DataFrame: {why}. Leave it out of the "
+        "spec you convert the frame with ({fix})."
+    )
+    E294 = (
+        "The DataFrame has {n} columns named {column!r} (as strings); the spec's columns "
+        "must be unique: rename them."
+    )
+    E295 = "convert_dataframe takes a pandas DataFrame, got {kind}."
 
     # model folders and components
     E301 = (

@@ -1,7 +1,7 @@
 """Convert's exceptions: a stop (ConvertError, SpecError) or one bad row (RowError)."""
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 from ...errors import Errors
 
@@ -21,14 +21,30 @@ class RowError(ConvertError):
     line (int): Physical line (1-based) where the row starts, or the bad line itself.
     column (Optional[str]): The column at fault, if one is.
     reason (str): What is wrong.
+    index (Optional[Tuple[Any]]): A DataFrame row (`convert_dataframe`): its index label,
+        as a 1-tuple (a label may be None). The message names the row by it.
     """
 
-    def __init__(self, path: Path, line: int, column: Optional[str], reason: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        line: int,
+        column: Optional[str],
+        reason: str,
+        *,
+        index: Optional[Tuple[Any]] = None,
+    ) -> None:
         self.path = path
         self.line = line
         self.column = column
         self.reason = reason
-        if column is None:
+        self.index = index
+        if index is not None:
+            if column is None:
+                text = Errors.E291.format(row=index[0], reason=reason)
+            else:
+                text = Errors.E290.format(row=index[0], column=column, reason=reason)
+        elif column is None:
             text = Errors.E241.format(file=path, line=line, reason=reason)
         else:
             text = Errors.E240.format(file=path, line=line, column=column, reason=reason)

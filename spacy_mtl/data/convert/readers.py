@@ -53,6 +53,8 @@ class Record:
     # A joined file's row that belongs to no input row (always an error): counted apart
     # from the rows read.
     extra: bool = False
+    # A DataFrame row (`convert_dataframe`): (its index label,); errors name it.
+    index: Optional[Tuple[Any]] = None
 
 
 class LineSource:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ...errors import Errors
 from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
-from .joins import open_input
+from .frames import FrameInput, Input, input_size, open_source
 from .readers import Record, strip_eol
 from .rows import GroupParser, Parsed, RowParser
 from .spec import ConvertSpec, load_spec
@@ -42,7 +42,7 @@ _SHARD_SUFFIX = re.compile(r"-\d{3,}$")
 
 
 def convert_files(
-    inputs: Sequence[PathLike],
+    inputs: Sequence[Union[PathLike, FrameInput]],
     output_dir: PathLike,
     spec: Union[ConvertSpec, PathLike],
     *,
@@ -67,8 +67,9 @@ def convert_files(
     converts: files are written to a hidden temporary folder in OUTPUT_DIR and renamed
     into place at the end (replacing earlier outputs of the same name).
 
-    inputs (Sequence[Union[str, Path]]): CSV, TSV, JSONL or one-text-per-line files
-        (optionally .gz, .bz2 or .xz).
+    inputs (Sequence[Union[str, Path, FrameInput]]): CSV, TSV, JSONL or one-text-per-line
+        files (optionally .gz, .bz2 or .xz); a DataFrame in a `FrameInput` (what
+        `convert_dataframe` passes).
     output_dir (Union[str, Path]): Folder for the corpora (created if needed).
     spec (Union[ConvertSpec, str, Path]): The spec, or the path of a spec file.
     split (Union[str, Mapping[str, float], None]): e.g. 'train=0.8,dev=0.1,test=0.1'.
@@ -101,10 +102,12 @@ def convert_files(
     if not isinstance(spec, ConvertSpec):
         spec = load_spec(spec)
     fractions = parse_split(split)
-    paths = [Path(p) for p in inputs]
+    paths: List[Input] = [p if isinstance(p, FrameInput) else Path(p) for p in inputs]
     if not paths:
         raise ConvertError(Errors.E230.format(path="(no inputs)"))
     for path in paths:
+        if isinstance(path, FrameInput):
+            continue
         if path.is_dir():
             raise ConvertError(Errors.E271.format(path=path))
         if not path.is_file():
@@ -201,9 +204,10 @@ def convert_files(
     return summary
 
 
-def _all_inputs(paths: Sequence[Path], spec: ConvertSpec) -> List[Path]:
+def _all_inputs(inputs: Sequence[Input], spec: ConvertSpec) -> List[Path]:
     """Every file the run reads: the inputs, their paired label and joined files, the spec
     file."""
+    paths = [path for path in inputs if isinstance(path, Path)]
     found = list(paths)
     for path in paths:
         found.extend(join.path_for(path) for join in spec.join)
@@ -219,7 +223,7 @@ def _all_inputs(paths: Sequence[Path], spec: ConvertSpec) -> List[Path]:
 
 
 def _check_outputs(
-    plan: Sequence[Tuple[str, Sequence[Path]]],
+    plan: Sequence[Tuple[str, Sequence[Input]]],
     out_dir: Path,
     fractions: Optional[Mapping[str, float]],
     rejects: Optional[Path],
@@ -264,13 +268,19 @@ def _blank(lang: str) -> Language:
         raise ConvertError(Errors.E229.format(lang=lang, error=err)) from err
 
 
-def _plan_corpora(paths: Sequence[Path], name: Optional[str]) -> List[Tuple[str, List[Path]]]:
+def _plan_corpora(paths: Sequence[Input], name: Optional[str]) -> List[Tuple[str, List[Input]]]:
     if name is not None:
         _check_name(name)
         return [(name, list(paths))]
-    plan: List[Tuple[str, List[Path]]] = []
-    seen: Dict[str, Path] = {}
+    plan: List[Tuple[str, List[Input]]] = []
+    seen: Dict[str, Input] = {}
     for path in paths:
+        if isinstance(path, FrameInput):
+            raise ConvertError(
+                Errors.E224.format(
+                    name="(a DataFrame)", why="a DataFrame has no file name; give `name`"
+                )
+            )
         stem = base_name(path)
         if stem in seen:
             raise ConvertError(Errors.E223.format(name=stem, first=seen[stem], second=path))
@@ -293,7 +303,7 @@ def _check_name(name: str) -> None:
 
 
 def _infer_labels(
-    paths: Sequence[Path], spec: ConvertSpec, limit: Optional[int]
+    paths: Sequence[Input], spec: ConvertSpec, limit: Optional[int]
 ) -> Dict[str, List[str]]:
     """Labels of the groups the spec lists none for, from every input's cells.
 
@@ -304,7 +314,7 @@ def _infer_labels(
     parsers = [GroupParser(g, spec, parents) for g in todo]
     found: Dict[str, Set[str]] = {g.name: set() for g in todo}
     for path in paths:
-        with open_input(path, spec, limit=limit) as (_reader, records):
+        with open_source(path, spec, limit=limit) as (_reader, records):
             for record in records:
                 if record.cells is None:
                     continue
@@ -408,13 +418,13 @@ def _parsed_rows(
     desc: str,
 ) -> Iterator[Tuple[Record, Union[Parsed, RowError]]]:
     """Every row of the corpus's inputs, parsed (or its error), read chunk by chunk."""
-    total = sum(p.stat().st_size for p in corpus.inputs)
+    total = sum(input_size(p) for p in corpus.inputs)
     with tqdm(
         total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False
     ) as bar:
         done_bytes = 0
         for path in corpus.inputs:
-            with open_input(path, parser.spec, limit=limit) as (reader, records):
+            with open_source(path, parser.spec, limit=limit) as (reader, records):
                 while True:
                     chunk = list(itertools.islice(records, chunk_size))
                     if not chunk:
@@ -422,7 +432,7 @@ def _parsed_rows(
                     for record in chunk:
                         yield record, _parse_record(record, parser, nlp)
                     bar.update(done_bytes + reader.position - bar.n)
-            done_bytes += path.stat().st_size
+            done_bytes += input_size(path)
             bar.update(done_bytes - bar.n)
 
 
@@ -443,8 +453,8 @@ def _parse_record(record: Record, parser: RowParser, nlp: Language) -> Union[Par
             if err.column in columns:  # a cell from a joined file: name its place
                 path, line = joined_path, joined_line
                 reason = f"{reason} (joined to {record.path}:{record.line})"
-        return RowError(path, line, err.column, reason)
+        return RowError(path, line, err.column, reason, index=record.index)
     if len(parsed[0]) > nlp.max_length:
         reason = Errors.E263.format(n=len(parsed[0]), limit=nlp.max_length)
-        return RowError(record.path, record.line, parser.spec.text, reason)
+        return RowError(record.path, record.line, parser.spec.text, reason, index=record.index)
     return parsed

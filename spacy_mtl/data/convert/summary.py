@@ -2,11 +2,14 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 from ...schema import GroupSchema, LabelGroup, cat_key
 from ...tables import Table
 from .spec import ConvertSpec
+
+if TYPE_CHECKING:
+    from .frames import FrameInput
 
 
 @dataclass
@@ -14,7 +17,7 @@ class CorpusSummary:
     """What one output corpus got.
 
     name (str): The corpus name (file stem of its .spacy files).
-    inputs (List[Path]): The input files, in order.
+    inputs (List[Union[Path, FrameInput]]): The input files (or DataFrame), in order.
     rows_read (int): Rows read (records; blank lines of CSV/TSV/JSONL are not rows).
     rows_rejected (int): Bad rows written to the rejects file (skip mode).
     docs (Dict[str, int]): Docs written per split ('all' without --split).
@@ -30,7 +33,7 @@ class CorpusSummary:
     """
 
     name: str
-    inputs: List[Path]
+    inputs: List[Union[Path, "FrameInput"]]
     rows_read: int = 0
     rows_rejected: int = 0
     docs: Dict[str, int] = field(default_factory=dict)

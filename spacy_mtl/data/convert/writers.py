@@ -182,7 +182,9 @@ class Rejects:
 
     def write(self, error: RowError, content: str) -> None:
         column = error.column if error.column is not None else ""
-        self._writer.writerow([str(error.path), error.line, column, error.reason, content])
+        # A DataFrame row's place is its index label.
+        line = error.line if error.index is None else error.index[0]
+        self._writer.writerow([str(error.path), line, column, error.reason, content])
 
     def close(self) -> None:
         if not self._file.closed:
