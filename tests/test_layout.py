@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spacy_mtl"
+# Not core: cli.py (the thin typer layer over everything) and the package's __init__ (the
+# public facade: it re-exports the DataFrame helpers lazily).
 CORE = [
-    "__init__",
     "errors",
     "schema",
     "gold",
@@ -56,4 +57,4 @@ def test_every_top_level_module_is_core_or_the_cli() -> None:
     """A new module at the top is a decision about the layers: put it in CORE (and keep it
     free of the outer packages) or in one of them."""
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top - set(CORE) == {"cli", "__main__"}
+    assert top - set(CORE) == {"cli", "__main__", "__init__"}
