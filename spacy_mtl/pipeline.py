@@ -485,6 +485,9 @@ class MultiGroupTextCategorizer(TrainablePipe):
     ) -> None:
         """Infer missing labels, check the gold, and initialize the model.
 
+        A component configured without groups infers them, their kinds and labels from the
+        examples' doc.cats (`schema.infer_groups`) and warns with what it inferred.
+
         get_examples (Callable[[], Iterable[Example]]): The training examples.
         nlp (Optional[Language]): The pipeline; it may hold only one mtl_textcat.
         labels (Optional[Dict[str, List[str]]]): {group: [labels]} as written by
