@@ -83,6 +83,11 @@ class Errors:
     E012 = "Group {group!r}: `kind` is required (multiclass or multilabel)."
     E013 = "Group {group!r}: `reduction` must be 'doc' or 'pair', got {value!r}."
     E014 = "Group {group!r}: class offset for {label!r} must be a finite number, got {value!r}."
+    E016 = (
+        "{name!r} has no `groups` in its config and none of the training examples has a "
+        "'{{group}}/{{label}}' key in doc.cats to infer them from. Add the groups to the "
+        "config ([components.{name}.groups.<group>] with kind and labels) or check the corpus."
+    )
 
     # gold
     E101 = (
@@ -118,6 +123,13 @@ class Errors:
     E110 = (
         "The pipeline has more than one mtl_textcat component ({names}). One mtl_textcat "
         "predicts all label groups: put every group in one component's `groups`."
+    )
+    E111 = (
+        "{name!r}: its model listens to another component ({listener!r} in model.tok2vec), but "
+        "no component before it in the pipeline feeds that listener. Add a `transformer` "
+        "(or `tok2vec`) component before {name!r} (`spacy-mtl init-config` writes a complete "
+        "config with one), or give [components.{name}.model.tok2vec] its own encoder, "
+        "e.g. spacy.Tok2Vec.v2."
     )
 
     # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
@@ -350,6 +362,14 @@ class Errors:
     W001 = (
         "No training example is annotated for group {group!r}: its head will not learn. "
         "Check the corpus or the doc.cats keys ('{group}/<label>')."
+    )
+    W002 = (
+        "{name!r} has no `groups` in its config, so initialize inferred {n} from the training "
+        "examples' doc.cats: {groups}. A group is multiclass when every doc annotated for it "
+        "has exactly one positive label, else multilabel. If a kind is wrong (e.g. a "
+        "multilabel group whose docs happen to have one label each), write the groups into "
+        "the config: [components.{name}.groups.<group>] with kind and labels; "
+        "`spacy-mtl init-config --from-corpus` writes them for you."
     )
 
 

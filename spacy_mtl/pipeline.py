@@ -6,6 +6,7 @@ DOCS: README.md, section "The component".
 import math
 import warnings
 from collections import Counter
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -23,10 +24,10 @@ from thinc.types import Floats2d
 # the factory must be enough for `spacy train` without --code.
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
-from .errors import Errors, ModelLoadError, MTLWarning, SchemaError
+from .errors import Errors, ModelLoadError, MTLWarning, SchemaError, format_labels
 from .gold import GoldReader, dataset_of
 from .loss import LossResult, activate, group_loss
-from .schema import GroupSchema, infer_labels, split_key
+from .schema import GroupSchema, infer_groups, infer_labels, split_key
 from .teacher import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
 
 DEFAULT_MODEL_CONFIG = """
@@ -49,6 +50,9 @@ upstream = "*"
 FINGERPRINT_ATTR = "mtl_fingerprint"
 
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+# The names of spacy-transformers' and spaCy's listener layers (a tok2vec fed by another
+# component of the pipeline).
+LISTENER_LAYERS = ("transformer-listener", "tok2vec-listener")
 # How the group losses are combined (see MultiGroupTextCategorizer.__init__).
 WEIGHTINGS = ("fixed", "uncertainty")
 
@@ -187,7 +191,9 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self._d_log_vars: Optional[numpy.ndarray] = None
         # Docs trained on per data set (the logger's last column; not saved).
         self.docs_seen: Counter = Counter()
-        schema = GroupSchema.from_config(groups, threshold=threshold)
+        # No groups: `initialize` infers them from the training examples (what
+        # `spacy init config -p mtl_textcat` writes).
+        schema = GroupSchema.from_config(groups, threshold=threshold, allow_empty=True)
         self.cfg: Dict[str, Any] = {
             "groups": schema.to_config(),
             "threshold": schema.threshold,
@@ -464,6 +470,9 @@ class MultiGroupTextCategorizer(TrainablePipe):
     ) -> None:
         """Infer missing labels, check the gold, and initialize the model.
 
+        A component configured without groups infers them, their kinds and labels from the
+        examples' doc.cats (`schema.infer_groups`) and warns with what it inferred.
+
         get_examples (Callable[[], Iterable[Example]]): The training examples.
         nlp (Optional[Language]): The pipeline; it may hold only one mtl_textcat.
         labels (Optional[Dict[str, List[str]]]): {group: [labels]} as written by
@@ -477,8 +486,11 @@ class MultiGroupTextCategorizer(TrainablePipe):
                 # Gold of the other component's groups would be an error here, and both
                 # would score under the same keys: one component holds every group.
                 raise SchemaError(Errors.E110.format(names=names))
+            self._check_listener_served(nlp)
         schema = self.schema
-        if labels is not None:
+        if not schema.groups:
+            schema = self._infer_groups(get_examples, labels)
+        elif labels is not None:
             if not isinstance(labels, dict):
                 raise SchemaError(Errors.E108.format(value=labels))
             schema = schema.with_labels(labels)
@@ -508,6 +520,43 @@ class MultiGroupTextCategorizer(TrainablePipe):
             raise ValueError(f"initialize of {self.name!r} got no examples.")
         self._set_output_width(schema.n_labels)
         self.model.initialize(X=sample)
+
+    def _check_listener_served(self, nlp: Language) -> None:
+        """Refuse a listener that no component before this one feeds (e.g. the default
+        model in a config from `spacy init config -p mtl_textcat`, which has no transformer):
+        spaCy would fail later on an unset dimension of the listener."""
+        listens = [n.name for n in self.model.walk() if n.name in LISTENER_LAYERS]
+        served = any(self.name in getattr(pipe, "listener_map", {}) for _, pipe in nlp.components)
+        if listens and not served:
+            raise ValueError(Errors.E111.format(name=self.name, listener=listens[0]))
+
+    def _infer_groups(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        labels: Optional[Dict[str, List[str]]],
+    ) -> GroupSchema:
+        """The schema of a component configured without groups: groups and kinds from the
+        examples' doc.cats (`infer_groups`), labels from `labels` where it names them."""
+        inferred = infer_groups(eg.reference.cats for eg in get_examples())
+        if not inferred:
+            raise SchemaError(Errors.E016.format(name=self.name))
+        if labels is not None:
+            if not isinstance(labels, dict):
+                raise SchemaError(Errors.E108.format(value=labels))
+            inferred = tuple(
+                replace(g, labels=tuple(labels[g.name])) if g.name in labels else g
+                for g in inferred
+            )
+        groups = "; ".join(
+            f"{g.name} ({g.kind}, {len(g.labels)} labels: {format_labels(g.labels)})"
+            for g in inferred
+        )
+        warnings.warn(
+            Errors.W002.format(name=self.name, n=len(inferred), groups=groups),
+            MTLWarning,
+            stacklevel=3,
+        )
+        return replace(self.schema, groups=inferred)
 
     def _set_output_width(self, n_labels: int) -> None:
         output = self.model.get_ref("output_layer")
@@ -579,7 +628,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         # as 0.6000000000000001); 15 significant digits give the written value back.
         groups = _round_floats(self.cfg["groups"])
         threshold = _round_floats(self.cfg["threshold"])
-        self._set_schema(GroupSchema.from_config(groups, threshold=threshold))
+        self._set_schema(GroupSchema.from_config(groups, threshold=threshold, allow_empty=True))
 
 
 class _ScaledOptimizer:

@@ -293,8 +293,8 @@ class GroupSchema:
     threshold: float = DEFAULT_THRESHOLD
 
     def __post_init__(self) -> None:
-        if not self.groups:
-            raise SchemaError(Errors.E010)
+        # No groups is allowed here (a component whose groups are inferred at initialize);
+        # `from_config` and `check_complete` refuse it.
         names = [g.name for g in self.groups]
         if len(set(names)) != len(names):
             raise SchemaError(f"Group names must be unique, got {names}.")
@@ -303,11 +303,24 @@ class GroupSchema:
 
     @classmethod
     def from_config(
-        cls, groups: Mapping[str, Mapping[str, Any]], threshold: float = DEFAULT_THRESHOLD
+        cls,
+        groups: Mapping[str, Mapping[str, Any]],
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        allow_empty: bool = False,
     ) -> "GroupSchema":
-        """Build a schema from the component's `groups` config (group order is kept)."""
+        """Build a schema from the component's `groups` config (group order is kept).
+
+        groups (Mapping[str, Mapping[str, Any]]): {group: settings}.
+        threshold (float): The component-wide decision threshold.
+        allow_empty (bool): Accept no groups at all (the component infers them at
+            initialize); otherwise that is an error.
+        RETURNS (GroupSchema): The schema.
+        """
         if not isinstance(groups, Mapping):
             raise SchemaError(f"`groups` must be a mapping {{name: settings}}, got {groups!r}.")
+        if not groups and not allow_empty:
+            raise SchemaError(Errors.E010)
         return cls(
             groups=tuple(LabelGroup.from_config(name, cfg) for name, cfg in groups.items()),
             threshold=float(threshold),
@@ -393,10 +406,12 @@ class GroupSchema:
 
     @property
     def is_complete(self) -> bool:
-        """Whether every group has at least one label."""
-        return all(g.labels for g in self.groups)
+        """Whether there are groups and every group has at least one label."""
+        return bool(self.groups) and all(g.labels for g in self.groups)
 
     def check_complete(self) -> None:
+        if not self.groups:
+            raise SchemaError(Errors.E010)
         for group in self.groups:
             if not group.labels:
                 raise SchemaError(Errors.E004.format(group=group.name))
@@ -450,6 +465,70 @@ def infer_labels(keys: Iterable[str], schema: GroupSchema) -> Dict[str, List[str
         if group in found:
             found[group].add(label)
     return {name: sorted(labels) for name, labels in found.items() if labels}
+
+
+@dataclass(frozen=True)
+class GroupEvidence:
+    """What the gold doc.cats of a corpus show about one group (see `infer_groups`).
+
+    name (str): The group name.
+    labels (Tuple[str, ...]): Every label seen, sorted.
+    n_docs (int): Docs with at least one key of the group (annotated for it).
+    n_not_one (int): Of those, docs without exactly one label at 1.0.
+    """
+
+    name: str
+    labels: Tuple[str, ...]
+    n_docs: int
+    n_not_one: int
+
+    @property
+    def kind(self) -> str:
+        """Multiclass when every annotated doc has exactly one positive, else multilabel."""
+        return MULTICLASS if self.n_not_one == 0 else MULTILABEL
+
+
+def group_evidence(cats: Iterable[Mapping[str, float]]) -> Tuple[GroupEvidence, ...]:
+    """The groups seen in gold doc.cats, sorted by name (so the result does not depend on
+    corpus order), with their labels and the counts that decide their kind.
+
+    cats (Iterable[Mapping[str, float]]): Each doc's gold doc.cats.
+    RETURNS (Tuple[GroupEvidence, ...]): One per '{group}/' prefix seen.
+    """
+    labels: Dict[str, set] = {}
+    n_docs: Dict[str, int] = {}
+    n_not_one: Dict[str, int] = {}
+    for doc_cats in cats:
+        positives: Dict[str, int] = {}
+        for key, value in doc_cats.items():
+            parts = split_key(key)
+            if parts is None:
+                raise SchemaError(
+                    f"doc.cats key {key!r} has no '/': spacy_mtl expects '{{group}}/{{label}}'."
+                )
+            group, label = parts
+            labels.setdefault(group, set()).add(label)
+            positives[group] = positives.get(group, 0) + (value == 1.0)
+        for group, n in positives.items():
+            n_docs[group] = n_docs.get(group, 0) + 1
+            n_not_one[group] = n_not_one.get(group, 0) + (n != 1)
+    return tuple(
+        GroupEvidence(name, tuple(sorted(labels[name])), n_docs[name], n_not_one[name])
+        for name in sorted(labels)
+    )
+
+
+def infer_groups(cats: Iterable[Mapping[str, float]]) -> Tuple[LabelGroup, ...]:
+    """Groups, kinds and labels read from gold doc.cats, for a schema with no groups.
+
+    A group is every '{group}/{label}' prefix seen, its labels every label seen (both
+    sorted). It is multiclass when each doc with a key of the group has exactly one of them
+    at 1.0, else multilabel.
+
+    cats (Iterable[Mapping[str, float]]): Each training doc's gold doc.cats.
+    RETURNS (Tuple[LabelGroup, ...]): The groups; empty if no doc has a key.
+    """
+    return tuple(LabelGroup(e.name, e.kind, e.labels) for e in group_evidence(cats))
 
 
 def _check_positive(group: str, fld: str, value: Any, allow_zero: bool = False) -> None:

