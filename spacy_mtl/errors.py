@@ -89,7 +89,11 @@ class Errors:
         "Doc {doc}: key {key!r} in doc.cats has no '/'. spacy_mtl expects "
         "'{{group}}/{{label}}' keys, e.g. 'sentiment/positive'."
     )
-    E102 = "Doc {doc}: group {group!r} (key {key!r}) is not one of the schema's groups {groups}."
+    E102 = (
+        "Doc {doc}: group {group!r} (key {key!r}) is not one of the schema's groups {groups}. "
+        "Add it to the component's `groups`, or set the component's `unknown_groups` to "
+        '"warn" or "ignore" to skip the cats of groups it does not train.'
+    )
     E103 = (
         "Doc {doc}: group {group!r} has no label {label!r} (known: {labels}). Add it to the "
         "group's labels or fix the data."
@@ -118,6 +122,11 @@ class Errors:
     E110 = (
         "The pipeline has more than one mtl_textcat component ({names}). One mtl_textcat "
         "predicts all label groups: put every group in one component's `groups`."
+    )
+    E111 = (
+        "Component {name!r}: unknown_groups must be one of {modes}, got {value!r}: 'warn' "
+        "skips the doc.cats of groups not in `groups` with one warning, 'ignore' skips them "
+        "silently, 'error' stops at the first."
     )
 
     # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
@@ -334,6 +343,11 @@ class Errors:
     W001 = (
         "No training example is annotated for group {group!r}: its head will not learn. "
         "Check the corpus or the doc.cats keys ('{group}/<label>')."
+    )
+    W010 = (
+        "Component {name!r}: skipped the doc.cats of {n} group(s) not in its `groups` "
+        "({where}): {groups}. To train a group, add it to `groups` in [components.{name}]; "
+        'to silence this, set `unknown_groups = "ignore"` there ("error" stops instead).'
     )
 
 

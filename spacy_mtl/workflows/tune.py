@@ -300,9 +300,7 @@ def tune_arrays(
             if fitted is not None:
                 at_bound = at_temperature_bound(fitted)
                 if not at_bound:
-                    new_schema = new_schema.replace_group(
-                        group.name, temperature=round(fitted, 6)
-                    )
+                    new_schema = new_schema.replace_group(group.name, temperature=round(fitted, 6))
         no_positive = _labels_without_positive(group, y, m)
         probs_before = apply_temperature(mc, x, group.temperature)
         probs_after = apply_temperature(mc, x, new_schema[group.name].temperature)
@@ -377,13 +375,10 @@ def tune_arrays(
     return new_schema, results
 
 
-def _labels_without_positive(
-    group: LabelGroup, y: numpy.ndarray, m: numpy.ndarray
-) -> List[str]:
+def _labels_without_positive(group: LabelGroup, y: numpy.ndarray, m: numpy.ndarray) -> List[str]:
     """The group's labels with no gold positive among the annotated dev docs, in order."""
-    annotated = m > 0
-    positive = ((y > 0.5) & annotated).any(axis=0)
-    return [label for label, found in zip(group.labels, positive) if not found]
+    positive = numpy.asarray(((y > 0.5) & (m > 0)).any(axis=0))
+    return [label for j, label in enumerate(group.labels) if not positive[j]]
 
 
 def _offsets_cell(offsets: Dict[str, float]) -> str:

@@ -269,8 +269,15 @@ def test_fixed_class_offsets_stay_zero() -> None:
 
 @pytest.mark.parametrize(
     "t,expected",
-    [(MIN_TEMPERATURE, True), (0.06, True), (0.07, False), (1.0, False), (15.0, False)]
-    + [(17.0, True), (MAX_TEMPERATURE, True)],
+    [
+        (MIN_TEMPERATURE, True),
+        (0.06, True),
+        (0.07, False),
+        (1.0, False),
+        (15.0, False),
+        (17.0, True),
+        (MAX_TEMPERATURE, True),
+    ],
 )
 def test_at_temperature_bound(t: float, expected: bool) -> None:
     assert at_temperature_bound(t) is expected
