@@ -128,7 +128,7 @@ def test_convert_split_stratifies_a_multilabel_group(tmp_path: Path) -> None:
         assert corpus.label_counts[split]["emotion"]["grief"] >= 1
     nlp = spacy.blank("en")
     seen: List[str] = []
-    for split, files in corpus.files.items():
+    for files in corpus.files.values():
         for path in files:
             seen.extend(d.user_data["id"] for d in DocBin().from_disk(path).get_docs(nlp.vocab))
     assert sorted(seen, key=int) == [str(i) for i in range(400)]  # each row exactly once

@@ -146,8 +146,9 @@ def assign_splits(rows: RowLabels, fractions: Sequence[float], seed: int = 0) ->
     every split unless labels rarer than it, placed first, had already placed so many of its
     rows that fewer were left than splits it still lacked (so always when none of its rows
     carries another label of n >= 2 x n_splits rows that is no more frequent than it; the
-    summary's label counts per split show the rest). When each row has one label (one multiclass group), every split gets each
-    label's share to within one row, as long as each share rounds to at least one row.
+    summary's label counts per split show the rest). When each row has one label (one
+    multiclass group), every split gets each label's share to within one row, as long as
+    each share rounds to at least one row.
 
     rows (RowLabels): The labels of each row (distinct ints), in input order.
     fractions (Sequence[float]): Share of each split, summing to 1.
@@ -155,7 +156,7 @@ def assign_splits(rows: RowLabels, fractions: Sequence[float], seed: int = 0) ->
     RETURNS (List[int]): Index of the split of each row.
     """
     n, k = len(rows), len(fractions)
-    keys = [int.from_bytes(_rank(seed, "row", row), "big") for row in range(n)]
+    keys = array("Q", (int.from_bytes(_rank(seed, "row", row), "big") for row in range(n)))
     order = sorted(range(n), key=keys.__getitem__)
     # Each label's rows, in hash order (filled in that order).
     members: Dict[int, array] = {}
