@@ -94,7 +94,11 @@ class Errors:
         "Doc {doc}: key {key!r} in doc.cats has no '/'. spacy_mtl expects "
         "'{{group}}/{{label}}' keys, e.g. 'sentiment/positive'."
     )
-    E102 = "Doc {doc}: group {group!r} (key {key!r}) is not one of the schema's groups {groups}."
+    E102 = (
+        "Doc {doc}: group {group!r} (key {key!r}) is not one of the schema's groups {groups}. "
+        "Add it to the component's `groups`, or set the component's `unknown_groups` to "
+        '"warn" or "ignore" to skip the cats of groups it does not train.'
+    )
     E103 = (
         "Doc {doc}: group {group!r} has no label {label!r} (known: {labels}). Add it to the "
         "group's labels or fix the data."
@@ -130,6 +134,11 @@ class Errors:
         "(or `tok2vec`) component before {name!r} (`spacy-mtl init-config` writes a complete "
         "config with one), or give [components.{name}.model.tok2vec] its own encoder, "
         "e.g. spacy.Tok2Vec.v2."
+    )
+    E112 = (
+        "Component {name!r}: unknown_groups must be one of {modes}, got {value!r}: 'warn' "
+        "skips the doc.cats of groups not in `groups` with one warning, 'ignore' skips them "
+        "silently, 'error' stops at the first."
     )
 
     # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.
@@ -370,6 +379,11 @@ class Errors:
         "multilabel group whose docs happen to have one label each), write the groups into "
         "the config: [components.{name}.groups.<group>] with kind and labels; "
         "`spacy-mtl init-config --from-corpus` writes them for you."
+    )
+    W010 = (
+        "Component {name!r}: skipped the doc.cats of {n} group(s) not in its `groups` "
+        "({where}): {groups}. To train a group, add it to `groups` in [components.{name}]; "
+        'to silence this, set `unknown_groups = "ignore"` there ("error" stops instead).'
     )
 
 

@@ -4,11 +4,15 @@ docs/design.md ("Gold annotation").
 - multiclass group: annotated when exactly one of its present keys is 1.0; no key of the
   group means the group is missing for the doc (mask 0 on all its columns).
 - multilabel group: each present key is 1.0 or 0.0; an absent key is missing for that label.
-Anything else (no '/', unknown group or label, a value outside {0, 1}, two positives or none
-in a multiclass group) raises GoldError naming the doc, group and label. Nothing is coerced.
+Anything else (no '/', unknown label of a known group, a value outside {0, 1}, two
+positives or none in a multiclass group) raises GoldError naming the doc, group and label.
+Nothing is coerced. Keys of a group the schema lacks raise too, unless the reader is made
+with `unknown_groups="skip"`: then they are left out and the docs that had them counted
+per group (`unknown_docs`), so the caller can warn once (the component's `unknown_groups`).
 """
 
-from typing import Dict, Iterable, Mapping, Tuple
+from collections import Counter
+from typing import Dict, Iterable, Mapping, Set, Tuple
 
 import numpy
 from spacy.training import Example
@@ -16,11 +20,27 @@ from spacy.training import Example
 from .errors import Errors, GoldError, doc_start, format_labels
 from .schema import GroupSchema, split_key
 
+# What a GoldReader does with the keys of a group its schema lacks.
+UNKNOWN_GROUP_MODES = ("error", "skip")
+
 
 class GoldReader:
-    """Reads gold cats against one schema (builds its key index once)."""
+    """Reads gold cats against one schema (builds its key index once).
 
-    def __init__(self, schema: GroupSchema) -> None:
+    schema (GroupSchema): The groups and labels to read.
+    unknown_groups (str): "error" (GoldError E102 for a key of a group the schema lacks)
+        or "skip" (leave those keys out; `unknown_docs` counts, per such group, the docs
+        read that had one). An unknown label of a known group is an error either way: it
+        would silently mislabel the doc.
+    """
+
+    def __init__(self, schema: GroupSchema, unknown_groups: str = "error") -> None:
+        if unknown_groups not in UNKNOWN_GROUP_MODES:
+            raise ValueError(
+                f"unknown_groups must be one of {UNKNOWN_GROUP_MODES}, got {unknown_groups!r}."
+            )
+        self.skip_unknown = unknown_groups == "skip"
+        self.unknown_docs: Counter = Counter()
         self.schema = schema
         self.n_labels = schema.n_labels
         self.columns: Dict[Tuple[str, str], int] = {}
@@ -55,6 +75,7 @@ class GoldReader:
         self, cats: Mapping[str, float], text: str, truth: numpy.ndarray, mask: numpy.ndarray
     ) -> None:
         schema = self.schema
+        skipped: Set[str] = set()
         for key, value in cats.items():
             parts = split_key(key)
             if parts is None:
@@ -63,6 +84,9 @@ class GoldReader:
             col = self.columns.get(parts)
             if col is None:
                 if group not in schema:
+                    if self.skip_unknown:
+                        skipped.add(group)
+                        continue
                     raise GoldError(
                         Errors.E102.format(
                             doc=doc_start(text), group=group, key=key, groups=schema.names
@@ -80,6 +104,8 @@ class GoldReader:
                 raise GoldError(Errors.E104.format(doc=doc_start(text), value=value, key=key))
             truth[col] = value
             mask[col] = 1.0
+        for group in skipped:  # a doc counts once per group, whatever its number of keys
+            self.unknown_docs[group] += 1
         for name, (start, end) in self.multiclass.items():
             present = mask[start:end]
             if not present.any():

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -55,6 +55,8 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 LISTENER_LAYERS = ("transformer-listener", "tok2vec-listener")
 # How the group losses are combined (see MultiGroupTextCategorizer.__init__).
 WEIGHTINGS = ("fixed", "uncertainty")
+# What the component does with gold cats of groups not in its `groups` (see __init__).
+UNKNOWN_GROUPS = ("warn", "error", "ignore")
 
 # Only docs that carry teacher logits (doc._.mtl_teacher) are affected: see distill.py.
 DEFAULT_DISTILL_CONFIG = """
@@ -85,6 +87,7 @@ for _name in ("mtl_scores", "mtl_labels", TEACHER_ATTR):
         "lr_scale": 1.0,
         "weighting": "fixed",
         "weighting_lr_scale": 100.0,
+        "unknown_groups": "warn",
         "scorer": {"@scorers": "spacy-mtl.mtl_scorer.v1"},
     },
     default_score_weights={"mtl_score": 1.0},
@@ -100,6 +103,7 @@ def make_mtl_textcat(
     weighting: str,
     weighting_lr_scale: float,
     scorer: Optional[Callable],
+    unknown_groups: str = "warn",
 ) -> "MultiGroupTextCategorizer":
     """Create a `mtl_textcat` component (see MultiGroupTextCategorizer)."""
     return MultiGroupTextCategorizer(
@@ -113,6 +117,7 @@ def make_mtl_textcat(
         weighting=weighting,
         weighting_lr_scale=weighting_lr_scale,
         scorer=scorer,
+        unknown_groups=unknown_groups,
     )
 
 
@@ -139,6 +144,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         weighting: str = "fixed",
         weighting_lr_scale: float = 100.0,
         scorer: Optional[Callable] = _scorer.score_mtl,
+        unknown_groups: str = "warn",
     ) -> None:
         """Initialize the component.
 
@@ -166,6 +172,11 @@ class MultiGroupTextCategorizer(TrainablePipe):
             each by about the learning rate per update, so at a fine-tuning rate they need a
             large factor to reach their optimum within a run).
         scorer (Optional[Callable]): Scoring function, `spacy-mtl.mtl_scorer.v1` by default.
+        unknown_groups (str): Gold cats of a group not in `groups` (a corpus converted with
+            more groups than this component trains): "warn" skips them with one warning
+            per group (at initialize, with the number of docs, or when first met in
+            training), "ignore" skips them silently, "error" raises GoldError. An unknown
+            label of a known group is always an error.
         """
         self.vocab = vocab
         self.model = model
@@ -189,6 +200,13 @@ class MultiGroupTextCategorizer(TrainablePipe):
             raise ValueError(f"weighting_lr_scale must be positive, got {weighting_lr_scale}.")
         self.weighting_lr_scale = float(weighting_lr_scale)
         self._d_log_vars: Optional[numpy.ndarray] = None
+        if unknown_groups not in UNKNOWN_GROUPS:
+            raise ValueError(
+                Errors.E112.format(name=name, modes=UNKNOWN_GROUPS, value=unknown_groups)
+            )
+        self.unknown_groups = unknown_groups
+        # Unknown groups already warned about: one warning per group per run, not per doc.
+        self._warned_groups: Set[str] = set()
         # Docs trained on per data set (the logger's last column; not saved).
         self.docs_seen: Counter = Counter()
         # No groups: `initialize` infers them from the training examples (what
@@ -214,7 +232,9 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self._schema = schema
         # (group, first column, end column, doc.cats keys) of each group, for set_annotations.
         self._layout = [(g, start, end, g.keys) for g, start, end in schema.slices()]
-        self._gold = GoldReader(schema)
+        self._gold = GoldReader(
+            schema, unknown_groups="error" if self.unknown_groups == "error" else "skip"
+        )
         self._teacher = TeacherReader(schema)
         self.cfg["groups"] = schema.to_config()
         self.cfg["threshold"] = schema.threshold
@@ -432,7 +452,29 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
         pairs = ((eg.reference.cats, eg.reference.text) for eg in examples)
-        return self._gold.read_batch(pairs)  # type: ignore[return-value]
+        truths, mask = self._gold.read_batch(pairs)
+        if not self._warned_groups.issuperset(self._gold.unknown_docs):
+            self._warn_unknown_groups("first met in training; docs read so far")
+        return truths, mask  # type: ignore[return-value]
+
+    def _warn_unknown_groups(self, where: str) -> None:
+        """One MTLWarning for the unknown groups read and not yet warned about."""
+        counts = self._gold.unknown_docs
+        new = [group for group in counts if group not in self._warned_groups]
+        if not new:
+            return
+        self._warned_groups.update(new)
+        if self.unknown_groups != "warn":
+            return
+        groups = ", ".join(f"{group!r} ({counts[group]:,} docs)" for group in sorted(new))
+        message = Errors.W010.format(name=self.name, n=len(new), where=where, groups=groups)
+        warnings.warn(message, MTLWarning, stacklevel=3)
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        """Score a batch of examples (the scorer skips the gold of groups not in `groups`
+        unless `unknown_groups` is "error")."""
+        kwargs.setdefault("unknown_groups", self.unknown_groups)
+        return super().score(examples, **kwargs)
 
     def rehearse(
         self,
@@ -496,6 +538,8 @@ class MultiGroupTextCategorizer(TrainablePipe):
             schema = schema.with_labels(labels)
         elif not schema.is_complete:
             keys = (key for eg in get_examples() for key in eg.reference.cats)
+            if self.unknown_groups != "error":
+                keys = (key for key in keys if _known_or_malformed(key, schema))
             schema = schema.with_labels(infer_labels(keys, schema))
         schema.check_complete()
         self._set_schema(schema)
@@ -505,13 +549,17 @@ class MultiGroupTextCategorizer(TrainablePipe):
         # that nothing teaches.
         n_annotated = {group.name: 0 for group in schema}
         slices = schema.slices()
+        n_read = 0
         for eg in get_examples():
+            n_read += 1
             _, mask = self._gold.read(eg.reference.cats, eg.reference.text)
             _, taught, _ = self._teacher.read_batch([eg.reference])
             mask = numpy.maximum(mask, taught[0])
             for group, start, end in slices:
                 if mask[start:end].any():
                     n_annotated[group.name] += 1
+        self._warned_groups = set()  # a new run: its unknown groups are warned about anew
+        self._warn_unknown_groups(f"at initialize, of {n_read:,} docs")
         for group_name, count in n_annotated.items():
             if count == 0:
                 warnings.warn(Errors.W001.format(group=group_name), MTLWarning, stacklevel=2)
@@ -643,6 +691,12 @@ class _ScaledOptimizer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._optimizer, name)
+
+
+def _known_or_malformed(key: str, schema: GroupSchema) -> bool:
+    # A key without '/' is kept so that infer_labels names it in its error.
+    parts = split_key(key)
+    return parts is None or parts[0] in schema
 
 
 def _plain(value: Any) -> Any:

@@ -29,6 +29,7 @@ def score_mtl(
     *,
     groups: Dict[str, Dict[str, Any]],
     threshold: float = DEFAULT_THRESHOLD,
+    unknown_groups: str = "warn",
     **kwargs: Any,
 ) -> Dict[str, Any]:
     """Score predicted doc.cats against gold doc.cats, group by group.
@@ -36,20 +37,28 @@ def score_mtl(
     examples (Iterable[Example]): Predicted docs with gold references.
     groups (Dict[str, Dict[str, Any]]): The component's groups config (its cfg["groups"]).
     threshold (float): Default multilabel threshold.
+    unknown_groups (str): The component's setting: gold cats of a group not in `groups`
+        are left out of the scores, unless it is "error" (GoldError). The component warns
+        about them when it reads its training data; scoring does not warn again.
     **kwargs: Other component settings (`labels`, ...), ignored: TrainablePipe.score passes
         the whole cfg.
     RETURNS (Dict[str, Any]): The scores, see the module docstring.
     """
     schema = GroupSchema.from_config(groups, threshold=threshold)
-    truths, masks, scores = gold_and_scores(examples, schema)
+    skip = "error" if unknown_groups == "error" else "skip"
+    truths, masks, scores = gold_and_scores(examples, schema, unknown_groups=skip)
     return score_arrays(schema, truths, masks, scores)
 
 
 def gold_and_scores(
-    examples: Iterable[Example], schema: GroupSchema
+    examples: Iterable[Example], schema: GroupSchema, *, unknown_groups: str = "error"
 ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """(truths, masks, predicted scores) arrays, (n_docs, n_labels), in schema order."""
-    reader = GoldReader(schema)
+    """(truths, masks, predicted scores) arrays, (n_docs, n_labels), in schema order.
+
+    unknown_groups (str): "error" or "skip", for gold cats of groups the schema lacks
+        (see GoldReader).
+    """
+    reader = GoldReader(schema, unknown_groups=unknown_groups)
     keys = schema.keys
     gold_rows: List[Tuple[Dict[str, float], str]] = []
     score_rows: List[List[float]] = []

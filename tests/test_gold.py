@@ -68,3 +68,29 @@ def test_bad_gold_names_doc_group_and_label(cats: Dict[str, float], fragments: L
     assert "a text to find" in message
     for fragment in fragments:
         assert fragment in message
+
+
+def test_unknown_group_skip_counts_docs_once() -> None:
+    reader = GoldReader(SCHEMA, unknown_groups="skip")
+    truths, masks = reader.read_batch(
+        [
+            ({"sentiment/pos": 1.0, "tags/a": 1.0, "tags/b": 0.0}, "one"),
+            ({"tags/a": 0.0, "topic/x": 1.0}, "two"),
+            ({"emotion/joy": 1.0}, "three"),
+        ]
+    )
+    assert reader.unknown_docs == {"tags": 2, "topic": 1}
+    expected_t, expected_m = READER.read_batch(
+        [({"sentiment/pos": 1.0}, "one"), ({}, "two"), ({"emotion/joy": 1.0}, "three")]
+    )
+    assert numpy.array_equal(truths, expected_t) and numpy.array_equal(masks, expected_m)
+    # An unknown label of a known group would mislabel silently: still an error.
+    with pytest.raises(GoldError, match="no label 'happy'"):
+        reader.read({"sentiment/happy": 1.0})
+    with pytest.raises(GoldError, match="has no '/'"):
+        reader.read({"tags": 1.0})
+    with pytest.raises(GoldError, match="group 'tags'"):
+        READER.read({"tags/a": 1.0})
+    assert READER.unknown_docs == {}
+    with pytest.raises(ValueError, match="unknown_groups"):
+        GoldReader(SCHEMA, unknown_groups="warn")

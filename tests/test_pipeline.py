@@ -130,7 +130,6 @@ def test_evaluation_leaves_unannotated_groups_out(trained: Language) -> None:
     "cats,fragments",
     [
         ({"positive": 1.0}, ["has no '/'", "'positive'"]),
-        ({"colour/red": 1.0}, ["group 'colour'", "i love"]),
         ({"sentiment/happy": 1.0}, ["no label 'happy'", "'sentiment'"]),
         ({"emotion/joy": 0.7}, ["0.7", "'emotion/joy'"]),
         (
@@ -155,6 +154,83 @@ def test_bad_gold_raises_before_the_update(
     losses: Dict[str, float] = {}
     nlp.update(good, losses=losses)
     assert losses["mtl_textcat"] > 0
+
+
+# A corpus converted with a group this component does not train ("tags"), on 4 of 6 docs.
+TAGGED = [
+    (text, {**cats, "tags/a": 1.0, "tags/b": 0.0} if i % 3 else cats)
+    for i, (text, cats) in enumerate(TRAIN_DATA)
+]
+
+
+def _unknown_warnings(record: "pytest.WarningsRecorder") -> List[str]:
+    return [str(w.message) for w in record if issubclass(w.category, MTLWarning)]
+
+
+def test_unknown_group_is_skipped_with_one_warning() -> None:
+    """A group the config lacks: one warning naming it and its doc count, training works,
+    and the scores are those of the same corpus without the group."""
+    plain = make_nlp(GROUPS)
+    _train(plain, make_examples(plain), steps=8)
+    expected = plain.evaluate(make_examples(plain))
+
+    nlp = make_nlp(GROUPS)
+    examples = make_examples(nlp, TAGGED)
+    with pytest.warns(MTLWarning) as record:
+        _train(nlp, examples, steps=8)
+        scores = nlp.evaluate(examples)
+    messages = _unknown_warnings(record)
+    assert len(messages) == 1, messages
+    assert "'tags' (4 docs)" in messages[0] and "of 6 docs" in messages[0]
+    assert "unknown_groups" in messages[0] and "'mtl_textcat'" in messages[0]
+    comp = nlp.get_pipe("mtl_textcat")
+    assert list(comp.schema.names) == ["sentiment", "emotion"]
+    assert "tags/a" not in nlp("i love this movie").cats
+    scores.pop("speed"), expected.pop("speed")
+    assert scores == expected and scores["mtl_score"] is not None
+
+
+def test_unknown_group_first_met_in_training_warns_once() -> None:
+    nlp = make_nlp(GROUPS)
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    tagged = make_examples(nlp, TAGGED)
+    with pytest.warns(MTLWarning) as record:
+        for _ in range(3):
+            nlp.update(tagged, sgd=optimizer)
+    messages = _unknown_warnings(record)
+    assert len(messages) == 1 and "'tags' (4 docs)" in messages[0]
+    assert "first met in training" in messages[0]
+
+
+def test_unknown_groups_error_and_ignore() -> None:
+    # Today's behaviour: with the labels inferred, infer_labels stops at the group...
+    nlp = make_nlp(GROUPS, unknown_groups="error")
+    examples = make_examples(nlp, TAGGED)
+    with pytest.raises(SchemaError, match="group 'tags'"):
+        nlp.initialize(lambda: examples)
+    # ... with them given, the gold check does, naming the way out.
+    labels = {"emotion": {**GROUPS["emotion"], "labels": ["anger", "joy", "sadness"]}}
+    nlp = make_nlp({**GROUPS, **labels}, unknown_groups="error")
+    with pytest.raises(GoldError, match=r"group 'tags'.*unknown_groups"):
+        nlp.initialize(lambda: make_examples(nlp, TAGGED))
+    # The scorer follows the component: an error, as before the option existed.
+    nlp = make_nlp(GROUPS, unknown_groups="error")
+    _train(nlp, make_examples(nlp), steps=1)
+    with pytest.raises(GoldError, match="group 'tags'"):
+        nlp.evaluate(make_examples(nlp, TAGGED))
+    # "ignore": no warning (the test config turns MTLWarning into errors).
+    nlp = make_nlp(GROUPS, unknown_groups="ignore")
+    _train(nlp, make_examples(nlp, TAGGED), steps=2)
+    assert nlp.evaluate(make_examples(nlp, TAGGED))["mtl_score"] is not None
+    with pytest.raises(ValueError, match="unknown_groups must be one of"):
+        make_nlp(GROUPS, unknown_groups="skip")
+
+
+def test_unknown_label_of_a_known_group_stays_an_error() -> None:
+    nlp = make_nlp(GROUPS)
+    bad = [(TRAIN_DATA[0][0], {**TRAIN_DATA[0][1], "sentiment/happy": 0.0})]
+    with pytest.raises(GoldError, match="no label 'happy'"):
+        nlp.initialize(lambda: make_examples(nlp, [*TRAIN_DATA, *bad]))
 
 
 def test_works_with_a_plain_tok2vec() -> None:

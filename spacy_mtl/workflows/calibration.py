@@ -3,7 +3,8 @@
 - `expected_calibration_error` / `reliability_bins`: ECE with equal-width bins
   (Guo et al. 2017, "On Calibration of Modern Neural Networks").
 - `group_nll` / `fit_temperature`: temperature scaling, one scalar T per label group fit by
-  minimising the group's negative log-likelihood on held-out logits.
+  minimising the group's negative log-likelihood on held-out logits;
+  `at_temperature_bound` tells a fit that ran into the search's bounds.
 - `best_threshold`: the decision threshold of one label that maximises its F1.
 - `best_class_offsets`: per-class offsets of a multiclass decision (argmax of log p + b)
   that maximise the group's macro F1 (the multiclass counterpart of thresholds).
@@ -14,7 +15,7 @@ DOCS: docs/evaluate.md
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy
 
@@ -25,6 +26,10 @@ N_BINS = 15
 # the dev set cannot pin T down (e.g. every dev doc is classified right with a margin).
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
+# A fit within this factor of a bound counts as stopped at it. The search's grid step is a
+# factor of ~1.16, so a fit that ran into the bound ends between it and this factor; a T
+# of 0.06 (logits x16) is a dev set that cannot constrain T, not a calibration.
+BOUND_TOLERANCE = 1.25
 
 
 # -- expected calibration error ---------------------------------------------------------
@@ -205,6 +210,19 @@ def fit_temperature(
     )
 
 
+def at_temperature_bound(
+    temperature: float,
+    *,
+    low: float = MIN_TEMPERATURE,
+    high: float = MAX_TEMPERATURE,
+    tolerance: float = BOUND_TOLERANCE,
+) -> bool:
+    """Whether a fitted temperature stopped at (within `tolerance`, a factor, of) a bound of
+    the search [low, high]: the NLL was still falling there, so the data do not pin T down.
+    """
+    return temperature <= low * tolerance or temperature >= high / tolerance
+
+
 def apply_temperature(
     kind_is_multiclass: bool, logits: numpy.ndarray, temperature: float
 ) -> numpy.ndarray:
@@ -313,6 +331,7 @@ def best_class_offsets(
     *,
     grid: numpy.ndarray = OFFSET_GRID,
     passes: int = 3,
+    fixed: Optional[Sequence[bool]] = None,
 ) -> Optional[OffsetChoice]:
     """Per-class offsets b that maximise macro F1 of argmax(log p + b), by coordinate ascent.
 
@@ -323,6 +342,9 @@ def best_class_offsets(
 
     probs (numpy.ndarray): (n_docs, n_classes) probabilities of the annotated docs.
     gold (numpy.ndarray): (n_docs,) gold class indices.
+    fixed (Optional[Sequence[bool]]): Per class, True to keep its offset at 0 (tune passes
+        the classes never gold in the data: a negative offset would only learn that the
+        data lack them).
     RETURNS (Optional[OffsetChoice]): None when there are no docs.
     """
     p = numpy.asarray(probs, dtype="f8")
@@ -338,6 +360,8 @@ def best_class_offsets(
     for _ in range(passes):
         changed = False
         for j in range(k):
+            if fixed is not None and fixed[j]:
+                continue
             scores = []
             for value in grid[order]:
                 trial = offsets.copy()

@@ -3,12 +3,18 @@
 1. Temperature scaling (Guo et al. 2017): each group's logits are divided by one scalar T
    fit on dev by minimising the group's NLL. It changes probabilities, never the ranking,
    so a multiclass group's decisions stay the same while its confidences become honest.
+   A fit that stops at a bound of the search is not saved (the group keeps its temperature,
+   1.0 unless tuned before): a small dev set the model gets right with a margin drives T
+   to the bound and every score to 0 or 1, which is not calibration.
 2. Thresholds: each multilabel label gets the threshold in [floor, ceiling] that maximises
    its F1 on the calibrated dev scores (docs annotated for that label only). A label with no
    positive in dev keeps its threshold.
 3. Class offsets: each multiclass group gets per-class offsets b, decision argmax(log p + b),
    that maximise its macro F1 on the calibrated dev scores (a rare class that the argmax
-   under-predicts gets a positive offset). Same switch as the thresholds.
+   under-predicts gets a positive offset). A class never gold in dev keeps offset 0. Same
+   switch as the thresholds.
+Labels without a dev positive and temperatures left at their bound are named in
+`TuneResult.warnings()`.
 All are written into the component's schema (`set_schema`), so `doc._.mtl_labels`, the
 scorer and `nlp.to_disk` use them.
 
@@ -31,6 +37,7 @@ from .calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
     apply_temperature,
+    at_temperature_bound,
     best_class_offsets,
     best_threshold,
     calibration_pairs,
@@ -62,9 +69,13 @@ class GroupTuneResult:
     """One group's calibration and decision quality on dev, before and after tuning.
 
     "before" is the component as it was (its temperature and thresholds), "after" the tuned
-    one. `temperature_at_bound` is set when the fit ended at a bound of the search
-    (MIN_TEMPERATURE, MAX_TEMPERATURE): the dev set could not pin T down, typically because
-    the model separates every dev doc (then T only sharpens). NLL and ECE are computed on
+    one. `temperature_at_bound` is set when the fit ended at (within BOUND_TOLERANCE of) a
+    bound of the search (MIN_TEMPERATURE, MAX_TEMPERATURE): the dev set could not pin T
+    down, typically because the model separates every dev doc (then T only sharpens). That
+    fit, in `temperature_fitted`, is not saved: `temperature` stays `temperature_before`.
+    `no_dev_positive` lists the labels with no positive among the annotated dev docs
+    (multilabel) or never the gold label of an annotated dev doc (multiclass): their
+    thresholds or class offsets are not tuned. NLL and ECE are computed on
     the annotated docs (multiclass) or annotated (doc, label) pairs (multilabel); macro F
     as the scorer computes it.
     """
@@ -82,6 +93,8 @@ class GroupTuneResult:
     macro_f_after: Optional[float]
     labels: Dict[str, LabelTuneResult] = field(default_factory=dict)
     temperature_at_bound: bool = False
+    temperature_fitted: Optional[float] = None
+    no_dev_positive: List[str] = field(default_factory=list)
     # Multiclass: the class offsets before and after (see LabelGroup.class_offsets).
     class_offsets_before: Dict[str, float] = field(default_factory=dict)
     class_offsets: Dict[str, float] = field(default_factory=dict)
@@ -142,14 +155,42 @@ class TuneResult:
         return Table(rows, header=header)
 
     def warnings(self) -> List[str]:
-        """Groups whose temperature fit stopped at a bound of the search."""
-        return [
-            f"Group {g.group!r}: the temperature fit stopped at a bound ({g.temperature:g}); "
-            "the dev set does not constrain it (is the model perfect on dev, or is dev "
-            "part of the training data?)."
-            for g in self.groups
-            if g.temperature_at_bound
-        ]
+        """What to look at: temperature fits left at a search bound (not saved) and labels
+        with no dev positive (not tuned), one message per group and problem."""
+        out = []
+        for g in self.groups:
+            if g.temperature_at_bound and g.temperature_fitted is not None:
+                out.append(
+                    f"Group {g.group!r}: the temperature fit ran to a bound of its search "
+                    f"(T = {g.temperature_fitted:.3g}, search {MIN_TEMPERATURE:g}-"
+                    f"{MAX_TEMPERATURE:g}): its {g.n_docs} dev docs do not pin it down ("
+                    + (
+                        "the model is right on each with a margin: a small dev set, or dev "
+                        "overlaps training"
+                        if g.temperature_fitted < 1.0
+                        else "the model's scores carry no signal on them"
+                    )
+                    + f"). Not saved: the temperature stays {g.temperature:g}. Tune on a "
+                    "larger dev set, or pass --no-temperature to tune only the decisions."
+                )
+            if g.no_dev_positive:
+                labels = ", ".join(repr(label) for label in g.no_dev_positive)
+                if g.kind == MULTILABEL:
+                    what = (
+                        f"{len(g.no_dev_positive)} of {len(g.labels)} labels have no "
+                        f"positive dev doc: {labels}. Their thresholds are not tuned (they "
+                        "keep the component's)"
+                    )
+                else:
+                    what = (
+                        f"{len(g.no_dev_positive)} labels are the gold label of no dev "
+                        f"doc: {labels}. Their class offsets stay 0"
+                    )
+                out.append(
+                    f"Group {g.group!r}: {what}. Add dev docs with these labels (`convert "
+                    "--split` stratifies on every label)."
+                )
+        return out
 
 
 def check_bounds(floor: float, ceiling: float) -> None:
@@ -253,11 +294,14 @@ def tune_arrays(
         mc = group.is_multiclass
         tuned_labels: Set[str] = set()
         at_bound = False
+        fitted: Optional[float] = None
         if temperatures:
             fitted = fit_temperature(mc, x, y, m)
             if fitted is not None:
-                at_bound = not MIN_TEMPERATURE * 1.01 < fitted < MAX_TEMPERATURE / 1.01
-                new_schema = new_schema.replace_group(group.name, temperature=round(fitted, 6))
+                at_bound = at_temperature_bound(fitted)
+                if not at_bound:
+                    new_schema = new_schema.replace_group(group.name, temperature=round(fitted, 6))
+        no_positive = _labels_without_positive(group, y, m)
         probs_before = apply_temperature(mc, x, group.temperature)
         probs_after = apply_temperature(mc, x, new_schema[group.name].temperature)
         if not mc and thresholds:
@@ -277,7 +321,11 @@ def tune_arrays(
             new_schema = new_schema.replace_group(group.name, thresholds=new_thresholds)
         if mc and thresholds:
             rows = m[:, 0] > 0
-            fitted_offsets = best_class_offsets(probs_after[rows], y[rows].argmax(axis=1))
+            fitted_offsets = best_class_offsets(
+                probs_after[rows],
+                y[rows].argmax(axis=1),
+                fixed=[label in no_positive for label in group.labels],
+            )
             if fitted_offsets is not None:
                 offsets = {
                     label: round(value, 6)
@@ -318,11 +366,19 @@ def tune_arrays(
                 macro_f_after=after["macro_f"],
                 labels=label_results,
                 temperature_at_bound=at_bound,
+                temperature_fitted=None if fitted is None else round(fitted, 6),
+                no_dev_positive=no_positive,
                 class_offsets_before=dict(group.class_offsets),
                 class_offsets=dict(new_group.class_offsets),
             )
         )
     return new_schema, results
+
+
+def _labels_without_positive(group: LabelGroup, y: numpy.ndarray, m: numpy.ndarray) -> List[str]:
+    """The group's labels with no gold positive among the annotated dev docs, in order."""
+    positive = numpy.asarray(((y > 0.5) & (m > 0)).any(axis=0))
+    return [label for j, label in enumerate(group.labels) if not positive[j]]
 
 
 def _offsets_cell(offsets: Dict[str, float]) -> str:

@@ -8,6 +8,9 @@ from sklearn.metrics import average_precision_score, f1_score
 from sklearn.metrics import precision_recall_curve as sk_pr_curve
 
 from spacy_mtl.workflows.calibration import (
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    at_temperature_bound,
     average_precision,
     best_class_offsets,
     best_threshold,
@@ -246,3 +249,45 @@ def test_class_offsets_stay_zero_when_the_argmax_is_already_best() -> None:
     assert choice is not None
     assert choice.offsets == (0.0, 0.0, 0.0) and choice.macro_f1 == choice.macro_f1_before == 1.0
     assert best_class_offsets(numpy.zeros((0, 3)), numpy.zeros(0)) is None
+
+
+def test_fixed_class_offsets_stay_zero() -> None:
+    """`fixed` classes keep offset 0 while the others are still fit."""
+    rng = numpy.random.default_rng(1)
+    n = 600
+    gold = rng.choice(3, size=n, p=[0.08, 0.72, 0.2])
+    logits = rng.normal(size=(n, 3)) + 2.0 * numpy.eye(3)[gold]
+    logits[:, 0] -= 2.5
+    probs = numpy.exp(logits) / numpy.exp(logits).sum(axis=1, keepdims=True)
+    free = best_class_offsets(probs, gold)
+    held = best_class_offsets(probs, gold, fixed=[True, False, False])
+    assert free is not None and held is not None
+    assert free.offsets[0] > 1.0 and held.offsets[0] == 0.0
+    # The other classes still move (shifting class 1 down is how class 0 gains here).
+    assert held.offsets != (0.0, 0.0, 0.0) and held.macro_f1 > held.macro_f1_before
+
+
+@pytest.mark.parametrize(
+    "t,expected",
+    [
+        (MIN_TEMPERATURE, True),
+        (0.06, True),
+        (0.07, False),
+        (1.0, False),
+        (15.0, False),
+        (17.0, True),
+        (MAX_TEMPERATURE, True),
+    ],
+)
+def test_at_temperature_bound(t: float, expected: bool) -> None:
+    assert at_temperature_bound(t) is expected
+
+
+def test_separable_data_fit_runs_to_the_bound() -> None:
+    # Every doc right with a margin: the NLL keeps falling as T -> 0, the fit ends near the
+    # bound, and at_temperature_bound says so.
+    logits = numpy.asarray([[0.4, -0.4], [-0.4, 0.4]] * 4)
+    truths = numpy.asarray([[1, 0], [0, 1]] * 4, dtype="f")
+    fitted = fit_temperature(True, logits, truths, numpy.ones_like(truths))
+    assert fitted is not None and fitted < MIN_TEMPERATURE * 1.05
+    assert at_temperature_bound(fitted)

@@ -1,6 +1,7 @@
 """tune: the tuned schema and its report, on arrays and on a pipeline (the calibration maths
 are tested in test_calibration.py)."""
 
+import inspect
 import math
 
 import numpy
@@ -10,8 +11,14 @@ from conftest import GROUPS, TRAIN_DATA, make_examples, make_nlp
 
 from spacy_mtl.gold import GoldReader
 from spacy_mtl.schema import GroupSchema
-from spacy_mtl.workflows.calibration import apply_temperature
-from spacy_mtl.workflows.tune import collect_logits, read_gold, tune_arrays, tune_pipeline
+from spacy_mtl.workflows.calibration import apply_temperature, best_class_offsets
+from spacy_mtl.workflows.tune import (
+    TuneResult,
+    collect_logits,
+    read_gold,
+    tune_arrays,
+    tune_pipeline,
+)
 
 # -- on arrays --------------------------------------------------------------------------
 
@@ -138,8 +145,99 @@ def test_temperature_at_bound_is_flagged() -> None:
     truths = numpy.asarray([[1, 0], [0, 1], [1, 0]], dtype="f")
     new, results = tune_arrays(schema, logits, truths, numpy.ones_like(truths))
     assert results[0].temperature_at_bound is True
-    assert new["s"].temperature < 0.1
+    assert results[0].temperature_fitted is not None and results[0].temperature_fitted < 0.1
+    assert new["s"].temperature == 1.0  # the fit is reported, not saved
     # Mixed outcomes pin T down inside the bounds.
     truths[2] = [0, 1]
     _, results = tune_arrays(schema, logits, truths, numpy.ones_like(truths))
     assert results[0].temperature_at_bound is False
+
+
+def _result(schema: GroupSchema, groups) -> TuneResult:
+    return TuneResult(component="mtl_textcat", n_docs=8, groups=groups, schema=schema)
+
+
+def test_small_dev_set_keeps_temperature_and_names_the_flag() -> None:
+    """8 dev docs, all right with a margin (the issue's case: T ran to 0.05 and the tuned
+    model said 0.993 where the model said .45): T stays 1.0 and the warning says why and
+    names --no-temperature. A group that the same data do pin down is still tuned."""
+    schema = GroupSchema.from_config(
+        {
+            "sentiment": {"kind": "multiclass", "labels": ["negative", "positive"]},
+            "emotion": {"kind": "multilabel", "labels": ["joy", "anger"]},
+        }
+    )
+    rng = numpy.random.default_rng(0)
+    gold = numpy.asarray([0, 1, 0, 1, 1, 0, 1, 0])
+    sentiment = numpy.stack([1.0 - 2.0 * gold, 2.0 * gold - 1.0], axis=1) * 0.4
+    emotion = rng.normal(size=(8, 2))
+    logits = numpy.concatenate([sentiment, emotion], axis=1)
+    truths = numpy.concatenate(
+        [numpy.eye(2)[gold], (rng.random((8, 2)) < 0.5).astype("f")], axis=1
+    ).astype("f")
+    masks = numpy.ones_like(truths)
+    new, results = tune_arrays(schema, logits, truths, masks)
+    by_name = {g.group: g for g in results}
+    sent = by_name["sentiment"]
+    assert sent.temperature_at_bound and sent.temperature_fitted < 0.0625
+    assert sent.temperature == new["sentiment"].temperature == 1.0
+    # What the saved model now says for a doc it got right: .69, not .99.
+    assert apply_temperature(True, sentiment[:1], 1.0)[0, 0] == pytest.approx(0.69, abs=0.01)
+    warnings = _result(new, results).warnings()
+    about = [w for w in warnings if "temperature" in w]
+    assert len(about) == 1 and "'sentiment'" in about[0]
+    assert "--no-temperature" in about[0] and "stays 1" in about[0] and "8 dev docs" in about[0]
+    assert all("--no-temperature" in w for w in about)
+    # The flag the message names is the CLI's.
+    from spacy_mtl import cli
+
+    assert "--no-temperature" in inspect.getsource(cli.tune_command)
+
+
+def test_ordinary_dev_set_still_tunes_a_temperature() -> None:
+    """Noisy logits of a known over-confidence (x3): the fit lands inside the bounds, is
+    saved, and nothing is flagged."""
+    schema = GroupSchema.from_config({"s": {"kind": "multiclass", "labels": ["a", "b", "c"]}})
+    rng = numpy.random.default_rng(1)
+    gold = rng.integers(0, 3, size=300)
+    logits = 3.0 * (rng.normal(size=(300, 3)) + 1.5 * numpy.eye(3)[gold])
+    truths = numpy.eye(3, dtype="f")[gold]
+    new, results = tune_arrays(schema, logits, truths, numpy.ones_like(truths))
+    assert results[0].temperature_at_bound is False
+    assert 1.5 < new["s"].temperature < 6.0
+    assert new["s"].temperature == results[0].temperature == results[0].temperature_fitted
+    assert _result(new, results).warnings() == []
+
+
+def test_labels_without_dev_positive_are_named_and_not_tuned() -> None:
+    schema = GroupSchema.from_config(
+        {
+            "emotion": {"kind": "multilabel", "labels": ["joy", "anger", "rare"]},
+            "offense": {"kind": "multiclass", "labels": ["hate", "offensive", "neither"]},
+        }
+    )
+    rng = numpy.random.default_rng(3)
+    n = 60
+    gold_mc = rng.choice([1, 2], size=n)  # "hate" is never gold in dev
+    mc_logits = rng.normal(size=(n, 3)) + 2.0 * numpy.eye(3)[gold_mc]
+    mc_logits[:10, 0] += 4.0  # ... but the model predicts it on some docs
+    ml_gold = numpy.stack([rng.random(n) < 0.4, rng.random(n) < 0.3, numpy.zeros(n)], 1)
+    ml_logits = rng.normal(size=(n, 3)) + 2.0 * ml_gold
+    logits = numpy.concatenate([ml_logits, mc_logits], axis=1)
+    truths = numpy.concatenate([ml_gold, numpy.eye(3)[gold_mc]], axis=1).astype("f")
+    masks = numpy.ones_like(truths)
+    new, results = tune_arrays(schema, logits, truths, masks, temperatures=False)
+    emotion, offense = results
+    assert emotion.no_dev_positive == ["rare"] and offense.no_dev_positive == ["hate"]
+    assert "rare" not in new["emotion"].thresholds and emotion.labels["rare"].tuned is False
+    assert new["emotion"].threshold_for("rare", new.threshold) == 0.5
+    # Untuned, a class never gold in dev gets a negative offset (suppressing it only fits
+    # dev's lack of it); tune keeps it at 0.
+    free = best_class_offsets(apply_temperature(True, mc_logits, 1.0), gold_mc)
+    assert free is not None and free.offsets[0] < 0
+    assert "hate" not in new["offense"].class_offsets
+    warnings = _result(new, results).warnings()
+    assert len(warnings) == 2
+    assert "'emotion'" in warnings[0] and "'rare'" in warnings[0] and "1 of 3" in warnings[0]
+    assert "'offense'" in warnings[1] and "'hate'" in warnings[1]
+    assert "'joy'" not in warnings[0] and "'neither'" not in warnings[1]

@@ -8,7 +8,6 @@ import itertools
 import os
 import re
 import shutil
-from array import array
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
@@ -22,7 +21,7 @@ from .frames import FrameInput, Input, input_size, open_source
 from .readers import Record, strip_eol
 from .rows import GroupParser, Parsed, RowParser
 from .spec import ConvertSpec, load_spec
-from .splits import assign_splits, parse_split
+from .splits import SplitLabels, assign_splits, parse_split
 from .summary import ConvertSummary, CorpusSummary, LabelCounter
 from .writers import (
     Rejects,
@@ -353,10 +352,10 @@ def _convert_corpus(
     """Convert one corpus into temporary files; return them per split, in order.
 
     Without a split this is one pass. With a split, the assignment needs every row's
-    stratum before the first doc is written, so a first pass parses the rows (cheap: no
+    labels before the first doc is written, so a first pass parses the rows (cheap: no
     tokenizing) and reports the bad ones, and a second pass parses them again, tokenizes
-    and writes each doc to its split. Memory stays flat: one int per row, one chunk of
-    rows, one shard per split.
+    and writes each doc to its split. Memory stays flat: a few ints per row (its label
+    ids, see SplitLabels), one chunk of rows, one shard per split.
     """
     parser = RowParser(spec)
     splits = list(fractions) if fractions is not None else [NO_SPLIT]
@@ -376,14 +375,14 @@ def _convert_corpus(
 
     assignment: Optional[Iterator[int]] = None
     if fractions is not None:
-        strata = array("i")
+        row_labels = SplitLabels([(g.name, g.labels) for g in spec.groups])
         for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, "read"):
             corpus.rows_read += not record.extra
             if isinstance(row, RowError):
                 report(row, record)
             else:
-                strata.append(row[3])
-        assignment = iter(assign_splits(strata, list(fractions.values()), seed))
+                row_labels.add(row[1])
+        assignment = iter(assign_splits(row_labels, list(fractions.values()), seed))
     desc = "write" if fractions is not None else corpus.name
     for record, row in _parsed_rows(corpus, parser, nlp, limit, chunk_size, progress, desc):
         if assignment is None:
