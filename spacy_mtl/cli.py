@@ -762,7 +762,7 @@ def distill_labels_command(
 ) -> None:
     """Store each teacher's logits with every doc (doc._.mtl_teacher) for a student to learn
     from; gold doc.cats are kept. The arguments are in the order of `predict`: the
-    pipeline(s), the data, the output. See README, "Distillation".
+    pipeline(s), the data, the output. See docs/training.md, "Distillation".
     """
     from wasabi import msg
 
@@ -823,7 +823,7 @@ def quantize_command(
 ) -> None:
     """Write a copy of MODEL whose transformer runs in int8 on CPU (ONNX Runtime or torch
     dynamic quantization; the fp32 weights are kept). It loads with spacy.load, works with
-    predict and spacy package. See README, "int8 on CPU".
+    predict and spacy package. See docs/performance.md, "int8 on CPU".
     """
     from wasabi import msg
 

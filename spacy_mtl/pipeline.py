@@ -1,6 +1,6 @@
 """The `mtl_textcat` component: several label groups, one model, one forward pass.
 
-DOCS: README.md, section "The component".
+DOCS: docs/component.md.
 """
 
 import math

@@ -15,7 +15,7 @@ Two things decide how much a joint model learns per CPU minute:
 A doc's data set is its file (`spacy-mtl.Corpus.v1` records it in
 `doc.user_data["mtl_dataset"]`), or else the set of groups it is annotated for.
 
-DOCS: README.md, section "Training on several data sets"; docs/benchmarks.md.
+DOCS: docs/training.md, "Training on several data sets"; docs/benchmarks.md.
 """
 
 import random

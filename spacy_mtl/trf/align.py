@@ -5,8 +5,8 @@ wordpieces whose characters it covers: per window, it fills a char → token tab
 loop over the window's tokens, walks every wordpiece's characters, collects a set per
 token, and numbers tokens through a dict of every token of the batch (spaCy `Token`
 objects, made one by one). `align_by_offsets` computes the same `Ragged` for the whole batch
-at once: 3.2× faster on 64 tweets, 0.9% → 0.5% of `nlp.pipe` on tweets. For one or two
-windows spacy-transformers' compiled loop is used (it is faster there).
+at once, in numpy. For one or two windows spacy-transformers' compiled loop is used (it
+makes fewer calls, so it is faster there; docs/performance.md).
 
 The rule, as spacy-transformers has it: a token covers its own characters and the one after
 it (a following token takes that character if it starts there); a wordpiece belongs to
@@ -41,8 +41,7 @@ def align_by_offsets(spans: Sequence[Span], offset_mapping: Any) -> Ragged:
         raise ValueError("Cannot align batches of different sizes.")
     if len(spans) < FEWEST_WINDOWS or any(len(span) == 0 for span in spans):
         # A window or two (`nlp(text)`): spacy-transformers' compiled loop makes fewer calls
-        # (0.12 against 0.28 ms for a tweet, timed inside `nlp(text)`). An empty window:
-        # its own error.
+        # and was faster there. An empty window: its own error.
         return get_alignment_via_offset_mapping(list(spans), offset_mapping)
     return align_vectorized(spans, offsets)
 

@@ -2,10 +2,9 @@
 
 torch runs `nn.Linear` on CPU through MKL's sgemm, which repacks the weight matrix at every
 call. oneDNN (which torch bundles; its compiler uses it for frozen CPU graphs) can take the
-weights packed once, in the layout its kernels read. On the 2-core AMD EPYC (AVX-512) where
-this project is measured, a MiniLM forward pass of 16 tweets runs 1.86× as fast that way
-and one of 64 tweets 1.52×; each linear layer's output differs from torch's by ~2e-6 (a
-different order of float additions). README "Fast by default" has the measurements.
+weights packed once, in the layout its kernels read, which is faster on the x86 CPUs
+measured; each linear layer's output differs from torch's by float rounding (a different
+order of additions). docs/performance.md, "Fast by default", has the measurements.
 
 `packed_clone(module)` returns a copy of a torch module in which every `nn.Linear` is a
 `PackedLinear`; everything else (embeddings, layer norms, hooks, the config) is shared with
@@ -22,7 +21,7 @@ that they exist; a call that raises anyway gives one `MTLWarning` and every `Pac
 of the process then runs its public `nn.Linear` (the same numbers, torch's MKL speed;
 spacy_mtl/trf/fallback.py).
 
-DOCS: README.md ("Fast by default").
+DOCS: docs/performance.md ("Fast by default").
 """
 
 import copy

@@ -13,7 +13,7 @@ ONNX Runtime is an optional extra (`pip install 'spacy-mtl[onnx]'`); exporting a
 also need the `onnx` package (in the same extra). Both are imported where they are used; this
 module itself is imported only when a pipeline uses ONNX (it imports torch).
 
-DOCS: README.md ("int8 on CPU").
+DOCS: docs/performance.md ("int8 on CPU").
 """
 
 import contextlib
@@ -62,7 +62,7 @@ def export_int8(hf_model: Any, *, per_channel: bool = True) -> bytes:
     hf_model (transformers.PreTrainedModel): The fp32 encoder (left as it is).
     per_channel (bool): One weight scale per output channel (default) instead of one per
         matrix. Measured on the demo model: per matrix loses up to .03 macro F1, per channel
-        under .01 (README).
+        under .01 (docs/performance.md).
     RETURNS (bytes): The quantized ONNX model.
     RAISES ImportError: onnxruntime or onnx is not installed.
     """
@@ -79,7 +79,8 @@ def export_int8(hf_model: Any, *, per_channel: bool = True) -> bytes:
                 str(fp32),
                 str(int8),
                 per_channel=per_channel,
-                # 8-bit weights: with 7 bits (reduce_range) F1 dropped further (README).
+                # 8-bit weights: with 7 bits (reduce_range) F1 dropped further
+                # (docs/performance.md).
                 reduce_range=False,
                 weight_type=QuantType.QInt8,
             )

@@ -6,7 +6,7 @@ leaves the model in eval mode, runs under `torch.inference_mode` on CPU and, wit
 `onednn`, there through a copy of the model whose linear layers run in oneDNN with packed
 weights (spacy_mtl/trf/onednn.py), dropped after each optimizer step.
 
-DOCS: README.md ("Fast by default").
+DOCS: docs/performance.md ("Fast by default").
 """
 
 from types import MethodType
@@ -23,9 +23,9 @@ def serve_in_eval_mode(model: Model, *, onednn: bool = False) -> None:
     """Give the transformer's shim a `predict` that leaves the torch model in eval mode.
 
     thinc's `PyTorchShim.predict` calls `eval()` before the forward pass and `train()` after
-    it: two walks over every submodule (120 for MiniLM), 0.5 ms per call, which is most of
-    what `nlp(text)` costs beyond a raw Hugging Face forward. Training does not need the
-    `train()` back: `begin_update` sets it first thing. The forward pass runs under
+    it: two walks over every submodule (120 for MiniLM) per call, which was most of what
+    `nlp(text)` cost beyond a raw Hugging Face forward (docs/performance.md). Training does
+    not need the `train()` back: `begin_update` sets it first thing. The forward pass runs under
     `torch.inference_mode` on CPU (no autograd bookkeeping at all); elsewhere under
     `no_grad`, as thinc does (cupy reads the outputs through DLPack).
 

@@ -90,8 +90,8 @@ def tokenize_windows(
     longest text, offsets, wordpiece strings, numpy arrays) for a fast tokenizer, from the
     Rust tokenizer's batch call: the same arrays, without the Hugging Face wrapper's
     conversion of every encoding to Python lists and back, padded in numpy, and with each
-    wordpiece's string read from its encoding instead of looked up again by id (on tweets,
-    this step took 2.8% of `nlp.pipe`; see README "Fast by default"). Another tokenizer:
+    wordpiece's string read from its encoding instead of looked up again by id (see
+    docs/performance.md, "Fast by default"). Another tokenizer:
     spacy-transformers' own.
 
     encodings (Optional[Sequence[Optional[Any]]]): For some texts, the text's

@@ -3,7 +3,7 @@
 
 torch's dynamic quantization replaces every `nn.Linear` with an int8 one: int8 weights,
 activations quantized on the fly per batch. Two settings decide how much quality it costs
-(README, "int8 on CPU", has the measurements on the demo model):
+(docs/performance.md, "int8 on CPU", has the measurements on the demo model):
 - weights per output channel, not per matrix: the feed-forward output layers have a few
   channels with large weights, and one scale per matrix spends the 8 bits on them;
 - activations in 8 bits instead of torch's 7 (`reduce_range`): torch keeps a bit free so that
@@ -12,7 +12,7 @@ activations quantized on the fly per batch. Two settings decide how much quality
 
 This module imports torch; it is imported only when a pipeline is quantized.
 
-DOCS: README.md ("int8 on CPU").
+DOCS: docs/performance.md ("int8 on CPU").
 """
 
 import warnings

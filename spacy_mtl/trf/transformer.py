@@ -1,8 +1,8 @@
 """`mtl_transformer`: spacy-transformers' `transformer` whose `nlp.pipe` sorts by length.
 
 A transformer pads every batch to its longest text. `nlp.pipe` cuts the stream into batches
-in input order, so on a mix of short and long texts most of a batch is padding (2.8× the
-real wordpieces on tweets, docs/benchmarks.md). spacy-transformers' `Transformer.pipe`
+in input order, so on a mix of short and long texts most of a batch is padding
+(docs/benchmarks.md). spacy-transformers' `Transformer.pipe`
 sorts only inside one `batch_size` batch, which does not help: the long text is still in it.
 
 This component reads a *buffer* of `buffer_batches` batches, counts each doc's wordpieces
@@ -33,7 +33,7 @@ token (`forward_tokenizing_with_rust`).
 "int8"` its linear layers in torch int8, for CPU serving (see spacy_mtl/workflows/quantize.py and
 `spacy-mtl quantize`).
 
-DOCS: README.md ("Fast by default"), docs/benchmarks.md.
+DOCS: docs/performance.md ("Fast by default"), docs/benchmarks.md.
 """
 
 from itertools import islice
@@ -115,11 +115,11 @@ def make_mtl_transformer(
     set_extra_annotations (Callable): As for the `transformer` factory.
     max_batch_items (int): Most padded wordpieces (windows × the longest window) in one
         forward pass of `pipe`, counted with the wordpieces known from sorting (4096: 32
-        windows of 128; on 2 CPU cores 2048–4096 ran long texts ~10% faster than 8192,
-        README "Fast by default"). Without `sort_by_length` or `wordpiece_spans`: spaCy
+        windows of 128; chosen by measurement, docs/performance.md, "Fast by default").
+        Without `sort_by_length` or `wordpiece_spans`: spaCy
         tokens × docs, as spacy-transformers counts. On CPU a forward pass of `pipe` also
         ends where the wordpiece length steps up once it holds a quarter of batch_size
-        docs, so that most pad nothing (README "Fast by default").
+        docs, so that most pad nothing (docs/performance.md, "Fast by default").
     sort_by_length (bool): Sort the docs of a buffer by wordpieces in `pipe` (default). False
         gives spacy-transformers' own `pipe`.
     buffer_batches (int): Batches (of `nlp.pipe`'s batch_size) read, sorted and run together.
@@ -133,9 +133,9 @@ def make_mtl_transformer(
         config={"components": {NAME: {"quantize": None}}})` loads the fp32 transformer
         again. None (default): fp32.
     onednn (bool): On an x86 CPU, run the transformer's linear layers through oneDNN with
-        weights packed once (`spacy_mtl.trf.onednn`) at inference: the same outputs to ~1e-6,
-        1.5–1.9× the forward speed measured (README "Fast by default"). Training and GPUs
-        are unaffected. Default true.
+        weights packed once (`spacy_mtl.trf.onednn`) at inference: the same outputs to float
+        rounding, faster (docs/performance.md, "Fast by default"). Training and GPUs are
+        unaffected. Default true.
     RETURNS (SortedTransformer): The component.
     """
     return SortedTransformer(
@@ -415,7 +415,7 @@ class SortedTransformer(Transformer):
             # The wordpieces are known: runs are cut by padded wordpieces. On CPU a forward
             # pass costs about the wordpieces it pads, so a run also ends where the length
             # steps up once it holds a quarter of batch_size (short texts: padding 1.05 ->
-            # 1.01, README "Fast by default"); elsewhere runs are batch_size docs.
+            # 1.01, docs/performance.md, "Fast by default"); elsewhere runs are batch_size docs.
             on_cpu = isinstance(self.model.ops, NumpyOps)
             runs = padded_runs(
                 [lengths[i] for i in order],
@@ -546,8 +546,8 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
 
     spacy-transformers finds where a doc's rows start in the alignment (one row per token of
     every doc that has spans, in order) through a dict of every token of the batch: spaCy
-    `Token` objects made one by one, most of the split's time on tweets and ~0.2 ms of
-    `nlp(text)`. When every doc is a different Doc object and its spans are its own, a
+    `Token` objects made one by one, most of the split's time on tweets. When every doc is
+    a different Doc object and its spans are its own, a
     token's row is the tokens of the docs before it plus its index, which is what this
     computes. Otherwise spacy-transformers' own split runs. Tested equal to it.
     """

@@ -1,0 +1,42 @@
+"""The README is a front door: short, its figures generated from results, its commands real."""
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from spacy_mtl.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+def test_readme_is_short() -> None:
+    assert len(README.read_text(encoding="utf8").splitlines()) <= 250
+
+
+def test_demo_figures_are_generated_from_the_results() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_demo.py"), "render", "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_commands_parse_against_the_cli() -> None:
+    """Every `spacy-mtl ...` line the README shows is a valid call of today's CLI."""
+    group = typer.main.get_command(app)
+    calls = [
+        shlex.split(line.strip().lstrip("$ "))
+        for line in README.read_text(encoding="utf8").splitlines()
+        if line.strip().lstrip("$ ").startswith("spacy-mtl ") and "..." not in line
+    ]
+    assert len(calls) >= 5
+    for call in calls:
+        command = group.get_command(None, call[1])  # type: ignore[attr-defined]
+        assert command is not None, call
+        with command.make_context(call[1], list(call[2:])):
+            pass
