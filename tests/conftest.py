@@ -54,6 +54,46 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
+def write_tiny_roberta(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """Write a randomly initialised RoBERTa with a byte-level BPE vocabulary (the tokenizer
+    family of roberta-base, which configs/gpu.cfg uses), trained here on a few sentences."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    corpus = [" ".join(_WORDS), "héllo wörld, what a day!!! ok?", "i love this movie " * 3]
+    bpe.train_from_iterator(
+        corpus,
+        vocab_size=400,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(
+        vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt")
+    )
+    tokenizer.save_pretrained(str(path))
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    RobertaModel(config).save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_roberta(tmp_path_factory.mktemp("tiny_roberta"))
+
+
 def transformer_config(name: str, window: int = 64, stride: int = 48) -> Dict[str, Any]:
     return {
         "model": {

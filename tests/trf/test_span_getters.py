@@ -165,16 +165,22 @@ def test_encode_wordpieces_matches_the_tokenizer_after_padded_calls(tiny_bert: P
     assert [e.word_ids for e in encodings] == [expected.word_ids(i) for i in range(len(texts))]
 
 
-def test_tokenize_windows_equals_spacy_transformers_tokenize(tiny_bert: Path) -> None:
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_tokenize_windows_equals_spacy_transformers_tokenize(
+    family: str, request: pytest.FixtureRequest
+) -> None:
     """The Rust batch call gives spacy-transformers' arrays exactly: ids, type ids, mask,
-    offsets, wordpiece strings, padding; also right after a call that turned padding off."""
+    offsets, wordpiece strings, padding; also right after a call that turned padding off.
+    For BERT's WordPiece and for RoBERTa's byte-level BPE (roberta-base's family: leading
+    spaces are part of a piece, offsets trimmed by the post-processor)."""
     import numpy
     from spacy_transformers.layers.transformer_model import huggingface_tokenize
     from transformers import AutoTokenizer
 
     from spacy_mtl.trf.span_getters import encode_wordpieces, tokenize_windows
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    folder = request.getfixturevalue(f"tiny_{family}")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
     batches = [
         ["i love this movie", "", "ok [PAD] [CLS] ok", _long_text(200), "héllo wörld"],
         ["ok"],

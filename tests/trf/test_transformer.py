@@ -458,6 +458,36 @@ def test_forward_equals_spacy_transformers_forward(nlp: Language) -> None:
     assert stock.get_pipe("transformer").model._func is transformer_model.forward
 
 
+def test_forward_equals_spacy_transformers_forward_for_byte_level_bpe(
+    tiny_roberta: Path,
+) -> None:
+    """The same parity for RoBERTa's byte-level BPE (roberta-base, configs/gpu.cfg): the
+    tokenizer family whose pieces carry their leading space and whose offsets the
+    post-processor trims. Sorted pipe scores equal one by one's too."""
+    from spacy_transformers.layers import transformer_model
+
+    from spacy_mtl.trf.transformer import forward_tokenizing_with_rust
+
+    nlp = make_pipeline(tiny_roberta)
+    model = nlp.get_pipe("transformer").model
+    docs = [nlp.make_doc(t) for t in [*TEXTS, "héllo  wörld,  what a day!!!"]]
+    ours, _ = forward_tokenizing_with_rust(model, docs, False)
+    theirs, _ = transformer_model.forward(model, docs, False)
+    assert ours.wordpieces.strings == theirs.wordpieces.strings
+    assert any(s.startswith("Ġ") for strings in ours.wordpieces.strings for s in strings)
+    numpy.testing.assert_array_equal(ours.wordpieces.input_ids, theirs.wordpieces.input_ids)
+    numpy.testing.assert_array_equal(ours.align.data, theirs.align.data)
+    numpy.testing.assert_array_equal(ours.align.lengths, theirs.align.lengths)
+    numpy.testing.assert_allclose(
+        ours.model_output.last_hidden_state, theirs.model_output.last_hidden_state, atol=1e-6
+    )
+    numpy.testing.assert_allclose(
+        scores(list(nlp.pipe(TEXTS, batch_size=4))),
+        scores([nlp(text) for text in TEXTS]),
+        atol=1e-5,
+    )
+
+
 def assert_same_doc_data(ours: List[Any], theirs: List[Any]) -> None:
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
