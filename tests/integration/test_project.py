@@ -87,7 +87,7 @@ def test_project_vars(project: Dict[str, Any]) -> None:
     assert variables["gpu_id"] == -1
     assert variables["config"] == "cpu"
     assert (ROOT / "configs" / f"{variables['config']}.cfg").exists()
-    for key in ("max_train_docs", "max_dev_docs", "max_test_docs", "seed"):
+    for key in ("max_train_docs", "max_dev_docs", "max_tune_docs", "max_test_docs", "seed"):
         assert isinstance(variables[key], int) and variables[key] >= 0, key
     # `spacy package --name` needs an identifier; the package is en_<name>-<version>.
     assert variables["name"].isidentifier()
@@ -503,7 +503,8 @@ def test_project_run_all(tmp_path: Path) -> None:
     env.setdefault("OMP_NUM_THREADS", "1")
     run_all = [sys.executable, "-m", "spacy", "project", "run", "all", "."]
     run_all += ["--vars.config", "tiny", "--vars.max_train_docs", "200"]
-    run_all += ["--vars.max_dev_docs", "50", "--vars.max_test_docs", "100"]
+    run_all += ["--vars.max_dev_docs", "50", "--vars.max_tune_docs", "50"]
+    run_all += ["--vars.max_test_docs", "100"]
     start = time.time()
     _run(run_all, project_dir, env, timeout=330)
     first_run = time.time() - start
