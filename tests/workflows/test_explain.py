@@ -164,7 +164,7 @@ def test_unknown_group_or_label_names_the_known_ones(keyword_nlp: Language) -> N
 
 
 def test_too_many_tokens(keyword_nlp: Language) -> None:
-    with pytest.raises(TextTooLongError, match="5 tokens.*limited to 4"):
+    with pytest.raises(TextTooLongError, match=r"5 tokens.*limited to 4"):
         explain(keyword_nlp, "one two three four five", "sentiment", "positive", max_tokens=4)
     assert len(explain(keyword_nlp, "one two three four", "sentiment", "positive").weights) == 4
 
