@@ -155,8 +155,11 @@ def make_app(
     @app.get("/info")
     async def get_info() -> JSONResponse:
         """The model: its name and version, the component's groups (kind, labels,
-        thresholds or class offsets) and the server's limits."""
-        return JSONResponse(info)
+        thresholds or class offsets), the server's limits and its batching so far
+        (batches run, texts in them, the largest)."""
+        stats = batcher.stats
+        batching = {"batches": stats.batches, "texts": stats.texts, "largest": stats.largest}
+        return JSONResponse({**info, "batching": batching})
 
     @app.post(
         "/predict",

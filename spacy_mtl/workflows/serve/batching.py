@@ -3,17 +3,17 @@
 A spaCy pipeline is not made to be called from several threads at once, and one `nlp.pipe`
 over 32 texts costs far less than 32 calls of `nlp(text)`. So the server's request
 handlers only put jobs on a queue and wait for their futures; the worker thread takes the
-first job, gathers the jobs that arrive within a short window after it (or are already
-waiting) up to a cap in texts, runs them as one `nlp.pipe`, and hands each job its docs
-back in order. Under load the window costs nothing: the first job waiting has been queued
-while the previous batch ran, so its window is over and the batch is whatever is queued.
+first job, takes every job already waiting and those that arrive within a short window
+(up to a cap in texts), runs them as one `nlp.pipe`, and hands each job its docs back in
+order. A batch that reaches the cap runs at once; otherwise the window costs each batch
+at most `wait` seconds.
 """
 
 import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -27,7 +27,6 @@ Prediction = Dict[str, Any]
 class _Job:
     texts: Sequence[str]
     future: "Future[Any]"
-    queued: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -56,7 +55,7 @@ class BatchQueue:
     nlp (Language): The pipeline; only the worker thread calls it once started.
     max_batch (int): Most texts per `nlp.pipe` call gathered from several jobs (one job
         with more texts runs alone, through `nlp.pipe` in batches of `max_batch`).
-    wait (float): Seconds the worker waits after a job was queued for others to join it.
+    wait (float): Seconds the worker waits, once it takes a job, for others to join it.
     """
 
     def __init__(self, nlp: Language, *, max_batch: int = 64, wait: float = 0.005) -> None:
@@ -124,10 +123,15 @@ class BatchQueue:
                 _resolve(item.future, partial(item.run, self.nlp))
                 continue
             batch, n_texts = [item], len(item.texts)
-            deadline = item.queued + self.wait
+            # The window opens when the worker takes the job, not when it was queued: under
+            # load, the clients of the batch that just finished send their next requests
+            # now, and a window counted from queueing would leave them to the next batch,
+            # splitting the clients into two cohorts of half batches (measured: a mean
+            # batch of 16 texts for 32 clients).
+            deadline = time.monotonic() + self.wait
             while n_texts < self.max_batch:
                 try:
-                    # Take what is waiting at once; wait only within the first job's window.
+                    # Take what is waiting at once; wait for more only within the window.
                     remaining = deadline - time.monotonic()
                     nxt = (
                         self._queue.get(timeout=remaining)
