@@ -20,8 +20,8 @@ pytest.importorskip("fastapi", reason="spacy-mtl[serve] (fastapi) is not install
 pytest.importorskip("uvicorn", reason="spacy-mtl[serve] (uvicorn) is not installed")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from conftest import GROUPS, make_examples, make_nlp  # noqa: E402
-from spacy.language import Language  # noqa: E402
+from conftest import GROUPS, make_examples, make_nlp
+from spacy.language import Language
 
 pytestmark = pytest.mark.browser
 

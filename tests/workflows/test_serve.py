@@ -19,16 +19,16 @@ import pytest
 pytest.importorskip("fastapi", reason="spacy-mtl[serve] (fastapi) is not installed")
 pytest.importorskip("httpx", reason="the TestClient needs httpx")
 
-import httpx  # noqa: E402
-import spacy  # noqa: E402
-from conftest import TEXTS  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from spacy.language import Language  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+import httpx
+import spacy
+from conftest import TEXTS
+from fastapi.testclient import TestClient
+from spacy.language import Language
+from typer.testing import CliRunner
 
-from spacy_mtl.cli import app as cli_app  # noqa: E402
-from spacy_mtl.workflows.explain import explain  # noqa: E402
-from spacy_mtl.workflows.serve import BatchQueue, make_app  # noqa: E402
+from spacy_mtl.cli import app as cli_app
+from spacy_mtl.workflows.explain import explain
+from spacy_mtl.workflows.serve import BatchQueue, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {"max_texts": 8, "max_body_bytes": 2000, "max_explain_tokens": 12}
