@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .data.convert.frames import convert_dataframe
     from .pipeline import MultiGroupTextCategorizer
     from .workflows.dataframe import predict_dataframe
+    from .workflows.explain import explain
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "SchemaError",
     "__version__",
     "convert_dataframe",
+    "explain",
     "predict_dataframe",
 ]
 
@@ -47,4 +49,9 @@ def __getattr__(name: str) -> Any:
         from .data.convert.frames import convert_dataframe
 
         return convert_dataframe
+    # Occlusion explanations (docs/serve.md) need spaCy and numpy: imported when used.
+    if name == "explain":
+        from .workflows.explain import explain
+
+        return explain
     raise AttributeError(f"module 'spacy_mtl' has no attribute {name!r}")
