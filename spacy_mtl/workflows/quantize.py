@@ -53,8 +53,8 @@ def quantize_pipeline(
     out (Union[str, Path]): The new pipeline folder.
     method (str): "onnx" (ONNX Runtime, default) or "torch" (torch dynamic quantization).
     overwrite (bool): Replace `out` if it exists.
-    on_step (Optional[Callable[[str], None]]): Called with a line before each stage (load,
-        export and quantize per component, check): the CLI prints them, as each stage of a
+    on_step (Optional[Callable[[str], None]]): Called with a line before each stage (export
+        and quantize per component, the check that the copy loads): the CLI prints them, as each stage of a
         base-size model takes tens of seconds to minutes on CPU.
     RETURNS (Dict[str, Any]): {"components": the transformer components quantized,
         "converted": those that were spacy-transformers' `transformer` and are now
@@ -82,7 +82,6 @@ def quantize_pipeline(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ModelLoadError(out, None, "the output folder exists; pass overwrite=True")
-    step(f"Loading {model}")
     nlp = load_pipeline(model)
     names = transformer_names(nlp)
     if not names:
