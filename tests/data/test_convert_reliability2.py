@@ -315,6 +315,12 @@ def test_inputs_that_are_not_files_say_what_they_are(tmp_path: Path) -> None:
             convert([path], tmp_path / "out", AB)
         assert kind in str(info.value) and "does not exist." not in str(info.value)
         assert str(info.value).startswith(str(path))
+    # A joined file that is a FIFO is not "missing" either.
+    (tmp_path / "in.csv").write_text("id,text\n1,x\n", encoding="utf-8")
+    os.mkfifo(tmp_path / "in.labels.csv")
+    spec = {"id": "id", "join": [{"path": "{stem}.labels.csv", "key": "id"}], **AB}
+    with pytest.raises(ConvertError, match=r"in\.labels\.csv: the input is a FIFO"):
+        convert([tmp_path / "in.csv"], tmp_path / "out", spec)
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,9 +31,9 @@ from typing import (
 )
 
 from ...errors import Errors
-from ..io import base_name, csv_reader
+from ..io import base_name, csv_reader, not_a_file
 from .exceptions import ConvertError, SpecError
-from .readers import Reader, Record, strip_eol
+from .readers import Reader, Record, check_input_file, strip_eol
 from .spec import ConvertSpec
 from .values import (
     check_encoding,
@@ -277,6 +277,8 @@ class _Joined:
         self.source = source
         self.path = join.path_for(input_path)
         if not self.path.is_file():
+            if not_a_file(self.path) != "does not exist":
+                check_input_file(self.path)  # a FIFO, a device, a link loop
             raise ConvertError(Errors.E283.format(path=input_path, joined=self.path))
         self.reader = Reader(self.path, join.file_spec(source), check_columns=False)
         if self.reader.format not in JOIN_FORMATS:

@@ -26,7 +26,7 @@ from typing import (
 )
 
 from ...errors import Errors
-from ..io import SEPARATORS, compression, csv_reader, decompressed, format_from_name
+from ..io import SEPARATORS, compression, csv_reader, decompressed, format_from_name, not_a_file
 from .exceptions import ConvertError
 from .spec import FORMATS, ConvertSpec
 from .values import clip
@@ -201,6 +201,25 @@ def looks_like_header(fields: Sequence[str], names: Sequence[str]) -> List[str]:
     return same if len(same) >= max(1, (len(names) + 1) // 2) else []
 
 
+def check_input_file(path: Path) -> None:
+    """Refuse an input that is not a regular file, saying what it is (a folder, a FIFO,
+    a device such as /dev/zero, a symbolic link loop) rather than that it does not exist.
+    """
+    kind = not_a_file(path)
+    if kind is None:
+        return
+    if kind == "does not exist":
+        raise ConvertError(Errors.E230.format(path=path))
+    if kind == "a folder":
+        raise ConvertError(Errors.E271.format(path=path))
+    if kind.startswith("cannot be read"):
+        raise ConvertError(Errors.E266.format(path=path, cause=kind[len("cannot be read ") :]))
+    fix = "fix or remove the link"
+    if not kind.startswith("a symbolic link"):
+        fix = "convert reads each input more than once, so write the data to a file first"
+    raise ConvertError(Errors.E268.format(path=path, kind=kind, fix=fix))
+
+
 def strip_eol(text: str) -> str:
     if text.endswith("\n"):
         text = text[:-1]
@@ -246,6 +265,8 @@ class Reader:
         if self.labels_path is not None and self.labels_path.is_dir():
             raise ConvertError(Errors.E272.format(path=path, labels=self.labels_path))
         if self.labels_path is not None and not self.labels_path.is_file():
+            if not_a_file(self.labels_path) != "does not exist":
+                check_input_file(self.labels_path)  # a FIFO, a device, a link loop
             raise ConvertError(Errors.E225.format(path=path, labels=self.labels_path))
         if self.format in ("csv", "tsv") and not spec.columns and spec.header is False:
             raise ConvertError(Errors.E222.format(path=path, format=self.format))

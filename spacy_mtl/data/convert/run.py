@@ -16,10 +16,10 @@ from spacy.language import Language
 from tqdm import tqdm
 
 from ...errors import Errors
-from ..io import PathLike, base_name, input_clash, not_a_file, same_file
+from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
 from .frames import FrameInput, Input, input_size, open_source
-from .readers import Record, strip_eol
+from .readers import Record, check_input_file, strip_eol
 from .rows import GroupParser, Parsed, RowParser, whole_number
 from .spec import ConvertSpec, load_spec
 from .splits import assign_splits, parse_split
@@ -218,25 +218,6 @@ def convert_files(
         raise
     shutil.rmtree(tmp_root, ignore_errors=True)
     return summary
-
-
-def check_input_file(path: Path) -> None:
-    """Refuse an input that is not a regular file, saying what it is (a folder, a FIFO,
-    a device such as /dev/zero, a symbolic link loop) rather than that it does not exist.
-    """
-    kind = not_a_file(path)
-    if kind is None:
-        return
-    if kind == "does not exist":
-        raise ConvertError(Errors.E230.format(path=path))
-    if kind == "a folder":
-        raise ConvertError(Errors.E271.format(path=path))
-    if kind.startswith("cannot be read"):
-        raise ConvertError(Errors.E266.format(path=path, cause=kind[len("cannot be read ") :]))
-    fix = "fix or remove the link"
-    if not kind.startswith("a symbolic link"):
-        fix = "convert reads each input more than once, so write the data to a file first"
-    raise ConvertError(Errors.E268.format(path=path, kind=kind, fix=fix))
 
 
 def _check_destination(final: Path) -> None:
