@@ -152,6 +152,9 @@ def convert_command(
         )
     except ConvertError as err:
         msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
+    except OSError as err:  # one that convert does not word itself: still one line
+        where = err.filename if err.filename is not None else output_dir
+        msg.fail("Conversion stopped", f"{where}: {err.strerror or err}", exits=1)
     for corpus in summary.corpora:
         msg.divider(corpus.name)
         msg.text(
@@ -162,6 +165,11 @@ def convert_command(
             msg.text(
                 f"joined-file rows rejected {corpus.joined_rows_rejected:,} (rows of `join` "
                 "files that belong to no input row; not among the rows read)"
+            )
+        for joined_file, n_unmatched in corpus.join_unmatched.items():
+            msg.text(
+                f"join {joined_file}: {n_unmatched:,} input rows matched no row of it (their "
+                "groups from it are missing)"
             )
         _print_table(corpus.files_table())
         for group in summary.schema.groups if summary.schema is not None else ():
@@ -297,11 +305,11 @@ def tune_command(
     """Calibrate a trained pipeline on dev data (a temperature per group, then per-label
     thresholds for multilabel groups) and save it to OUTPUT_DIR. See docs/evaluate.md.
     """
-    import srsly
     from wasabi import msg
 
+    from .data.io import cannot_write
     from .workflows.report import check_corpus_path, load_corpus
-    from .workflows.tune import check_bounds, tune_pipeline
+    from .workflows.tune import check_bounds, save_tuned, tune_pipeline
 
     try:
         # Before loading the model: a typo should not cost its loading time.
@@ -310,6 +318,11 @@ def tune_command(
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     _check_output(output_dir, force, folder=True)
+    report_path = report if report is not None else tune_report_path(output_dir)
+    for path, folder in ((output_dir, True), (report_path, False)):
+        problem = cannot_write(path, folder=folder)
+        if problem is not None:
+            msg.fail(f"Cannot write {path}: {problem}.", exits=1)
     _import_code(code)
     nlp = _load_pipeline(model_dir, gpu_id)
     try:
@@ -326,14 +339,10 @@ def tune_command(
             thresholds=thresholds,
             show_progress=True,
         )
+        # The folder and its parents are made, as `spacy train` makes them.
+        save_tuned(nlp, output_dir, report_path, result.to_dict())
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
-    # nlp.to_disk makes the folder, not its parents; `spacy train` makes both.
-    output_dir.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(output_dir)
-    report_path = report if report is not None else tune_report_path(output_dir)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(report_path, result.to_dict())
 
     _print_table(result.table())
     for warning in result.warnings():
@@ -766,10 +775,11 @@ def distill_labels_command(
     """
     from wasabi import msg
 
-    from .workflows.distill import check_corpus, distill_corpus
+    from .workflows.distill import check_corpus, check_output, distill_corpus
 
     try:
         check_corpus(corpus)
+        check_output(corpus, output)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     _check_output(output, force, folder=False)

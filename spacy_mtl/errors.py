@@ -179,10 +179,7 @@ class Errors:
         "Spec {spec}: group {group!r}: cell value {value!r} is listed twice in `labels` "
         "(keys are compared as strings, so YAML 1 and '1' are the same value)."
     )
-    E214 = (
-        "Spec {spec}: encoding {encoding!r} cannot be read line by line (it is unknown or "
-        "not ASCII-compatible); re-encode the file as UTF-8."
-    )
+    E214 = "Spec {spec}: `encoding` {encoding!r} {why}."
     E215 = "Spec {spec}: {error}"
     E216 = (
         "Spec {spec}: `labels_file` pairs a one-text-per-line file with a label file, so "
@@ -238,10 +235,16 @@ class Errors:
     # Row errors: `{file}:{line}: column {column!r}: {reason}`; one bad row, skippable.
     E240 = "{file}:{line}: column {column!r}: {reason}"
     E241 = "{file}:{line}: {reason}"
-    E242 = "unknown label value {value!r}; known values: {known}."
+    E242 = (
+        "unknown label value {value!r}; known values: {known}. A value that marks a missing "
+        "label goes in the spec's `missing_values:`."
+    )
     E243 = "{n} labels {labels} in one cell, but group {group!r} is multiclass (exactly one label)."
     E244 = "empty text."
-    E245 = "bytes {data} at position {pos} of the line are not valid {encoding}."
+    E245 = (
+        "bytes {data} at position {pos} of the line are not valid {encoding}; if the file is "
+        "in another encoding, name it in the spec's `encoding:` (e.g. cp1252)."
+    )
     E246 = "missing: the row has {n} fields, expected {m} ({columns})."
     E247 = (
         "the row has {n} fields, expected {m} ({columns}); a field that contains the "
@@ -278,6 +281,24 @@ class Errors:
     E261 = "the text must be a string, got {value!r}."
     E262 = "the row cannot be parsed: {error}."
     E263 = "the text is {n:,} characters long, more than nlp.max_length ({limit:,})."
+    # Issue 29 (reliability 2): hostile JSON, OS errors, patterns that never finish.
+    E264 = (
+        "invalid JSON: {what}, more than Python's parser reads; a label value is a string, "
+        "a number or a flat list."
+    )
+    E265 = (
+        "key {key!r} appears twice in the JSON object; each key may appear once (a JSON "
+        "parser would silently keep the last value)."
+    )
+    E266 = "{path}: cannot read the file: {cause}."
+    E267 = "{path}: cannot write {what}: {cause}."
+    E268 = "{path}: the input is {kind}, not a regular file; {fix}."
+    E269 = (
+        "Spec {spec}: `pattern` {pattern!r} has {shape}: on a line that does not match, "
+        "such a pattern can take exponential time. Inside a repeated group, use only "
+        "fixed-length items (e.g. '(\\d{{3}},)+'), or match the rest of the line with "
+        "'(?P<text>.*)'."
+    )
     # Issue 15 (reliability): inputs and outputs, cells and specs that used to slip through.
     E270 = (
         "{what} {path} is an input ({input}): writing it would replace the input. Give "
@@ -306,6 +327,10 @@ class Errors:
         "(`labels:`) so that every file gets the same keys in the same order."
     )
     W202 = "{name}: split {split!r} got no docs; its file holds an empty DocBin."
+    W203 = (
+        "{path}: no rows ({why}); it adds no docs to the corpus {name!r}. Check that it is "
+        "the file you meant."
+    )
     # convert: `join` (other files' columns) and `threshold` (soft scores).
     E280 = "Spec {spec}: join {n} ({path}): {problem}"
     E281 = (
@@ -353,6 +378,25 @@ class Errors:
         "must be unique: rename them."
     )
     E295 = "convert_dataframe takes a pandas DataFrame, got {kind}."
+    E296 = (
+        "the line is {n:,} characters long; `pattern` is applied to lines of at most "
+        "{limit:,} characters (a regular expression can take very long on longer lines). Use "
+        "a CSV, TSV or JSONL file for longer texts."
+    )
+    E297 = (
+        "Spec {spec}: group {group!r}: label value {value!r} {why}, so no cell can ever "
+        "match it; {fix}."
+    )
+    E298 = (
+        "Group {group!r}: the inferred label values {values} are the same number written in "
+        "different ways; list the labels in the spec (`labels:`) so that each value is read "
+        "as one of them, or write the cells one way."
+    )
+    E299 = (
+        "line {line} looks like a header row (its cells {cells} are the `columns` names), but "
+        "the spec reads this file without one; set `header: true` (with `columns`, the "
+        "header's names are replaced by them)."
+    )
 
     # model folders and components
     E301 = (

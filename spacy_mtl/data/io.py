@@ -8,11 +8,14 @@ names none of them.
 
 import bz2
 import codecs
+import contextlib
 import csv
+import errno
 import gzip
 import lzma
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Union, cast
@@ -259,4 +262,77 @@ def input_clash(output: PathLike, inputs: Iterable[PathLike]) -> Optional[Path]:
     for path in inputs:
         if same_file(output, path):
             return Path(path)
+    return None
+
+
+def not_a_file(path: PathLike) -> Optional[str]:
+    """What `path` is when it is not a regular file one can read (following links), in
+    words for an error message ("does not exist", "a folder", "a FIFO (named pipe)", ...);
+    None for a regular file.
+
+    Reading a FIFO or a device such as /dev/zero would block or never end, and a command
+    that reads its input twice cannot read them at all; a symbolic link loop is not a
+    missing file either.
+    """
+    path = Path(str(path))
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop (the link leads back to itself)"
+        if path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+        if err.errno == errno.ENOENT:
+            return "does not exist"
+        return f"cannot be read ({err.strerror or err})"
+    except ValueError as err:  # an embedded NUL byte in the name
+        return f"is not a usable file name ({err})"
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def cannot_write(path: PathLike, *, folder: bool) -> Optional[str]:
+    """Why `path` cannot be written (made, or replaced), in words; None if it can.
+
+    Checked before a slow run, so that a read-only folder, a file where a folder goes or
+    a folder where a file goes stops a command at once rather than after the work. The
+    test writes a file (and removes it) in the nearest folder that exists, which is the
+    only sure test: the permission bits do not tell a root user or a read-only mount.
+
+    path (Union[str, Path]): The output: a file, or a folder (created with its parents).
+    folder (bool): Whether the output is a folder.
+    RETURNS (Optional[str]): e.g. "/data is a file, not a folder"; None when writable.
+    """
+    import tempfile
+
+    path = Path(str(path))
+    if path.exists() and path.is_dir() != folder:
+        kinds = ("a file", "a folder") if folder else ("a folder", "a file")
+        return f"{path} is {kinds[0]}, not {kinds[1]}"
+    probe_in = path if folder and path.is_dir() else path.parent
+    while not probe_in.exists():
+        if probe_in.is_symlink():
+            return f"{probe_in} is a symbolic link to a place that does not exist"
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        return f"{probe_in} is a file, where a folder of {path} goes"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".spacy-mtl-write-test-", dir=probe_in)
+    except OSError as err:
+        return f"cannot write into {probe_in}: {err.strerror or err}"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return None

@@ -17,7 +17,13 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch
 
-from ..data.io import TextLines, format_from_name, may_have_surrogates, replace_surrogates
+from ..data.io import (
+    TextLines,
+    format_from_name,
+    may_have_surrogates,
+    replace_surrogates,
+    same_file,
+)
 from ..errors import MTLWarning
 from ..teacher import TEACHER_ATTR
 from ..trf.batching import iter_by_length
@@ -73,6 +79,27 @@ def check_corpus(path: Path) -> None:
             f"{path}: the corpus must be a .spacy file (or a folder of them), a .txt file "
             '(one text per line) or a .jsonl file (one {"text": ...} per line).'
         )
+
+
+def check_output(corpus: Path, output: Path) -> None:
+    """ValueError when `output` is the corpus itself (the same file once links and `..`
+    are resolved, or a hard link to it) or a file inside the corpus folder: writing it
+    would destroy the input, or add the output to the corpus the next run reads."""
+    if same_file(output, corpus):
+        raise ValueError(
+            f"The output {output} is the input corpus {corpus}: writing it would replace "
+            "the corpus. Give another OUTPUT."
+        )
+    if corpus.is_dir():
+        try:
+            inside = output.resolve().is_relative_to(corpus.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            inside = False
+        if inside:
+            raise ValueError(
+                f"The output {output} is inside the input corpus folder {corpus}: it would "
+                "become part of the corpus. Give an OUTPUT outside that folder."
+            )
 
 
 def read_docs(
@@ -176,6 +203,7 @@ def distill_corpus(
     from .loading import find_component, load_pipeline
 
     check_corpus(corpus)
+    check_output(corpus, output)
     loaded = [load_pipeline(teacher) for teacher in teachers]
     for nlp in loaded:
         find_component(nlp, component)
@@ -192,6 +220,10 @@ def distill_corpus(
         out.add(doc)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    out.to_disk(tmp)
-    tmp.replace(output)
+    try:
+        out.to_disk(tmp)
+        tmp.replace(output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file beside the output
+        raise
     return len(out)

@@ -54,8 +54,8 @@ def quantize_pipeline(
     method (str): "onnx" (ONNX Runtime, default) or "torch" (torch dynamic quantization).
     overwrite (bool): Replace `out` if it exists.
     on_step (Optional[Callable[[str], None]]): Called with a line before each stage (export
-        and quantize per component, the check that the copy loads): the CLI prints them, as each stage of a
-        base-size model takes tens of seconds to minutes on CPU.
+        and quantize per component, the check that the copy loads): the CLI prints them,
+        as each stage of a base-size model takes tens of seconds to minutes on CPU.
     RETURNS (Dict[str, Any]): {"components": the transformer components quantized,
         "converted": those that were spacy-transformers' `transformer` and are now
         `mtl_transformer`s (same weights and settings, sorting `pipe`), "quantize": the

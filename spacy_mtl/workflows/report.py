@@ -27,6 +27,7 @@ from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.training import Corpus, Example
 
+from ..data.io import cannot_write
 from ..schema import GroupSchema, LabelGroup
 from ..scorer import roc_auc, score_arrays
 from ..tables import Table, number_or_dash
@@ -45,7 +46,7 @@ from .plots import (
     plot_reliability,
     require_matplotlib,
 )
-from .tune import read_gold
+from .tune import check_annotated, read_gold
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -211,6 +212,22 @@ def predict_examples(
     return examples, scores
 
 
+def _check_gold(nlp: Language, examples: Sequence[Example], components: Sequence[str]) -> None:
+    """Refuse a corpus with nothing to score for the components (no gold doc.cats of
+    their groups, or groups that look misspelt): scores of nothing would look like a
+    result. See `tune.check_annotated`."""
+    for name in components:
+        schema = find_component(nlp, name).schema
+        others = [
+            group.name
+            for other in mtl_component_names(nlp)
+            if other != name
+            for group in find_component(nlp, other).schema.groups
+        ]
+        _, masks = read_gold(schema, examples)
+        check_annotated(schema, examples, masks, what="evaluate", component=name, others=others)
+
+
 def metrics_dict(scores: Dict[str, Any]) -> Dict[str, float]:
     """The top-level numeric scores as plain floats (nested per-label dicts and None left out)."""
     out: Dict[str, float] = {}
@@ -336,9 +353,14 @@ def evaluate_to_dir(
     if not examples:
         raise ValueError("evaluate got no examples: check the corpus path.")
     components = mtl_component_names(nlp, components)
+    _check_gold(nlp, examples, components)
     plots = plots and output_dir is not None
     if plots:
         require_matplotlib()  # fail before the (slow) prediction, not after it
+    if output_dir is not None:
+        problem = cannot_write(output_dir, folder=True)
+        if problem is not None:  # before the prediction, not after it
+            raise ValueError(f"Cannot write the evaluation to {output_dir}: {problem}.")
     predicted, scores = predict_examples(
         nlp, examples, batch_size=batch_size, show_progress=show_progress
     )
@@ -347,27 +369,33 @@ def evaluate_to_dir(
     if output_dir is None:
         return EvaluateResult(metrics, scores, reports, None, None, [])
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = output_dir / METRICS_FILE
-    srsly.write_json(metrics_path, metrics)
-    plot_paths: List[Path] = []
-    if plots:
-        plot_dir = output_dir / PLOTS_DIR
-        plot_dir.mkdir(exist_ok=True)
-        prefix_component = len(components) > 1
-        for report in reports:
-            plot_paths.extend(write_plots(report, plot_dir, prefix_component=prefix_component))
-    report_path = output_dir / REPORT_FILE
-    text = render_report(
-        reports,
-        metrics,
-        n_docs=len(predicted),
-        n_words=sum(len(eg.predicted) for eg in predicted),
-        model_name=model_name or _model_name(nlp),
-        data_name=data_name,
-        base=output_dir,
-    )
-    report_path.write_text(text, encoding="utf8")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path = output_dir / METRICS_FILE
+        srsly.write_json(metrics_path, metrics)
+        plot_paths: List[Path] = []
+        if plots:
+            plot_dir = output_dir / PLOTS_DIR
+            plot_dir.mkdir(exist_ok=True)
+            prefix_component = len(components) > 1
+            for report in reports:
+                plot_paths.extend(write_plots(report, plot_dir, prefix_component=prefix_component))
+        report_path = output_dir / REPORT_FILE
+        text = render_report(
+            reports,
+            metrics,
+            n_docs=len(predicted),
+            n_words=sum(len(eg.predicted) for eg in predicted),
+            model_name=model_name or _model_name(nlp),
+            data_name=data_name,
+            base=output_dir,
+        )
+        report_path.write_text(text, encoding="utf8")
+    except OSError as err:  # a full disk, a folder made read-only meanwhile
+        where = err.filename if err.filename is not None else output_dir
+        raise ValueError(
+            f"Cannot write the evaluation to {output_dir}: {where}: {err.strerror or err}."
+        ) from err
     return EvaluateResult(
         metrics=metrics,
         scores=scores,

@@ -22,7 +22,8 @@ DOCS: docs/evaluate.md
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -45,7 +46,7 @@ from .calibration import (
     fit_temperature,
     group_nll,
 )
-from .loading import docs_before, find_component
+from .loading import docs_before, find_component, mtl_component_names
 
 DEFAULT_FLOOR = 0.05
 DEFAULT_CEILING = 0.95
@@ -234,6 +235,13 @@ def tune_pipeline(
     if not examples:
         raise ValueError("tune got no dev examples: check the dev corpus path.")
     truths, masks = read_gold(comp.schema, examples)
+    others = [
+        group.name
+        for name in mtl_component_names(nlp)
+        if name != component
+        for group in find_component(nlp, name).schema.groups
+    ]
+    check_annotated(comp.schema, examples, masks, what="tune", component=component, others=others)
     logits = collect_logits(
         nlp,
         (eg.reference.text for eg in examples),
@@ -379,6 +387,98 @@ def _labels_without_positive(group: LabelGroup, y: numpy.ndarray, m: numpy.ndarr
     """The group's labels with no gold positive among the annotated dev docs, in order."""
     positive = numpy.asarray(((y > 0.5) & (m > 0)).any(axis=0))
     return [label for j, label in enumerate(group.labels) if not positive[j]]
+
+
+def corpus_groups(examples: Iterable[Example]) -> Dict[str, int]:
+    """{group: docs with a gold key of it} over the examples' `doc.cats`, in first-seen
+    order ('{group}/{label}' keys; a key without '/' counts as its own group)."""
+    found: Dict[str, int] = {}
+    for eg in examples:
+        groups = {(split_key(key) or (key, ""))[0] for key in eg.reference.cats}
+        for group in sorted(groups):
+            found[group] = found.get(group, 0) + 1
+    return found
+
+
+def check_annotated(
+    schema: GroupSchema,
+    examples: Sequence[Example],
+    masks: numpy.ndarray,
+    *,
+    what: str,
+    component: str,
+    others: Sequence[str] = (),
+) -> None:
+    """Refuse a corpus with no gold label of the component's groups (nothing to tune or
+    score: a wrong corpus, or group names that differ), and one whose groups look
+    misspelt: a group of the model with no gold label while the corpus has groups the
+    model does not know. The message names both sides.
+
+    examples (Sequence[Example]): The corpus.
+    masks (numpy.ndarray): Their annotation masks for `schema` (`read_gold`).
+    what (str): 'tune' or 'evaluate', for the message.
+    component (str): The component's name, for the message.
+    others (Sequence[str]): Groups of the pipeline's other mtl_textcat components: known.
+    RAISES ValueError: As above.
+    """
+    found = corpus_groups(examples)
+    mine = [group.name for group in schema.groups]
+    missing = [group.name for group, start, end in schema.slices() if not masks[:, start:end].any()]
+    unknown = [g for g in found if g not in mine and g not in others]
+    if len(missing) < len(mine) and not (missing and unknown):
+        return
+    if not found:
+        corpus = "its docs have no gold doc.cats at all"
+    else:
+        corpus = "its docs have gold labels of the groups " + ", ".join(
+            f"{g!r} ({n:,} docs)" for g, n in found.items()
+        )
+    nothing = "none of them" if len(missing) == len(mine) else f"not {missing}"
+    raise ValueError(
+        f"Nothing to {what} for {nothing}: {component!r} predicts the groups {mine}, and of "
+        f"the {len(examples):,} docs of this corpus {corpus}. Check the corpus (doc.cats keys "
+        "are '{group}/{label}', as `spacy-mtl convert` writes them) and the group names."
+    )
+
+
+def save_tuned(nlp: Language, output_dir: Path, report_path: Path, report: Dict[str, Any]) -> None:
+    """Save the tuned pipeline to `output_dir` and its report as JSON, or neither.
+
+    The pipeline is written to a temporary folder beside `output_dir` and renamed into
+    place (an earlier folder of that name is replaced), so a failed save (a read-only
+    folder, a full disk) leaves no half-written pipeline that looks complete.
+
+    RAISES ValueError: A folder or file cannot be written (names it and the cause).
+    """
+    import shutil
+    import tempfile
+
+    import srsly
+
+    output_dir = Path(output_dir)
+    tmp: Optional[Path] = None
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+        nlp.to_disk(tmp)
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(report_path, report)
+        if output_dir.exists():
+            old = tmp.with_name(tmp.name + ".old")
+            output_dir.rename(old)
+            tmp.rename(output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(output_dir)
+        tmp = None
+    except OSError as err:
+        where = err.filename if err.filename is not None else output_dir
+        raise ValueError(
+            f"Cannot save the tuned pipeline to {output_dir}: {where}: {err.strerror or err}."
+        ) from err
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _offsets_cell(offsets: Dict[str, float]) -> str:

@@ -257,3 +257,27 @@ def test_distill_labels_cli(tmp_path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1  # a clear message, not a traceback
     assert "bad.jsonl:2" in result.output
+
+
+def test_distill_refuses_its_input_as_output(tmp_path) -> None:
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+    from spacy_mtl.workflows.distill import check_output
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    DocBin().to_disk(corpus / "gold.spacy")
+    before = (corpus / "gold.spacy").read_bytes()
+    (tmp_path / "link.spacy").symlink_to(corpus / "gold.spacy")
+    with pytest.raises(ValueError, match="is the input corpus"):
+        check_output(corpus / "gold.spacy", tmp_path / "link.spacy")
+    with pytest.raises(ValueError, match="inside the input corpus folder"):
+        check_output(corpus, corpus / "sub" / "out.spacy")
+    check_output(corpus, tmp_path / "out.spacy")  # beside it: fine
+    # The CLI refuses before loading any teacher, even with --force.
+    args = ["distill-labels", str(tmp_path / "no-teacher"), str(corpus / "gold.spacy")]
+    result = CliRunner().invoke(app, [*args, str(corpus / "." / "gold.spacy"), "--force"])
+    assert result.exit_code == 1 and "is the input corpus" in result.output
+    assert (corpus / "gold.spacy").read_bytes() == before

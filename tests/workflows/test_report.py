@@ -146,3 +146,44 @@ def test_evaluate_progress_bar_counts_docs(saved_pipeline, tmp_path, capsys, mon
     nlp, examples, _ = saved_pipeline
     evaluate_to_dir(nlp, examples, tmp_path / "m", plots=False, show_progress=True)
     assert seen == [(len(examples), len(examples))]
+
+
+# -- issue 29: nothing to score, and outputs that cannot be written --------------------
+
+
+def test_evaluate_refuses_docs_without_gold(saved_pipeline, tmp_path) -> None:
+    from spacy.training import Example
+
+    nlp, examples, _ = saved_pipeline
+    bare = [
+        Example(nlp.make_doc(eg.reference.text), nlp.make_doc(eg.reference.text)) for eg in examples
+    ]
+    with pytest.raises(ValueError, match=r"Nothing to evaluate for none.*no gold doc\.cats"):
+        evaluate_to_dir(nlp, bare, None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_output_that_cannot_be_written(saved_pipeline, tmp_path, monkeypatch) -> None:
+    import errno
+
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+    from spacy_mtl.workflows import report
+
+    nlp, examples, root = saved_pipeline
+    (tmp_path / "file").write_text("x")
+    # A file where the folder goes: refused before the prediction runs, by the CLI too.
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", str(root / "model"), str(root / "dev.spacy"), "-o", str(tmp_path / "file")],
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is a file, not a folder" in " ".join(result.output.split())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report.srsly, "write_json", full)
+    with pytest.raises(ValueError, match=r"Cannot write the evaluation to .*No space left"):
+        evaluate_to_dir(nlp, examples, tmp_path / "out", plots=False)

@@ -241,3 +241,87 @@ def test_labels_without_dev_positive_are_named_and_not_tuned() -> None:
     assert "'emotion'" in warnings[0] and "'rare'" in warnings[0] and "1 of 3" in warnings[0]
     assert "'offense'" in warnings[1] and "'hate'" in warnings[1]
     assert "'joy'" not in warnings[0] and "'neither'" not in warnings[1]
+
+
+# -- issue 29: nothing to tune, and outputs that cannot be written --------------------
+
+
+def _renamed(examples, old: str, new: str):
+    """Copies of the examples with the gold keys of group `old` renamed to `new`."""
+    from spacy.training import Example
+
+    out = []
+    for eg in examples:
+        ref = eg.reference.copy()
+        ref.cats = {
+            (new + key[len(old) :] if key.startswith(old + "/") else key): value
+            for key, value in eg.reference.cats.items()
+        }
+        out.append(Example(eg.predicted, ref))
+    return out
+
+
+def test_tune_refuses_a_corpus_with_nothing_to_tune() -> None:
+    nlp, examples = _trained(steps=1)
+    other = _renamed(_renamed(examples, "sentiment", "polarity"), "emotion", "feeling")
+    with pytest.raises(ValueError, match="Nothing to tune for none of them") as info:
+        tune_pipeline(nlp, other)
+    text = str(info.value)
+    assert "['sentiment', 'emotion']" in text and "'polarity'" in text and "'feeling'" in text
+    # A misspelt group: the other group alone would be tuned and the typo ignored.
+    typo = _renamed(examples, "emotion", "emotoin")
+    with pytest.raises(ValueError, match=r"Nothing to tune for not \['emotion'\]"):
+        tune_pipeline(nlp, typo)
+    bare = _renamed(examples, "x", "x")
+    for eg in bare:
+        eg.reference.cats = {}
+    with pytest.raises(ValueError, match=r"no gold doc\.cats at all"):
+        tune_pipeline(nlp, bare)
+
+
+def test_save_tuned_leaves_nothing_half_written(tmp_path, monkeypatch) -> None:
+    import errno
+
+    from spacy_mtl.workflows.tune import save_tuned
+
+    nlp, _ = _trained(steps=1)
+    real = type(nlp).to_disk
+
+    def failing(self, path, **kwargs):  # writes part of the pipeline, then the disk is full
+        real(self, path, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(nlp), "to_disk", failing)
+    out = tmp_path / "deep" / "tuned"
+    with pytest.raises(ValueError, match=r"Cannot save the tuned pipeline to .*No space left"):
+        save_tuned(nlp, out, tmp_path / "tuned-tune.json", {"n_docs": 1})
+    assert not out.exists() and sorted(p.name for p in out.parent.iterdir()) == []
+    monkeypatch.setattr(type(nlp), "to_disk", real)
+    save_tuned(nlp, out, tmp_path / "tuned-tune.json", {"n_docs": 1})
+    assert (out / "config.cfg").is_file() and (tmp_path / "tuned-tune.json").is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tuned"]  # no temp folder
+
+
+def test_tune_cli_unwritable_output_is_one_line(saved_pipeline, tmp_path, monkeypatch) -> None:
+    import errno
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from spacy_mtl.cli import app
+
+    _, _, root = saved_pipeline
+    (tmp_path / "taken").write_text("a file")
+    args = ["tune", str(root / "model"), str(root / "dev.spacy")]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "taken" / "tuned")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is a file, where a folder" in " ".join(result.output.split())
+
+    def read_only(*a, **k):  # root ignores chmod: simulate a read-only folder
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "ro" / "tuned")])
+    assert result.exit_code == 1, result.output
+    assert "Permission denied" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "ro").exists()

@@ -31,11 +31,18 @@ from typing import (
 )
 
 from ...errors import Errors
-from ..io import base_name, csv_reader
+from ..io import base_name, csv_reader, not_a_file
 from .exceptions import ConvertError, SpecError
-from .readers import Reader, Record, strip_eol
+from .readers import Reader, Record, check_input_file, strip_eol
 from .spec import ConvertSpec
-from .values import check_encoding, check_keys, invalid_value, scalar_str, str_list
+from .values import (
+    check_encoding,
+    check_keys,
+    check_sep,
+    invalid_value,
+    scalar_str,
+    str_list,
+)
 
 JOIN_FORMATS = ("csv", "tsv", "jsonl")
 _JOIN_KEYS = (
@@ -184,10 +191,8 @@ def _parse_join(source: str, n: int, block: Any) -> JoinSpec:
     key, check, sep, fmt = names["key"], names["check"], names["sep"], names["format"]
     if fmt is not None and fmt not in JOIN_FORMATS:
         raise problem(f"`format` {fmt!r} cannot be joined; use one of {list(JOIN_FORMATS)}.")
-    if sep is not None and len(sep) != 1:
-        raise invalid_value(
-            spec=source, key="sep", where=where, expected="one character", value=sep
-        )
+    if sep is not None:
+        check_sep(source, sep, where)
     if key is not None and check is not None:
         raise problem(
             "`check` compares a column of two files joined by row position; a join by `key` "
@@ -272,6 +277,8 @@ class _Joined:
         self.source = source
         self.path = join.path_for(input_path)
         if not self.path.is_file():
+            if not_a_file(self.path) != "does not exist":
+                check_input_file(self.path)  # a FIFO, a device, a link loop
             raise ConvertError(Errors.E283.format(path=input_path, joined=self.path))
         self.reader = Reader(self.path, join.file_spec(source), check_columns=False)
         if self.reader.format not in JOIN_FORMATS:
@@ -595,12 +602,15 @@ def _join(
             )
         merged = dict(cells)
         sources: List[Tuple[Path, int, Collection[str]]] = []
+        unjoined: List[Path] = []
         problem: Optional[Problem] = None
         for joined in joins:
             cells_added, line, error = joined.take(record, cells)
             merged.update(cells_added)
             if line is not None:
                 sources.append((joined.path, line, joined.column_set))
+            elif error is None:
+                unjoined.append(joined.path)
             if error is not None and problem is None:
                 problem = error
         if problem is not None:
@@ -618,6 +628,7 @@ def _join(
             continue
         record.cells = merged
         record.joined_from = tuple(sources)
+        record.unjoined = tuple(unjoined)
         yield record
     if limit is None or count < limit:
         for joined in joins:

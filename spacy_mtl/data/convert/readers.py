@@ -6,7 +6,9 @@ paired labels file).
 import codecs
 import csv
 import json
+import lzma
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -24,9 +26,10 @@ from typing import (
 )
 
 from ...errors import Errors
-from ..io import SEPARATORS, csv_reader, decompressed, format_from_name
+from ..io import SEPARATORS, compression, csv_reader, decompressed, format_from_name, not_a_file
 from .exceptions import ConvertError
 from .spec import FORMATS, ConvertSpec
+from .values import clip
 
 
 @dataclass
@@ -55,6 +58,36 @@ class Record:
     extra: bool = False
     # A DataFrame row (`convert_dataframe`): (its index label,); errors name it.
     index: Optional[Tuple[Any]] = None
+    # `join`: the joined files that had no row for this (good) input row.
+    unjoined: Tuple[Path, ...] = ()
+
+
+# What reading a (compressed) file can raise besides decoding errors.
+READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+# Lines longer than this are not matched against `pattern` (a row error): Python's regular
+# expressions cannot be stopped, and even a linear-time pattern is slow on a huge line.
+PATTERN_LINE_LIMIT = 10_000
+
+
+def os_cause(err: OSError) -> str:
+    """An OSError's cause in words, without the file name (the message names it)."""
+    if err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def read_cause(err: BaseException, path: Path) -> str:
+    """Why a file cannot be read, in words: a truncated or corrupt archive says so."""
+    suffix = compression(path)
+    if isinstance(err, EOFError) and suffix is not None:
+        return f"the {suffix} file is truncated (it ends before its compressed data does)"
+    if isinstance(err, (zlib.error, lzma.LZMAError)) or (
+        suffix is not None and isinstance(err, OSError) and not err.errno
+    ):
+        return f"it is not a valid {suffix} file ({err})"
+    if isinstance(err, OSError):
+        return os_cause(err)
+    return str(err) or type(err).__name__
 
 
 class LineSource:
@@ -68,7 +101,10 @@ class LineSource:
     def __init__(self, path: Path, encoding: str) -> None:
         self.path = path
         self.encoding = encoding
-        self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 (closed by close())
+        try:
+            self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 (closed by close())
+        except OSError as err:
+            raise ConvertError(Errors.E266.format(path=path, cause=os_cause(err))) from err
         # The decompressor reads from the raw file, so that `position` (progress) is the
         # number of bytes on disk read so far.
         self._file = decompressed(self._raw, path)
@@ -85,7 +121,13 @@ class LineSource:
         return self
 
     def __next__(self) -> str:
-        data = self._file.readline()
+        try:
+            data = self._file.readline()
+        except READ_ERRORS as err:
+            # A truncated or corrupt .gz/.bz2/.xz (EOFError, zlib/lzma errors, OSError), or
+            # a disk error: the file cannot be read on, so the run stops here.
+            cause = read_cause(err, self.path)
+            raise ConvertError(Errors.E266.format(path=self.path, cause=cause)) from err
         if not data:
             raise StopIteration
         self.line_no += 1
@@ -121,6 +163,61 @@ class LineSource:
         if self._file is not self._raw:
             self._file.close()
         self._raw.close()
+
+
+class DuplicateKey(ValueError):
+    """A key given twice in one JSON object (json keeps the last value silently)."""
+
+    def __init__(self, key: str) -> None:
+        self.reason = Errors.E265.format(key=clip(key))
+        super().__init__(self.reason)
+
+
+def _unique_pairs(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """A JSON object as a dict; DuplicateKey when a key is given twice."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: Set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+# One decoder for every line (json.loads with a hook would build one per call).
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def looks_like_header(fields: Sequence[str], names: Sequence[str]) -> List[str]:
+    """The cells of a row that are their own column's name (case and surrounding space
+    ignored), when at least half of the row's columns (and one) are: a header row read as
+    data. Else []."""
+    same = [
+        field
+        for field, name in zip(fields, names)
+        if field.strip().casefold() == name.strip().casefold()
+    ]
+    return same if len(same) >= max(1, (len(names) + 1) // 2) else []
+
+
+def check_input_file(path: Path) -> None:
+    """Refuse an input that is not a regular file, saying what it is (a folder, a FIFO,
+    a device such as /dev/zero, a symbolic link loop) rather than that it does not exist.
+    """
+    kind = not_a_file(path)
+    if kind is None:
+        return
+    if kind == "does not exist":
+        raise ConvertError(Errors.E230.format(path=path))
+    if kind == "a folder":
+        raise ConvertError(Errors.E271.format(path=path))
+    if kind.startswith("cannot be read"):
+        raise ConvertError(Errors.E266.format(path=path, cause=kind[len("cannot be read ") :]))
+    fix = "fix or remove the link"
+    if not kind.startswith("a symbolic link"):
+        fix = "convert reads each input more than once, so write the data to a file first"
+    raise ConvertError(Errors.E268.format(path=path, kind=kind, fix=fix))
 
 
 def strip_eol(text: str) -> str:
@@ -168,6 +265,8 @@ class Reader:
         if self.labels_path is not None and self.labels_path.is_dir():
             raise ConvertError(Errors.E272.format(path=path, labels=self.labels_path))
         if self.labels_path is not None and not self.labels_path.is_file():
+            if not_a_file(self.labels_path) != "does not exist":
+                check_input_file(self.labels_path)  # a FIFO, a device, a link loop
             raise ConvertError(Errors.E225.format(path=path, labels=self.labels_path))
         if self.format in ("csv", "tsv") and not spec.columns and spec.header is False:
             raise ConvertError(Errors.E222.format(path=path, format=self.format))
@@ -209,6 +308,9 @@ class Reader:
             self._check_names(names, 0)
             self.names = names
         end = 0
+        # Without a header row, the first row is checked for one (`columns` given, the
+        # file's header read as data): a silent shift of every row otherwise.
+        check_header = names is not None and bool(spec.columns)
         while True:
             start = end + 1
             try:
@@ -233,6 +335,13 @@ class Reader:
                 names = self._header(fields, start)
                 self.names = names
                 continue
+            if check_header:
+                check_header = False
+                cells = looks_like_header(fields, names)
+                if cells:
+                    reason = Errors.E299.format(line=start, cells=cells)
+                    yield Record(self.path, start, None, raw, error=(None, reason))
+                    continue
             if bad:
                 yield self._decode_error(bad, raw)
             elif len(fields) != len(names):
@@ -301,11 +410,22 @@ class Reader:
                 yield self._decode_error(bad, raw)
                 continue
             try:
-                obj = json.loads(text)
+                obj = _JSON.decode(text)
+            except DuplicateKey as dup:
+                yield Record(self.path, line, None, raw, error=(None, dup.reason))
+                continue
+            except RecursionError:
+                # ~1,000 nested brackets exhaust the parser's stack: this row is bad, not
+                # the run.
+                reason = Errors.E264.format(what="brackets nested about 1,000 levels deep")
+                yield Record(self.path, line, None, raw, error=(None, reason))
+                continue
             except ValueError as err:
-                yield Record(
-                    self.path, line, None, raw, error=(None, Errors.E248.format(error=err))
-                )
+                if "integer string conversion" in str(err):  # Python's 4,300-digit limit
+                    reason = Errors.E264.format(what="a number of more than 4,300 digits")
+                else:
+                    reason = Errors.E248.format(error=clip(str(err)))
+                yield Record(self.path, line, None, raw, error=(None, reason))
                 continue
             if not isinstance(obj, dict):
                 kind = "an array" if isinstance(obj, list) else f"a {type(obj).__name__}"
@@ -343,6 +463,8 @@ class Reader:
             error_path: Optional[Path] = None
             if bad:
                 error = (None, bad[0][1])
+            elif pattern is not None and len(content) > PATTERN_LINE_LIMIT:
+                error = (None, Errors.E296.format(n=len(content), limit=PATTERN_LINE_LIMIT))
             elif pattern is not None:
                 match = pattern.fullmatch(content)
                 if match is None:

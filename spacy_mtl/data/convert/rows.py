@@ -9,12 +9,19 @@ from ...errors import Errors, format_labels
 from ...schema import MULTICLASS, cat_key
 from .exceptions import CellError
 from .spec import ConvertSpec, GroupSpec
-from .values import scalar_str, surrogate_at
+from .values import clip, scalar_str, surrogate_at
 
 # "5.0" where the spec says 5: what a float column written by pandas looks like.
 _WHOLE_FLOAT = re.compile(r"^([+-]?\d+)\.0+$")
 # A parsed row: (text, cats, id, stratum).
 Parsed = Tuple[str, Dict[str, float], Optional[str], int]
+
+
+def whole_number(value: str) -> str:
+    """'5' for '5.0' (what pandas writes for an integer column with gaps), as explicit
+    labels read it; any other value as it is."""
+    match = _WHOLE_FLOAT.match(value)
+    return match.group(1) if match is not None else value
 
 
 def _is_nan(value: Any) -> bool:
@@ -88,7 +95,7 @@ class GroupParser:
                     raise CellError(group.column, Errors.E259.format(group=self.name))
                 raise CellError(
                     group.column,
-                    Errors.E243.format(n=len(found), labels=found, group=self.name),
+                    Errors.E243.format(n=len(found), labels=clip(found), group=self.name),
                 )
             gold = found[0]
             return {label: 1.0 if label == gold else 0.0 for label in self.labels}
@@ -122,7 +129,9 @@ class GroupParser:
                         raise CellError(column, Errors.E275.format(value=part))
             return parts
         if isinstance(value, list):
-            # JSONL lists: [] is an explicit "annotated, no label".
+            # JSONL lists: [] is an explicit "annotated, no label". A list of empty names
+            # ([""], what "".split(";") gives) is read as the empty cell it came from, as a
+            # CSV cell ";;" is: missing (or "no label" with `empty: negative`).
             out = []
             for item in value:
                 if isinstance(item, (list, dict)) or item is None or _is_nan(item):
@@ -132,6 +141,8 @@ class GroupParser:
                 item_str = item.strip() if isinstance(item, str) else scalar_str(item)
                 if item_str:
                     out.append(item_str)
+            if value and not out:
+                return [] if self.empty_negative else None
             return out
         try:
             return [scalar_str(value)]
@@ -149,7 +160,9 @@ class GroupParser:
         if label is None:
             if _is_nan_text(value):
                 raise CellError(self.group.column, Errors.E275.format(value=value))
-            raise CellError(self.group.column, Errors.E242.format(value=value, known=self.known))
+            raise CellError(
+                self.group.column, Errors.E242.format(value=clip(value), known=self.known)
+            )
         return label
 
     def _per_label(self, cells: Mapping[str, Any]) -> Dict[str, float]:
@@ -195,12 +208,12 @@ class GroupParser:
             raise CellError(column, Errors.E260.format(kind=_type_name(value)))
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise CellError(column, Errors.E252.format(value=value)) from None
+        except (TypeError, ValueError, OverflowError):
+            raise CellError(column, Errors.E252.format(value=clip(value))) from None
         if math.isnan(number):
             raise CellError(column, Errors.E275.format(value=value))
         if number not in (0.0, 1.0):
-            raise CellError(column, Errors.E252.format(value=value))
+            raise CellError(column, Errors.E252.format(value=clip(value)))
         return number
 
     def _nan(self, column: str) -> Optional[float]:
@@ -223,14 +236,19 @@ class GroupParser:
             try:
                 number = float(text)
             except ValueError:
-                raise CellError(column, Errors.E289.format(value=value, group=self.name)) from None
+                raise CellError(
+                    column, Errors.E289.format(value=clip(value), group=self.name)
+                ) from None
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CellError(column, Errors.E289.format(value=value, group=self.name))
-        number = float(number)
+            raise CellError(column, Errors.E289.format(value=clip(value), group=self.name))
+        try:
+            number = float(number)
+        except OverflowError:  # an int too large for a float: not in [0, 1] either
+            number = math.inf
         if math.isnan(number):
             return self._nan(column)
         if not 0.0 <= number <= 1.0:
-            raise CellError(column, Errors.E289.format(value=value, group=self.name))
+            raise CellError(column, Errors.E289.format(value=clip(value), group=self.name))
         return number
 
     def _derived(self, parent: Dict[str, float]) -> Dict[str, float]:
@@ -306,7 +324,7 @@ class RowParser:
         if text is None:
             text = ""
         if not isinstance(text, str):
-            raise CellError(spec.text, Errors.E261.format(value=text))
+            raise CellError(spec.text, Errors.E261.format(value=clip(text)))
         if not text.strip():
             raise CellError(spec.text, Errors.E244)
         _check_unicode(spec.text, text)

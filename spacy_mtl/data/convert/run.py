@@ -18,8 +18,8 @@ from ...errors import Errors
 from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
 from .frames import FrameInput, Input, input_size, open_source
-from .readers import Record, strip_eol
-from .rows import GroupParser, Parsed, RowParser
+from .readers import Record, check_input_file, strip_eol
+from .rows import GroupParser, Parsed, RowParser, whole_number
 from .spec import ConvertSpec, load_spec
 from .splits import SplitLabels, assign_splits, parse_split
 from .summary import ConvertSummary, CorpusSummary, LabelCounter
@@ -30,6 +30,7 @@ from .writers import (
     make_temp_dir,
     remove_stale_debris,
     stale_outputs,
+    write_error,
 )
 
 ON_ERROR = ("fail", "skip")
@@ -38,6 +39,7 @@ DEFAULT_CHUNK_SIZE = 10_000
 # The split name of a corpus converted without --split.
 NO_SPLIT = "all"
 _SHARD_SUFFIX = re.compile(r"-\d{3,}$")
+_INTEGER = re.compile(r"^([+-]?)(\d+)$")
 
 
 def convert_files(
@@ -105,12 +107,8 @@ def convert_files(
     if not paths:
         raise ConvertError(Errors.E230.format(path="(no inputs)"))
     for path in paths:
-        if isinstance(path, FrameInput):
-            continue
-        if path.is_dir():
-            raise ConvertError(Errors.E271.format(path=path))
-        if not path.is_file():
-            raise ConvertError(Errors.E230.format(path=path))
+        if not isinstance(path, FrameInput):
+            check_input_file(path)
     plan = _plan_corpora(paths, name)
     out_dir = Path(output_dir)
     rejects_path: Optional[Path] = None
@@ -141,7 +139,10 @@ def convert_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(Errors.E233.format(path=out_dir))
     created_out = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(out_dir, "the output folder", err) from err
     # Debris of killed runs (their PID is gone) goes before this run makes its own.
     remove_stale_debris(out_dir)
     if rejects_path is not None and rejects_path.parent != out_dir:
@@ -183,24 +184,80 @@ def convert_files(
                 stale.extend(stale_outputs(folder, corpus_name, finals))
                 if corpus.docs[split_name] == 0 and fractions is not None:
                     summary.warnings.append(Errors.W202.format(name=corpus_name, split=split_name))
-        # Everything converted: move into place, then drop earlier outputs this run
-        # replaced with a different number of shards.
+            summary.warnings.extend(_empty_inputs(corpus))
+        # Everything converted: make every folder and check every name first, so that a
+        # folder that cannot be made stops the run before any file has its final name;
+        # then move into place and drop earlier outputs this run replaced with a different
+        # number of shards.
+        for _tmp, final in moves:
+            _check_destination(final)
         for tmp, final in moves:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as err:
+                raise write_error(final, "a corpus file", err) from err
         for path in stale:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                raise write_error(path, "over an earlier shard", err) from err
         if rejects_file is not None:
             rejects_file.commit()
     except BaseException:
+        # Each step on its own: one that fails (a full disk, a read-only folder) must not
+        # keep the others from removing this run's temporary files.
         if rejects_file is not None:
             rejects_file.discard()
         shutil.rmtree(tmp_root, ignore_errors=True)
-        if created_out and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+        try:
+            if created_out and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+        except OSError:
+            pass
         raise
     shutil.rmtree(tmp_root, ignore_errors=True)
     return summary
+
+
+def _check_destination(final: Path) -> None:
+    """Make the folder of an output file; refuse a name taken by a folder, or a folder
+    name taken by a file (e.g. a file called `train` where the train split goes)."""
+    parent = final.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConvertError(
+            Errors.E267.format(
+                path=parent,
+                what=f"{final.name} into it",
+                cause="it is a file, where a folder of the output goes; move or rename it",
+            )
+        )
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(parent, "a folder of the output", err) from err
+    if final.is_dir():
+        raise ConvertError(
+            Errors.E267.format(
+                path=final,
+                what="the corpus file",
+                cause="a folder has its name; move or rename the folder",
+            )
+        )
+
+
+def _empty_inputs(corpus: CorpusSummary) -> List[str]:
+    """Warnings for the corpus's input files that gave no row (W203)."""
+    out = []
+    for path in corpus.inputs:
+        if not isinstance(path, Path) or corpus.input_rows.get(path, 0):
+            continue
+        try:
+            empty = path.stat().st_size == 0
+        except OSError:
+            empty = False
+        why = "the file is empty: 0 bytes" if empty else "only blank lines or a header row"
+        out.append(Errors.W203.format(path=path, why=why, name=corpus.name))
+    return out
 
 
 def _all_inputs(inputs: Sequence[Input], spec: ConvertSpec) -> List[Path]:
@@ -240,7 +297,23 @@ def _check_outputs(
             )
     folders = [out_dir] if fractions is None else [out_dir / split for split in fractions]
     for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise ConvertError(
+                Errors.E267.format(
+                    path=folder,
+                    what="the corpus into it",
+                    cause="it is a file, where a folder of the output goes; move or rename it",
+                )
+            )
         for corpus_name, _ in plan:
+            if (folder / f"{corpus_name}.spacy").is_dir():
+                raise ConvertError(
+                    Errors.E267.format(
+                        path=folder / f"{corpus_name}.spacy",
+                        what="the corpus file",
+                        cause="a folder has its name; move or rename the folder",
+                    )
+                )
             for path in [folder / f"{corpus_name}.spacy", *stale_outputs(folder, corpus_name, [])]:
                 clash = input_clash(path, inputs)
                 if clash is not None:
@@ -323,8 +396,28 @@ def _infer_labels(
                         values = parser.cell_values(record.cells, parser.group.column)
                     except CellError:
                         continue
-                    found[parser.name].update(values or ())
-    return {group: _label_order(values) for group, values in found.items()}
+                    found[parser.name].update(map(whole_number, values or ()))
+    for group, labels in found.items():
+        _check_spellings(group, labels)
+    return {group: _label_order(labels) for group, labels in found.items()}
+
+
+def _check_spellings(group: str, values: Iterable[str]) -> None:
+    """Refuse inferred labels that are one number written two ways ('1' and '01', '+1'):
+    explicit labels compare cell values as text (only '1.0' matches '1'), so they would
+    be two classes here but one value and an error there."""
+    spellings: Dict[str, List[str]] = {}
+    for value in values:
+        match = _INTEGER.match(value)
+        if match is not None:
+            sign, digits = match.groups()
+            digits = digits.lstrip("0") or "0"
+            number = digits if sign != "-" or digits == "0" else f"-{digits}"
+            spellings.setdefault(number, []).append(value)
+    clashes = sorted(sorted(v) for v in spellings.values() if len(v) > 1)
+    if clashes:
+        shown = [value for values in clashes[:5] for value in values]
+        raise ConvertError(Errors.E298.format(group=group, values=shown))
 
 
 def _label_order(values: Iterable[str]) -> List[str]:
@@ -416,7 +509,18 @@ def _parsed_rows(
     progress: bool,
     desc: str,
 ) -> Iterator[Tuple[Record, Union[Parsed, RowError]]]:
-    """Every row of the corpus's inputs, parsed (or its error), read chunk by chunk."""
+    """Every row of the corpus's inputs, parsed (or its error), read chunk by chunk.
+
+    The first pass over the inputs (all but --split's "write" pass) also counts the rows
+    of each input and the input rows that a joined file had no row for.
+    """
+    first_pass = desc != "write"
+    if first_pass:
+        for path in corpus.inputs:
+            if isinstance(path, Path):
+                corpus.input_rows[path] = 0
+                for join in parser.spec.join:
+                    corpus.join_unmatched[join.path_for(path)] = 0
     total = sum(input_size(p) for p in corpus.inputs)
     with tqdm(
         total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False
@@ -429,6 +533,10 @@ def _parsed_rows(
                     if not chunk:
                         break
                     for record in chunk:
+                        if first_pass and not record.extra and isinstance(path, Path):
+                            corpus.input_rows[path] += 1
+                            for joined in record.unjoined:
+                                corpus.join_unmatched[joined] += 1
                         yield record, _parse_record(record, parser, nlp)
                     bar.update(done_bytes + reader.position - bar.n)
             done_bytes += input_size(path)

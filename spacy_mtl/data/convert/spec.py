@@ -21,8 +21,11 @@ from ..io import PathLike, base_name
 from .exceptions import ConvertError, SpecError
 from .values import (
     as_list,
+    check_cell_value,
     check_encoding,
     check_keys,
+    check_pattern,
+    check_sep,
     check_unicode,
     invalid_value,
     key_str,
@@ -290,8 +293,8 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
             spec=source, key="header", where="", expected="true or false", value=header
         )
     sep = data.get("sep")
-    if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
-        raise invalid_value(spec=source, key="sep", where="", expected="one character", value=sep)
+    if sep is not None:
+        check_sep(source, sep, "")
     quoting = data.get("quoting", True)
     if not isinstance(quoting, bool):
         raise invalid_value(
@@ -308,6 +311,7 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
             raise SpecError(Errors.E211.format(spec=source, pattern=pattern, error=err)) from err
         if text not in compiled.groupindex:
             raise SpecError(Errors.E212.format(spec=source, text=text))
+        check_pattern(source, pattern)
     labels_file, labels_replace = _parse_labels_file(source, data.get("labels_file"))
     if (pattern is not None or labels_file or labels_replace) and fmt not in (None, "lines"):
         if labels_file or labels_replace:
@@ -320,6 +324,16 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
         key_str(source, v, "missing_values")
         for v in as_list(source, data.get("missing_values"), "missing_values", scalar=False)
     )
+    for value in missing_values:
+        if value != value.strip():
+            # Cells are stripped before they are compared: ' NA' would never match.
+            raise invalid_value(
+                spec=source,
+                key="missing_values",
+                where="",
+                expected="values without surrounding whitespace (cells are stripped)",
+                value=value,
+            )
     groups_data = data.get("groups") or {}
     if not isinstance(groups_data, Mapping):
         raise invalid_value(
@@ -444,6 +458,8 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
                 value=delimiter,
             )
         only("mapping", "with `from`")
+        for value in [v for v, _ in values] if values else labels:
+            check_cell_value(source, name, value, delimiter)
     elif layout == "columns":
         raw = block["columns"]
         if isinstance(raw, Mapping):

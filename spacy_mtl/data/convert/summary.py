@@ -30,6 +30,12 @@ class CorpusSummary:
         (a key no input row has, rows past the input's end, bad rows without a key),
         written to the rejects file (skip mode). Not input rows, so not in `rows_read`:
         rows_read = docs_written + rows_rejected holds for the input rows.
+    input_rows (Dict[Path, int]): Rows read from each input file (0: an empty file; the
+        summary warns).
+    join_unmatched (Dict[Path, int]): For each joined file (`join`), the input rows that
+        no row of it reached (a key it lacks, rows past its end): their groups from it are
+        missing. A joined file read with `header: true` that has no header loses its
+        first row to the header, which shows here.
     """
 
     name: str
@@ -42,6 +48,8 @@ class CorpusSummary:
     label_counts: Dict[str, Dict[str, Dict[str, int]]] = field(default_factory=dict)
     first_rejects: List[str] = field(default_factory=list)
     joined_rows_rejected: int = 0
+    input_rows: Dict[Path, int] = field(default_factory=dict)
+    join_unmatched: Dict[Path, int] = field(default_factory=dict)
 
     @property
     def docs_written(self) -> int:

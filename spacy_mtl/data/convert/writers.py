@@ -1,5 +1,6 @@
 """Writing convert's outputs: DocBin shards, the rejects CSV, and the final file names."""
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -17,6 +18,9 @@ from ...errors import Errors
 from .exceptions import ConvertError, RowError
 
 REJECT_FIELDS = ("file", "line", "column", "reason", "content")
+# The most of a rejected row's text that the rejects file keeps (a 50 MB cell is not copied
+# whole; `file` and `line` point at the full row).
+REJECT_CONTENT_LIMIT = 10_000
 
 # A run's temporary files (its folder of shards, its rejects file until the end) carry
 # its PID and a tag of its host, so that a later run can tell the debris of a killed run
@@ -37,10 +41,22 @@ def _run_token() -> str:
     return f"{os.getpid()}-{DEBRIS_TAG}-{secrets.token_hex(6)}"
 
 
+def write_error(path: Path, what: str, err: OSError) -> ConvertError:
+    """The one-line error for an OSError while writing `path` (e.g. a read-only folder,
+    a full disk)."""
+    cause = err.strerror or str(err) or type(err).__name__
+    if err.filename is not None and Path(str(err.filename)) != path:
+        cause = f"{cause} ({err.filename})"
+    return ConvertError(Errors.E267.format(path=path, what=what, cause=cause))
+
+
 def make_temp_dir(folder: Path) -> Path:
     """A new private folder in `folder` for this run's files, named for this process."""
     path = folder / f"{TEMP_DIR_PREFIX}{_run_token()}"
-    path.mkdir(mode=0o700)
+    try:
+        path.mkdir(mode=0o700)
+    except OSError as err:
+        raise write_error(folder, "into the output folder", err) from err
     return path
 
 
@@ -120,7 +136,10 @@ class ShardWriter:
     """Writes docs as DocBins of at most `shard_size` docs into a (temporary) folder."""
 
     def __init__(self, folder: Path, shard_size: int, store_user_data: bool) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(folder, "a temporary folder", err) from err
         self.folder = folder
         self.shard_size = shard_size
         self.store_user_data = store_user_data
@@ -153,6 +172,8 @@ class ShardWriter:
             self._bin.to_disk(path)
         except ValueError as err:
             raise ConvertError(Errors.E228.format(path=path, n=len(self._bin))) from err
+        except OSError as err:  # a full disk, a quota
+            raise write_error(path, "a corpus shard (temporary file)", err) from err
         self.paths.append(path)
         self._bin = self._new_bin()
 
@@ -167,36 +188,55 @@ class Rejects:
     """The rejects CSV, written to a temporary file and renamed into place at the end."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # Not mkstemp: its files are private (0600); this one should get the umask's mode
         # like any file the user writes.
         self.tmp = path.with_name(f".{path.name}.{_run_token()}.tmp")
-        # backslashreplace: a lone surrogate (a rejected row's content, a file name) has
-        # no UTF-8 form; it is written as its escape, \udfff.
-        self._file = open(  # noqa: SIM115
-            self.tmp, "x", encoding="utf-8", errors="backslashreplace", newline=""
-        )
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(REJECT_FIELDS)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # backslashreplace: a lone surrogate (a rejected row's content, a file name)
+            # has no UTF-8 form; it is written as its escape, \udfff.
+            self._file = open(  # noqa: SIM115
+                self.tmp, "x", encoding="utf-8", errors="backslashreplace", newline=""
+            )
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(REJECT_FIELDS)
+        except OSError as err:
+            raise write_error(path, "the rejects file", err) from err
 
     def write(self, error: RowError, content: str) -> None:
         column = error.column if error.column is not None else ""
         # A DataFrame row's place is its index label.
         line = error.line if error.index is None else error.index[0]
-        self._writer.writerow([str(error.path), line, column, error.reason, content])
+        if len(content) > REJECT_CONTENT_LIMIT:
+            where = f"{error.path}:{line}" if error.index is None else f"row {line!r}"
+            content = (
+                f"{content[:REJECT_CONTENT_LIMIT]}… [cut: {len(content):,} characters in "
+                f"all; the whole row is at {where}]"
+            )
+        try:
+            self._writer.writerow([str(error.path), line, column, error.reason, content])
+        except OSError as err:
+            raise write_error(self.path, "the rejects file", err) from err
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
 
     def commit(self) -> None:
-        self.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.close()
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            raise write_error(self.path, "the rejects file", err) from err
 
     def discard(self) -> None:
-        self.close()
-        self.tmp.unlink(missing_ok=True)
+        """Remove the temporary file. Never raises: it runs while another error is on
+        its way up (closing flushes, and that fails again on a full disk)."""
+        with contextlib.suppress(OSError):
+            self.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink(missing_ok=True)
 
 
 def final_paths(folder: Path, name: str, n: int) -> List[Path]:
