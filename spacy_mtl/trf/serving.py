@@ -6,6 +6,11 @@ leaves the model in eval mode, runs under `torch.inference_mode` on CPU and, wit
 `onednn`, there through a copy of the model whose linear layers run in oneDNN with packed
 weights (spacy_mtl/trf/onednn.py), dropped after each optimizer step.
 
+The shim's `finish_update` is replaced too (`finish_update_in_place`): thinc's rebinds every
+parameter to a new tensor made from the optimizer's numpy view of the old one, so each
+update adds a link per parameter to a chain of tensor and array objects that keep each
+other alive (issue 28; docs/performance.md, "Training memory").
+
 DOCS: docs/performance.md ("Fast by default").
 """
 
@@ -14,7 +19,7 @@ from typing import Any, Tuple
 from weakref import WeakKeyDictionary
 
 import torch
-from thinc.api import Model
+from thinc.api import Model, torch2xp, xp2torch
 
 from .onednn import onednn_available, packed_clone
 
@@ -37,8 +42,7 @@ def serve_in_eval_mode(model: Model, *, onednn: bool = False) -> None:
     if shims and hasattr(shims[0], "_model"):
         shims[0].predict = MethodType(predict_in_eval_mode, shims[0])
         shims[0].mtl_onednn = bool(onednn) and onednn_available()
-        if shims[0].mtl_onednn:
-            shims[0].finish_update = MethodType(finish_update_and_repack, shims[0])
+        shims[0].finish_update = MethodType(finish_update_in_place, shims[0])
 
 
 def predict_in_eval_mode(shim: Any, inputs: Any) -> Any:
@@ -59,11 +63,37 @@ def predict_in_eval_mode(shim: Any, inputs: Any) -> Any:
             return module(*inputs.args, **inputs.kwargs)
 
 
-def finish_update_and_repack(shim: Any, optimizer: Any) -> None:
-    """The shim's own `finish_update`, then its oneDNN copy dropped: thinc's optimizers
-    update torch's weights in place through numpy, which no tensor version shows."""
-    type(shim).finish_update(shim, optimizer)
+def finish_update_in_place(shim: Any, optimizer: Any) -> None:
+    """thinc's `PyTorchShim.finish_update`, without rebinding the parameters, then the
+    oneDNN copy dropped.
+
+    thinc's optimizers update the array they are given in place, and that array is a view
+    of the parameter's tensor (`torch2xp`), so the tensor already holds the new weights.
+    thinc then sets `param.data = xp2torch(view)`: a new tensor whose storage holds the
+    view, whose base is the old tensor, whose storage holds the view of the step before...
+    two objects per parameter per update that live as long as the model. Here a parameter
+    is rebound only when an optimizer returns other memory. The oneDNN copy is dropped because no
+    tensor version shows an update made through numpy.
+    """
+    for name, param in shim._model.named_parameters():
+        if param.grad is None:
+            continue
+        # Skip the weight update when a gradient overflowed (mixed precision), as thinc.
+        if not shim._grad_scaler.found_inf:
+            data = param.data
+            new, _ = optimizer((shim.id, name), torch2xp(data), torch2xp(param.grad))
+            if _data_ptr(new) != data.data_ptr():
+                param.data = xp2torch(new, requires_grad=True, device=param.device)
+        param.grad.zero_()
+    shim._grad_scaler.update()
     _PACKED.pop(shim, None)
+
+
+def _data_ptr(array: Any) -> int:
+    """Address of the first element of a numpy or cupy array."""
+    if hasattr(array, "__array_interface__"):
+        return int(array.__array_interface__["data"][0])
+    return int(array.data.ptr)
 
 
 def _packed_model(shim: Any, module: Any) -> Any:
