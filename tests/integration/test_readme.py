@@ -17,15 +17,6 @@ def test_readme_is_short() -> None:
     assert len(README.read_text(encoding="utf8").splitlines()) <= 250
 
 
-def test_demo_figures_are_generated_from_the_results() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "readme_demo.py"), "render", "--check"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_readme_commands_parse_against_the_cli() -> None:
     """Every `spacy-mtl ...` line the README shows is a valid call of today's CLI."""
     group = typer.main.get_command(app)
