@@ -6,7 +6,8 @@ glibc's malloc serves tensors up to 32 MB from its heaps once its sliding mmap t
 has risen (after the first large tensor is freed), and it keeps what is freed there for
 reuse: the heaps' free space grows with the run while the bytes in use stay flat (glibc's
 own `mallinfo2`), and the process's resident memory grows with it. `malloc_trim(0)`
-hands the free pages inside the heaps back (`madvise`), which no setting of spaCy, thinc or torch does.
+hands the free pages inside the heaps back (`madvise`), which no setting of spaCy, thinc or
+torch does.
 
 DOCS: docs/performance.md, "Training memory".
 """
