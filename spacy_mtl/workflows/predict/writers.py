@@ -126,6 +126,15 @@ class TextWriter(Writer):
                 quoting=csv.QUOTE_MINIMAL,
                 lineterminator="\n",
             )
+            # Python's csv quotes a cell for the characters of its line terminator only: a
+            # lone "\r" would be written bare, and every CSV reader ends the row there.
+            # A row with one is written with every cell quoted.
+            self._csv_quoted = csv.writer(
+                self._file,
+                delimiter=SEPARATORS[fmt],
+                quoting=csv.QUOTE_ALL,
+                lineterminator="\n",
+            )
 
     def _written_header(self, path: Path, n_added: int) -> List[str]:
         """The input columns of the header an earlier run wrote (for JSONL input they
@@ -138,8 +147,16 @@ class TextWriter(Writer):
         if self._header is None:
             # For JSONL input: the keys of the rows read so far (at least the first chunk).
             self._header = list(self.reader.columns)
-            self._csv.writerow(self._safe([*self._header, *self.out.names(self.fmt)]))
+            self._write_rows([self._safe([*self._header, *self.out.names(self.fmt)])])
         return self._header
+
+    def _write_rows(self, rows: List[List[str]]) -> None:
+        if not any("\r" in cell for row in rows for cell in row):
+            self._csv.writerows(rows)
+            return
+        for row in rows:
+            writer = self._csv_quoted if any("\r" in cell for cell in row) else self._csv
+            writer.writerow(row)
 
     def _safe(self, cells: List[str]) -> List[str]:
         return [csv_safe_cell(cell) for cell in cells] if self.csv_safe else cells
@@ -167,7 +184,7 @@ class TextWriter(Writer):
                 )
             cells = [_format_cell(record.get(name)) for name in columns]
             rows.append(self._safe([*cells, *self.out.tabular(row)]))
-        self._csv.writerows(rows)
+        self._write_rows(rows)
 
     def _write_jsonl(self, chunk: Chunk, scores: Sequence[Scores]) -> None:
         lines = []
