@@ -444,6 +444,12 @@ PREFIX = typer.Option("", "--prefix", help="Prefix of the added column names.")
 LABEL_SEP = typer.Option(
     "|", "--label-sep", help="Joins a multilabel group's labels in a CSV/TSV cell."
 )
+CSV_SAFE = typer.Option(
+    False,
+    "--csv-safe",
+    help="CSV/TSV output: put a ' before cells that start with =, +, -, @, a tab or a "
+    "carriage return, which a spreadsheet would run as formulas (default: cells as they are).",
+)
 
 
 def tune_report_path(output_dir: Path) -> Path:
@@ -512,6 +518,15 @@ def predict_command(
     ),
     prefix: str = PREFIX,
     label_sep: str = LABEL_SEP,
+    csv_safe: bool = CSV_SAFE,
+    # 10,000,000 is predict.DEFAULT_MAX_RECORD_BYTES.
+    max_record_bytes: int = typer.Option(
+        10_000_000,
+        "--max-record-bytes",
+        min=1,
+        help="Most bytes of one input line (JSONL) or row (CSV/TSV); a longer one stops "
+        "the run, naming its line.",
+    ),
     force: bool = typer.Option(
         False, "--force", "-F", help="Replace OUTPUT (and forget an unfinished run into it)."
     ),
@@ -556,6 +571,8 @@ def predict_command(
             quoting=quoting,
             prefix=prefix,
             label_sep=label_sep,
+            csv_safe=csv_safe,
+            max_record_bytes=max_record_bytes,
             overwrite=force,
             progress=True,
         )
@@ -656,6 +673,7 @@ def predict_distributed_command(
     ),
     prefix: str = PREFIX,
     label_sep: str = LABEL_SEP,
+    csv_safe: bool = CSV_SAFE,
     force: bool = typer.Option(False, "--force", "-F", help="Replace OUTPUT."),
 ) -> None:
     """Predict on a Ray cluster (pip install "spacy-mtl[distributed]"): the pipeline is
@@ -718,6 +736,7 @@ def predict_distributed_command(
                 quoting=quoting,
                 prefix=prefix,
                 label_sep=label_sep,
+                csv_safe=csv_safe,
                 overwrite=force,
                 progress=True,
                 pipeline=nlp,

@@ -336,3 +336,44 @@ def cannot_write(path: PathLike, *, folder: bool) -> Optional[str]:
     with contextlib.suppress(OSError):
         os.unlink(probe)
     return None
+
+
+class RecordTooLong(ValueError):
+    """A line or a row of a text file is longer than the reader's limit (`RecordBudget`)."""
+
+
+class RecordBudget:
+    """A cap on the bytes one record of a `TextLines` may read: a file without line ends
+    (or a quote that is never closed) fails at the cap instead of being read whole into
+    memory.
+
+    It sits between the `TextLines` and its (decompressed) file, and counts the bytes of
+    the lines read since `start_record` was last called: a line, for one-record-per-line
+    formats; all the lines of a CSV row (quoted newlines). Past `max_bytes`,
+    `RecordTooLong` is raised from the read, before the rest of the line is read.
+
+    lines (TextLines): The lines to cap (from now on).
+    max_bytes (int): The most bytes of one record, line ends included.
+    """
+
+    def __init__(self, lines: TextLines, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.consumed = 0
+        self._start = 0
+        self._file = lines._file
+        lines._file = cast(IO[bytes], self)
+
+    def start_record(self) -> None:
+        """The lines read from now on are a new record."""
+        self._start = self.consumed
+
+    def readline(self, size: int = -1) -> bytes:
+        room = self.max_bytes - (self.consumed - self._start)
+        data = self._file.readline(max(room, 0) + 1)
+        self.consumed += len(data)
+        if self.consumed - self._start > self.max_bytes:
+            raise RecordTooLong(f"longer than {self.max_bytes:,} bytes")
+        return data
+
+    def close(self) -> None:
+        self._file.close()

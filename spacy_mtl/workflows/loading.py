@@ -1,12 +1,16 @@
 """Loading a pipeline and finding its `mtl_textcat` components: one way for every workflow.
 
 - `load_pipeline`: a folder or installed package, on GPU if asked; any failure becomes one
-  `ModelLoadError` naming the folder, the damaged or missing file and what is wrong.
+  `ModelLoadError` naming the folder, the damaged or missing file and what is wrong. Torch
+  weights are read with `weights_only=True` (`spacy_mtl.trf.safe_load`): a crafted folder
+  cannot run code as it loads, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says.
 - `find_component` / `mtl_component_names`: the component(s) a workflow works on.
 - `docs_before`: docs run through the components before ours (its listener's transformer),
   not through ours or the ones after.
 """
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -29,10 +33,18 @@ def load_pipeline(model: Union[PathLike, Language], gpu_id: int = -1) -> Languag
     gpu_id (int): GPU to load onto; -1 for CPU.
     RETURNS (Language): The pipeline.
     RAISES ModelLoadError: No such folder or package, or a file in the folder is damaged
-        (its name and the problem in the message).
+        (its name and the problem in the message), or its torch weights hold more than
+        weights (code that would run as they load).
     """
     if isinstance(model, Language):
         return model
+    from ..trf.safe_load import weights_only_loads
+
+    with weights_only_loads():
+        return _load(model, gpu_id)
+
+
+def _load(model: PathLike, gpu_id: int) -> Language:
     import spacy
 
     if gpu_id >= 0:
@@ -53,7 +65,30 @@ def load_pipeline(model: Union[PathLike, Language], gpu_id: int = -1) -> Languag
         raise
     except Exception as err:
         file, what = _diagnose(path, err)
-        raise ModelLoadError(path, file, what) from err
+        refused = _refused_pickle(err)
+        raise ModelLoadError(path, file, refused or what) from err
+
+
+# torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL x.y".
+_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+)|Unsupported operand (\S+)")
+
+
+def _refused_pickle(err: BaseException) -> Optional[str]:
+    """The problem of torch weights that `torch.load(weights_only=True)` refused: a
+    pickle that would build objects other than tensors (or run code) as it loads."""
+    seen: Optional[BaseException] = err
+    while seen is not None and not isinstance(seen, pickle.UnpicklingError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    found = _UNSUPPORTED.search(str(seen))
+    what = f" ({found.group(1) or found.group(2)})" if found else ""
+    return (
+        f"its torch weights hold more than weights: a pickle that would call a function{what} "
+        "as it loads, which may run code. spacy-mtl loads weights with weights_only=True, "
+        "whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says; use a pipeline from a source you "
+        "trust, saved with nlp.to_disk"
+    )
 
 
 def _check_folder(path: Path) -> Optional[Tuple[Optional[str], str]]:

@@ -465,3 +465,57 @@ def test_killed_worker_rows_written_once(
             assert got == [None] * len(keys), row
         else:
             assert got == pytest.approx(expected, abs=1e-5), row
+
+
+def test_without_a_cluster_a_loopback_one_is_started(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Called from Python with Ray not initialised and no address: a local cluster on
+    127.0.0.1 (`local_cluster`), not Ray's default `ray.init()`, which binds to the
+    machine's network address. With an address, Ray is connected to it."""
+    ray = pytest.importorskip("ray")
+    import spacy
+
+    from spacy_mtl.workflows.distributed import run as run_module
+
+    class Started(Exception):
+        pass
+
+    calls: List[Any] = []
+
+    @contextmanager
+    def fake_cluster(num_cpus: int, **kwargs: Any) -> Iterator[None]:
+        calls.append(("local_cluster", num_cpus, kwargs))
+        raise Started
+        yield
+
+    def fake_init(*args: Any, **kwargs: Any) -> None:
+        calls.append(("ray.init", args, kwargs))
+        raise Started
+
+    monkeypatch.setattr(run_module, "local_cluster", fake_cluster)
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    src = tmp_path / "in.csv"
+    src.write_text("text\nhi\n", encoding="utf8")
+    nlp = spacy.load(model_dir)
+    args = (model_dir, src, tmp_path / "out.csv")
+    with pytest.raises(Started):
+        run_module.predict_distributed(*args, pipeline=nlp, num_workers=2)
+    assert calls == [("local_cluster", 3, {"num_gpus": None})]
+    calls.clear()
+    with pytest.raises(Started):
+        run_module.predict_distributed(*args, pipeline=nlp, address="ray://head:10001")
+    assert calls == [("ray.init", (), {"address": "ray://head:10001"})]
+    with pytest.raises(PredictError, match="must not be empty"):
+        run_module.predict_distributed(*args, pipeline=nlp, label_sep="")
+
+
+def test_csv_safe_parts() -> None:
+    from spacy_mtl.workflows.distributed.parts import csv_safe_table
+
+    table = pa.table({"a": ["=1+1", "ok", "-3", None, "@x", "\tq", "a=b"], "n": list(range(7))})
+    got = csv_safe_table(table).to_pydict()
+    assert got["a"] == ["'=1+1", "ok", "'-3", None, "'@x", "'\tq", "a=b"]
+    assert got["n"] == list(range(7))

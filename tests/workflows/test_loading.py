@@ -3,6 +3,7 @@ fingerprint refuses a cfg that no longer matches the weights; the one component 
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import spacy
@@ -248,3 +249,76 @@ def test_docs_before_runs_only_earlier_components(saved) -> None:
     assert [d.text for d in docs] == ["a b. c d", "e"]
     assert docs[0].has_annotation("SENT_START")  # the sentencizer ran
     assert docs[0].cats == {}  # the component did not
+
+
+# -- torch weights load without running code ----------------------------------------------
+
+
+class _Marker:
+    """Unpickled, it writes its marker file: what a crafted weights file would do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> Any:
+        return (exec, (f"open({self.path!r}, 'w').write('ran')",))
+
+
+def _crafted_weights(marker: Path) -> bytes:
+    import io
+
+    torch = pytest.importorskip("torch")
+    buffer = io.BytesIO()
+    torch.save({"weight": _Marker(marker)}, buffer)
+    return buffer.getvalue()
+
+
+def test_weights_only_loads_refuse_code_whatever_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    from spacy_mtl.trf.safe_load import weights_only_loads
+
+    marker = tmp_path / "ran"
+    data = _crafted_weights(marker)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    original = torch.load
+    with weights_only_loads(), pytest.raises(pickle.UnpicklingError):
+        torch.load(io.BytesIO(data), map_location="cpu")
+    assert not marker.exists()
+    assert torch.load is original  # put back
+    # Plain weights load as before inside the block.
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer)
+    buffer.seek(0)
+    with weights_only_loads():
+        assert torch.equal(torch.load(buffer)["w"], torch.ones(2))
+
+
+def test_a_crafted_transformer_pipeline_does_not_run_its_code(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hole: spacy-transformers reads a transformer's weights with torch.load and
+    torch's default weights_only, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 turns off."""
+    from conftest import make_examples
+
+    nlp = make_nlp(GROUPS, bert=tiny_bert)
+    nlp.initialize(lambda: make_examples(nlp))
+    model = tmp_path / "evil"
+    nlp.to_disk(model)
+    marker = tmp_path / "ran"
+    weights = srsly.msgpack_loads((model / "transformer" / "model").read_bytes())
+    shim = srsly.msgpack_loads(weights["shims"][1][0])  # the HFShim's bytes
+    shim["state"] = _crafted_weights(marker)
+    weights["shims"][1][0] = srsly.msgpack_dumps(shim)
+    (model / "transformer" / "model").write_bytes(srsly.msgpack_dumps(weights))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(ModelLoadError) as info:
+        load_pipeline(model)
+    assert not marker.exists()
+    message = str(info.value)
+    assert "transformer/model" in message and "weights_only=True" in message
+    assert "exec" in message and "\n" not in message

@@ -17,6 +17,7 @@ from spacy_mtl.workflows.predict import (
     Chunk,
     OutputColumns,
     PredictError,
+    partial_path,
     parts_dir,
     predict_file,
     progress_path,
@@ -352,7 +353,8 @@ def test_resume_after_interruption(tmp_path: Path, model_dir: Path, fmt: str) ->
     if fmt == "parquet":
         (parts_dir(out) / "part-000003.parquet").write_bytes(b"PAR1 half a file")
     else:
-        with open(out, "a", encoding="utf8") as file:
+        assert not out.exists()  # under its final name only once complete
+        with open(partial_path(out), "a", encoding="utf8") as file:
             file.write('9,"what a great fun day 9')
     with pytest.raises(PredictError, match="scores"):
         predict_file(model_dir, src, out, scores=False, chunk_size=3)  # other settings

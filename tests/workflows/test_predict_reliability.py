@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
 from spacy_mtl.data.io import LineDecodeError, TextLines, replace_surrogates
-from spacy_mtl.workflows.predict import Chunk, PredictError, parts_dir, predict_file, progress_path
+from spacy_mtl.workflows.predict import (
+    Chunk,
+    PredictError,
+    partial_path,
+    parts_dir,
+    predict_file,
+    progress_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -188,21 +195,23 @@ def _interrupted(tmp_path: Path, model_dir: Path, fmt: str, rows: int = 30) -> t
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_resume_refuses_an_output_cut_short(tmp_path: Path, model_dir: Path, fmt: str) -> None:
-    src, out = _interrupted(tmp_path, model_dir, fmt)
+    src, final = _interrupted(tmp_path, model_dir, fmt)
+    out = partial_path(final)
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2])  # e.g. a truncated copy put back
     with pytest.raises(PredictError, match=r"cut short or replaced.*--force"):
-        predict_file(model_dir, src, out, chunk_size=4)
+        predict_file(model_dir, src, final, chunk_size=4)
     assert out.read_bytes() == data[: len(data) // 2]  # untouched: no NUL padding
     assert b"\x00" not in out.read_bytes()
     # Same size, other bytes: refused too.
     out.write_bytes(data.replace(b"number 1", b"NUMBER 1"))
     with pytest.raises(PredictError, match=r"replaced or edited.*--force"):
-        predict_file(model_dir, src, out, chunk_size=4)
+        predict_file(model_dir, src, final, chunk_size=4)
     out.write_bytes(data)
-    summary = predict_file(model_dir, src, out, chunk_size=4)
+    summary = predict_file(model_dir, src, final, chunk_size=4)
     assert summary.resumed_rows == 20 and summary.rows == 30
-    got = _read_csv(out) if fmt == "csv" else _read_jsonl(out)
+    assert not out.exists()
+    got = _read_csv(final) if fmt == "csv" else _read_jsonl(final)
     assert [r["text"] for r in got] == [f"text number {i}" for i in range(30)]
 
 
@@ -219,13 +228,14 @@ def test_resume_refuses_missing_parquet_parts(tmp_path: Path, model_dir: Path) -
 
 def test_cli_resume_after_truncation_exits_1(tmp_path: Path, model_dir: Path) -> None:
     src, out = _interrupted(tmp_path, model_dir, "csv")
-    out.write_bytes(out.read_bytes()[:50])
+    partial = partial_path(out)
+    partial.write_bytes(partial.read_bytes()[:50])
     result = CliRunner().invoke(
         app, ["predict", str(model_dir), str(src), str(out), "--chunk-size", "4"]
     )
     assert result.exit_code == 1
     assert "cut short" in " ".join(result.output.split())
-    assert len(out.read_bytes()) == 50
+    assert len(partial.read_bytes()) == 50 and not out.exists()
 
 
 # -- output names -------------------------------------------------------------------------

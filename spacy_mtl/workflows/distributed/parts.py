@@ -30,6 +30,7 @@ def parts_sink(
     max_length: int,
     rows_per_file: int,
     overwrite: bool,
+    csv_safe: bool = False,
 ) -> Any:
     """A Ray Data datasink that writes part files in `fmt` ('parquet', 'jsonl', 'csv' or
     'tsv') of at least `rows_per_file` rows (the last: the rest), each by one write task,
@@ -39,6 +40,9 @@ def parts_sink(
     process, however often a task ran: they end up in the datasink's `counts`. A count
     kept by the workers as they predict would count again the rows of a call that Ray
     runs again after its worker died.
+
+    csv_safe (bool): CSV/TSV parts: a cell that a spreadsheet would run as a formula gets
+        a "'" before it (as `predict_file(csv_safe=True)` writes it).
     """
     from ray.data import SaveMode
     from ray.data.datasource import BlockBasedFileDatasink
@@ -61,7 +65,7 @@ def parts_sink(
             return _sum(rows)
 
         def write_block_to_file(self, block: Any, file: Any) -> None:
-            _write_part(block.to_arrow(), fmt, file)
+            _write_part(block.to_arrow(), fmt, file, csv_safe=csv_safe)
 
         def on_write_complete(self, write_result: Any) -> None:
             super().on_write_complete(write_result)
@@ -86,7 +90,28 @@ def _sum(counts: List[Counts]) -> Counts:
     return rows, empty, truncated
 
 
-def _write_part(table: Any, fmt: str, file: Any) -> None:
+def csv_safe_table(table: Any) -> Any:
+    """`table` with a "'" before each string cell that starts with what a spreadsheet runs
+    as a formula (`spacy_mtl.workflows.predict.writers.FORMULA_STARTS`); the column names
+    too, which are the CSV header."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..predict import csv_safe_cell
+    from ..predict.writers import FORMULA_STARTS
+
+    pattern = "^[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_STARTS) + "]"
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            quoted = pc.binary_join_element_wise("'", column, "")
+            column = pc.if_else(pc.match_substring_regex(column, pattern), quoted, column)
+        columns.append(column)
+    names = [csv_safe_cell(name) for name in table.column_names]
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _write_part(table: Any, fmt: str, file: Any, *, csv_safe: bool = False) -> None:
     """One block as a part file, with the columns the worker made for `fmt`."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -101,7 +126,7 @@ def _write_part(table: Any, fmt: str, file: Any) -> None:
         import pyarrow.csv as pacsv
 
         options = pacsv.WriteOptions(delimiter=SEPARATORS[fmt], quoting_style="needed")
-        pacsv.write_csv(table, file, options)
+        pacsv.write_csv(csv_safe_table(table) if csv_safe else table, file, options)
 
 
 def list_parts(output: str) -> List[str]:

@@ -1,6 +1,7 @@
 """`predict_distributed`: read, predict on the workers, write one file or a folder of parts."""
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -16,6 +17,7 @@ from ..predict import (
     DEFAULT_LABEL_SEP,
     Chunk,
     OutputColumns,
+    OutputLock,
     PredictError,
     Scores,
     file_format,
@@ -26,7 +28,7 @@ from ..predict import (
     progress_path,
     resolve_output_format,
 )
-from .cluster import import_ray
+from .cluster import import_ray, local_cluster
 from .parts import list_parts, parts_sink
 from .reading import as_list, read_dataset
 from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor, count_rows
@@ -141,14 +143,17 @@ def predict_distributed(
     quoting: bool = True,
     prefix: str = "",
     label_sep: str = DEFAULT_LABEL_SEP,
+    csv_safe: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     pipeline: Optional[Language] = None,
     code: Optional[str] = None,
+    address: Optional[str] = None,
 ) -> DistributedSummary:
     """Predict every row of a dataset on the Ray cluster this process is connected to
-    (call `ray.init(address=...)` or use `local_cluster` first; with neither, Ray starts
-    a local cluster or joins the one named by RAY_ADDRESS).
+    (`ray.init(address=...)` or `local_cluster` before the call), else on the cluster at
+    `address` (or RAY_ADDRESS), else on a one-machine cluster started for the call and
+    bound to 127.0.0.1 (`local_cluster`: nothing on the network can reach it).
 
     model (Union[str, Path]): Pipeline folder that every worker can read (a shared file
         system, or the same path on each node) or an installed pipeline package name.
@@ -170,6 +175,9 @@ def predict_distributed(
         `ModelLoadError` naming the folder and file).
     code (Optional[str]): Python file every worker imports before it loads the pipeline
         (`--code`; a path each worker can read). The caller imports it in this process.
+    address (Optional[str]): A Ray cluster to connect to ('auto', 'ray://host:10001')
+        when this process is not connected to one.
+    csv_safe (bool): As in `predict_file`, for CSV/TSV output in both modes.
     The other arguments are those of `predict_file`.
     RETURNS (DistributedSummary): Counts and timing.
     DOCS: docs/predict.md, section "Scale out"
@@ -191,86 +199,107 @@ def predict_distributed(
         )
     if max_retries < 0:
         raise PredictError("max_retries must be at least 0.")
+    if not label_sep:
+        raise PredictError("label_sep (--label-sep) must not be empty.")
     # Loaded here once, in both modes: a damaged model (or a wrong --component) is one
     # clear error before any worker starts, not one per actor.
     nlp = pipeline if pipeline is not None else load_model(model)
     schema = get_schema(nlp, component)
-    started = time.perf_counter()
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False)
-    summary = DistributedSummary(output, mode, out_fmt, workers=num_workers)
-    # A dataset copies the context when it is created: set it first. Rows come out in
-    # input order: the contract of the file mode, and the order of the part names.
-    context = ray.data.DataContext.get_current()
-    before = (context.execution_options.preserve_order, context.enable_progress_bars)
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = progress
-    try:
-        dataset = read_dataset(
-            paths, in_fmt, text_column=text_column, columns=columns, quoting=quoting
-        )
-        # Blocks of one call each. A reader makes a block of a file (or a Parquet row
-        # group), which one worker takes whole while the others wait; and a worker that
-        # dies loses one call, not a file, which Ray runs again on its restarted actor.
-        dataset = dataset.repartition(target_num_rows_per_block=rows_per_call)
-        predicted = _map_batches(
-            dataset,
-            MTLPredictor,
-            fn_constructor_kwargs={
-                "model": str(model),
-                "text_column": text_column,
-                "layout": "raw" if mode == "file" else out_fmt,
-                "component": component,
-                "scores": scores,
-                "prefix": prefix,
-                "label_sep": label_sep,
-                "batch_size": batch_size,
-                "use_gpu": gpus_per_worker > 0,
-                "threads": max(1, int(cpus_per_worker)),
-                "code": code,
-            },
-            batch_size=rows_per_call,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=num_workers),
-            num_cpus=cpus_per_worker,
-            num_gpus=gpus_per_worker,
-            # Ray Data restarts a worker that died, and runs its calls again, without end
-            # by default: a call that kills its worker each time would never end.
-            max_restarts=max_retries,
-            max_task_retries=max_retries,
-        )
-        with _one_line_errors(output, max_retries):
-            if mode == "file":
-                assert schema is not None
-                out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
-                _write_file(
-                    predicted,
-                    Path(output),
-                    out_fmt,
-                    in_fmt,
-                    out,
-                    summary,
-                    source=paths[0],
-                    text_column=text_column,
-                    max_length=nlp.max_length,
-                    rows_per_chunk=rows_per_call,
-                )
-            else:
-                sink = parts_sink(
-                    output,
-                    out_fmt,
-                    text_column=text_column,
-                    max_length=nlp.max_length,
-                    rows_per_file=rows_per_file,
-                    overwrite=overwrite,
-                )
-                predicted.write_datasink(sink)
-                summary.rows, summary.empty, summary.truncated = sink.counts
-                summary.files = list_parts(output)
-    finally:
-        context.execution_options.preserve_order, context.enable_progress_bars = before
-    summary.seconds = time.perf_counter() - started
+    cpus = math.ceil(num_workers * cpus_per_worker) + 1  # one more to read and write
+    with _connected(ray, address, cpus, math.ceil(num_workers * gpus_per_worker)):
+        started = time.perf_counter()
+        summary = DistributedSummary(output, mode, out_fmt, workers=num_workers)
+        # A dataset copies the context when it is created: set it first. Rows come out in
+        # input order: the contract of the file mode, and the order of the part names.
+        context = ray.data.DataContext.get_current()
+        before = (context.execution_options.preserve_order, context.enable_progress_bars)
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = progress
+        try:
+            dataset = read_dataset(
+                paths, in_fmt, text_column=text_column, columns=columns, quoting=quoting
+            )
+            # Blocks of one call each. A reader makes a block of a file (or a Parquet row
+            # group), which one worker takes whole while the others wait; and a worker that
+            # dies loses one call, not a file, which Ray runs again on its restarted actor.
+            dataset = dataset.repartition(target_num_rows_per_block=rows_per_call)
+            predicted = _map_batches(
+                dataset,
+                MTLPredictor,
+                fn_constructor_kwargs={
+                    "model": str(model),
+                    "text_column": text_column,
+                    "layout": "raw" if mode == "file" else out_fmt,
+                    "component": component,
+                    "scores": scores,
+                    "prefix": prefix,
+                    "label_sep": label_sep,
+                    "batch_size": batch_size,
+                    "use_gpu": gpus_per_worker > 0,
+                    "threads": max(1, int(cpus_per_worker)),
+                    "code": code,
+                },
+                batch_size=rows_per_call,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=num_workers),
+                num_cpus=cpus_per_worker,
+                num_gpus=gpus_per_worker,
+                # Ray Data restarts a worker that died, and runs its calls again, without end
+                # by default: a call that kills its worker each time would never end.
+                max_restarts=max_retries,
+                max_task_retries=max_retries,
+            )
+            with _one_line_errors(output, max_retries):
+                if mode == "file":
+                    assert schema is not None
+                    out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
+                    with OutputLock(Path(output)):
+                        _write_file(
+                            predicted,
+                            Path(output),
+                            out_fmt,
+                            in_fmt,
+                            out,
+                            summary,
+                            source=paths[0],
+                            text_column=text_column,
+                            max_length=nlp.max_length,
+                            rows_per_chunk=rows_per_call,
+                            csv_safe=csv_safe,
+                        )
+                else:
+                    sink = parts_sink(
+                        output,
+                        out_fmt,
+                        text_column=text_column,
+                        max_length=nlp.max_length,
+                        rows_per_file=rows_per_file,
+                        overwrite=overwrite,
+                        csv_safe=csv_safe,
+                    )
+                    predicted.write_datasink(sink)
+                    summary.rows, summary.empty, summary.truncated = sink.counts
+                    summary.files = list_parts(output)
+        finally:
+            context.execution_options.preserve_order, context.enable_progress_bars = before
+        summary.seconds = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def _connected(ray: Any, address: Optional[str], num_cpus: int, num_gpus: int) -> Iterator[None]:
+    """Connected to a Ray cluster for the block: the one this process is connected to,
+    the one at `address` (or RAY_ADDRESS, which Ray reads), else a local cluster on the
+    loopback interface, stopped afterwards. Ray's own default (`ray.init()`) would bind a
+    new cluster to the machine's network address, open to the network."""
+    if ray.is_initialized():
+        yield
+    elif address is not None or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address)
+        yield
+    else:
+        with local_cluster(num_cpus, num_gpus=num_gpus or None):
+            yield
 
 
 def _map_batches(dataset: Any, fn: Any, **kwargs: Any) -> Any:
@@ -366,6 +395,7 @@ def _write_file(
     text_column: str,
     max_length: int,
     rows_per_chunk: int,
+    csv_safe: bool = False,
 ) -> None:
     """Stream the workers' results to this process and write them with the writers of
     `predict_file`: the same file the local command writes (`source` names the input in
@@ -380,7 +410,8 @@ def _write_file(
                 # The workers add score columns only; the labels are added here.
                 out.check_collisions(inputs.column_names, out_fmt, source)
                 batches = _BatchSource(str(path), in_fmt, inputs.schema)
-                writer = open_writer(path, out_fmt, out, batches)  # type: ignore[arg-type]
+                source_rows: Any = batches  # what the writers read of a Reader
+                writer = open_writer(path, out_fmt, out, source_rows, csv_safe=csv_safe)
             columns = [batch.column(name).to_pylist() for name in score_names]
             scores: List[Scores] = (
                 [None if row[0] is None else list(row) for row in zip(*columns)] if columns else []

@@ -6,19 +6,22 @@ added: per group the predicted label(s), and optionally every label's score. Mem
 flat in the size of the file. A run that stops (an error, Ctrl-C, a lost machine) continues
 after its last complete chunk when it is started again with the same output.
 
-How a chunk is known to be complete: after each chunk the output is flushed and fsynced,
-then a small sidecar, `OUTPUT.progress.json`, is replaced atomically with the number of
-rows done and the output's size in bytes at that point. A rerun truncates the output to
-that size (dropping a chunk that was half written, or written but not yet recorded), skips
-that many input rows and appends. Parquet cannot be appended to, so Parquet output is
-written as one part file per chunk in `OUTPUT.parts/` and merged into OUTPUT at the end.
-The sidecar is deleted when the output is complete.
+How a chunk is known to be complete: CSV/TSV/JSONL output is written to OUTPUT.partial;
+after each chunk it is flushed and fsynced, then a small sidecar, `OUTPUT.progress.json`,
+is replaced atomically with the number of rows done, the output's size in bytes at that
+point and a digest of the input rows done. A rerun checks the input's rows and the model's
+files against it, truncates the output to that size (dropping a chunk that was half
+written, or written but not yet recorded), skips that many input rows and appends.
+Parquet cannot be appended to, so Parquet output is written as one part file per chunk in
+`OUTPUT.parts/`. At the end the output is renamed (merged, for Parquet) to OUTPUT and the
+sidecar is deleted: a file under the final name is always complete. `OUTPUT.lock` keeps a
+second run out while one writes (`lock`).
 
 Modules: `formats` (format names, PredictError; extensions and compression are
-`spacy_mtl.data.io`'s), `columns` (the added columns),
-`readers` (rows and chunks), `inference` (the `nlp.pipe` stream), `writers`, `resume`
-(the progress file) and `run` (`predict_file`). The columns and the writers are shared
-with `spacy_mtl.workflows.distributed`, so that both give the same output.
+`spacy_mtl.data.io`'s), `columns` (the added columns), `readers` (rows and chunks),
+`inference` (the `nlp.pipe` stream), `writers`, `resume` (the progress file), `lock` (one
+run per output) and `run` (`predict_file`). The columns and the writers are shared with
+`spacy_mtl.workflows.distributed`, so that both give the same output.
 
 DOCS: docs/predict.md
 """
@@ -34,10 +37,11 @@ from .formats import (
     suffix_format,
 )
 from .inference import components_after, get_schema, iter_predictions, load_model
+from .lock import OutputLock, lock_path
 from .readers import Chunk, Reader, clean_text, read_chunks
 from .resume import progress_path
 from .run import PredictSummary, predict_file
-from .writers import Writer, open_writer, parts_dir
+from .writers import Writer, csv_safe_cell, open_writer, partial_path, parts_dir
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -46,6 +50,7 @@ __all__ = [
     "Chunk",
     "Label",
     "OutputColumns",
+    "OutputLock",
     "PredictError",
     "PredictSummary",
     "Reader",
@@ -53,11 +58,14 @@ __all__ = [
     "Writer",
     "clean_text",
     "components_after",
+    "csv_safe_cell",
     "file_format",
     "get_schema",
     "iter_predictions",
     "load_model",
+    "lock_path",
     "open_writer",
+    "partial_path",
     "parts_dir",
     "predict_file",
     "progress_path",

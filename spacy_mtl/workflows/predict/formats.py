@@ -15,7 +15,20 @@ DEFAULT_CHUNK_SIZE = 10_000
 DEFAULT_LABEL_SEP = "|"
 PROGRESS_SUFFIX = ".progress.json"
 PARTS_SUFFIX = ".parts"
-PROGRESS_VERSION = 1
+# CSV/TSV/JSONL output is written under OUTPUT.partial and renamed to OUTPUT when it is
+# complete: a file under the final name is always a whole output.
+PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
+# 2: the model's files, the digest of the input rows done, the .partial output.
+PROGRESS_VERSION = 2
+# The most bytes one line (JSONL) or one row (CSV/TSV, quoted newlines included) may
+# have: a file without line ends (or an unclosed quote) fails at that size rather than
+# being read whole into memory.
+DEFAULT_MAX_RECORD_BYTES = 10_000_000
+# JSON nested deeper than this is refused (Python's parser and writer recurse per level).
+MAX_JSON_DEPTH = 200
+# Characters of a cell, key or list an error message quotes.
+ECHO_CHARS = 200
 PARQUET_EXTRA = 'Parquet needs pyarrow: pip install "spacy-mtl[parquet]" (or pyarrow).'
 
 
@@ -24,6 +37,12 @@ class PredictError(ValueError):
 
     Each message names the file, line or row, and column at fault, and what to do.
     """
+
+
+def shorten(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters and "…": a hostile cell or key of megabytes is
+    named, not copied, in an error message (pass `repr(value)` for a value)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def file_format(path: PathLike, given: Optional[str] = None, *, what: str = "input") -> str:

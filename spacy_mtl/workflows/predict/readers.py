@@ -1,8 +1,14 @@
 """Reading `predict`'s input: rows of CSV, TSV, JSONL or Parquet, cut into chunks of texts."""
 
 import csv
+import errno
+import hashlib
 import json
+import lzma
 import math
+import os
+import stat
+import zlib
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -10,12 +16,25 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from ...data.io import (
     SEPARATORS,
+    RecordBudget,
+    RecordTooLong,
     TextLines,
     csv_reader,
     may_have_surrogates,
     replace_surrogates,
 )
-from .formats import DEFAULT_CHUNK_SIZE, PredictError, import_parquet
+from .formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_RECORD_BYTES,
+    MAX_JSON_DEPTH,
+    PredictError,
+    import_parquet,
+    shorten,
+)
+
+# What reading a damaged file raises: a compressed file cut short (EOFError), bad
+# compressed data (zlib.error, lzma.LZMAError, OSError for gzip and bz2), a disk error.
+READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 def clean_text(value: Any, where: str) -> Optional[str]:
@@ -32,7 +51,128 @@ def clean_text(value: Any, where: str) -> Optional[str]:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise PredictError(f"{where}: the text must be a string, got {type(value).__name__} {value!r}.")
+    raise PredictError(
+        f"{where}: the text must be a string, got {type(value).__name__} {shorten(repr(value))}."
+    )
+
+
+def check_input_file(path: Path) -> None:
+    """Raise a PredictError unless `path` is a regular file that can be read: a missing
+    file, a symbolic link loop, a folder, a named pipe or a device (/dev/zero) each get
+    their own message. A pipe or a device cannot be read again to resume, nor has it a
+    size and a modification time that tell a changed input."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise PredictError(f"{path}: the input file does not exist.") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise PredictError(
+                f"{path}: a loop of symbolic links (it links to itself, through "
+                "others); point it at the input file."
+            ) from None
+        raise PredictError(f"{path}: the input cannot be read ({err.strerror or err}).") from None
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        if not os.access(path, os.R_OK):
+            raise PredictError(f"{path}: the input cannot be read (permission denied).")
+        return
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise PredictError(
+        f"{path}: {kind}, not a regular file. predict reads a file, which it can read "
+        "again to resume an interrupted run: save the data to a file first."
+    )
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """A JSON object, refusing a key given twice (a JSON reader would keep the last value
+    and silently drop the first)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than `limit` levels in `value` (iterative: a
+    recursive walk would itself hit Python's recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def parse_json_line(line: str, where: str) -> Any:
+    """One line of JSONL, or a PredictError naming `where` ('file:line') and the cause:
+    invalid JSON, a key given twice in an object, nesting deeper than MAX_JSON_DEPTH, a
+    number of more digits than Python converts (4,300 by default)."""
+    try:
+        value = json.loads(line, parse_constant=_json_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        raise PredictError(
+            f"{where}: key {shorten(repr(err.key))} appears more than once in one object; "
+            "a JSON reader keeps only the last value (the others would be lost): remove or "
+            "rename the others."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise PredictError(f"{where}: invalid JSON: {err}.") from None
+    except RecursionError:
+        raise PredictError(
+            f"{where}: the JSON nests arrays or objects too deep to read (more than "
+            f"{MAX_JSON_DEPTH} levels are refused)."
+        ) from None
+    except ValueError as err:  # an integer of more digits than int() converts
+        raise PredictError(f"{where}: a value cannot be read: {shorten(str(err))}.") from None
+    # A line with few brackets cannot nest deep: the walk is for the rare one that can.
+    if line.count("[") + line.count("{") > MAX_JSON_DEPTH and _too_deep(value, MAX_JSON_DEPTH):
+        raise PredictError(
+            f"{where}: the JSON nests arrays or objects more than {MAX_JSON_DEPTH} levels "
+            "deep; predict refuses such a row (its writers recurse per level)."
+        )
+    return value
+
+
+class RowDigest:
+    """A running SHA-256 of rows, to tell on a resume that the rows an earlier run did
+    are those of the input now (size and modification time can stay the same when the
+    file is edited or replaced). Each row is hashed as canonical JSON, as read: the
+    same for every format, and independent of the chunk size."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, record: Dict[str, Any]) -> None:
+        data = json.dumps(record, ensure_ascii=True, default=repr, allow_nan=True)
+        self._hash.update(data.encode("ascii") + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def _json_constant(name: str) -> Optional[float]:
@@ -56,6 +196,8 @@ class Chunk:
         cannot be written as UTF-8 (bytes that are not UTF-8, lone surrogates in JSON)
         were replaced with U+FFFD.
     wheres (List[str]): 'file:line' (or 'file:row N') of each row, for error messages.
+    digest (Optional[str]): `RowDigest` of the input rows up to the end of this chunk
+        (the resume check), if the chunks were read with one.
     """
 
     index: int
@@ -65,6 +207,7 @@ class Chunk:
     truncated: int = 0
     replaced: List[str] = field(default_factory=list)
     wheres: List[str] = field(default_factory=list)
+    digest: Optional[str] = None
 
     @property
     def n_empty(self) -> int:
@@ -87,6 +230,11 @@ class Reader:
     total (Optional[int]): Number of rows when known without reading (Parquet).
     replaced (List[str]): 'file:line' of lines with replaced characters not yet taken by
         `take_replaced`.
+    max_record_bytes (int): The most bytes of one line (JSONL) or row (CSV/TSV); a
+        longer one stops the run with an error naming its line.
+
+    Reading errors (a compressed file cut short or damaged, a disk error) are raised as
+    a PredictError naming the file, the line and the cause.
     """
 
     def __init__(
@@ -97,6 +245,7 @@ class Reader:
         columns: Optional[Sequence[str]] = None,
         quoting: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self.path = path
         self.fmt = fmt
@@ -108,8 +257,12 @@ class Reader:
         self._lines: Optional[TextLines] = None
         self._csv: Any = None
         self._parquet: Any = None
-        if not path.exists():
-            raise PredictError(f"{path}: the input file does not exist.")
+        self._budget: Optional[RecordBudget] = None
+        self._rows: Optional[Iterator[Tuple[Dict[str, Any], str]]] = None
+        if max_record_bytes < 1:
+            raise PredictError(f"max_record_bytes must be at least 1, got {max_record_bytes}.")
+        self.max_record_bytes = max_record_bytes
+        check_input_file(path)
         if columns is not None and fmt not in SEPARATORS:
             raise PredictError(
                 f"{path}: column names (--columns) are for CSV/TSV files without a header "
@@ -119,9 +272,12 @@ class Reader:
             if fmt in SEPARATORS:
                 self._open_delimited(columns, quoting)
             elif fmt == "jsonl":
-                self._lines = TextLines(path, errors="replace")
+                self._open_lines()
             else:
                 self._open_parquet()
+        except READ_ERRORS as err:
+            self.close()
+            raise self._read_error(err) from None
         except BaseException:
             self.close()
             raise
@@ -136,11 +292,46 @@ class Reader:
         self.columns = list(self.arrow_schema.names)
         self.total = self._parquet.metadata.num_rows
 
+    def _open_lines(self) -> TextLines:
+        self._lines = TextLines(self.path, errors="replace")
+        self._budget = RecordBudget(self._lines, self.max_record_bytes)
+        return self._lines
+
+    def _read_error(self, err: BaseException) -> PredictError:
+        """One line for a file that cannot be read on: where, and why."""
+        line = self._lines.line_no + 1 if self._lines is not None else None
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        if isinstance(err, EOFError):
+            cause = f"the compressed file is cut short ({err})"
+        elif isinstance(err, (zlib.error, lzma.LZMAError)) or (
+            isinstance(err, OSError) and err.errno is None
+        ):
+            cause = f"the compressed data is damaged ({err})"
+        else:
+            assert isinstance(err, OSError)
+            cause = f"{err.strerror or err}"
+        return PredictError(
+            f"{where}: the input cannot be read: {cause}. Nothing after the last saved chunk "
+            "is written; replace the file and run again (with --force if it changed)."
+        )
+
+    def _too_long(self, start: int) -> PredictError:
+        what = "line" if self.fmt == "jsonl" else "row (its lines from there on)"
+        hint = (
+            "a file without line ends, or not JSONL?"
+            if self.fmt == "jsonl"
+            else "a quote that is never closed (--no-quoting for a file that does not quote)?"
+        )
+        return PredictError(
+            f"{self.path}:{start}: the {what} is longer than {self.max_record_bytes:,} bytes, "
+            f"the limit of one record (max_record_bytes, --max-record-bytes): {hint}"
+        )
+
     def _open_delimited(self, columns: Optional[Sequence[str]], quoting: bool) -> None:
         # Cells are read as the exact strings in the file: no type or NA detection, so a
         # text "NA" or "null" is predicted as that text.
-        self._lines = TextLines(self.path, errors="replace")
-        self._csv = csv_reader(self._lines, self.fmt, quoting=quoting)
+        lines = self._open_lines()
+        self._csv = csv_reader(lines, self.fmt, quoting=quoting)
         if columns is not None:
             self.columns = list(columns)
         else:
@@ -148,15 +339,17 @@ class Reader:
                 self.columns = next(self._csv, [])
             except csv.Error as err:
                 raise PredictError(
-                    f"{self.path}:{self._lines.line_no}: the header cannot be read: {err}"
+                    f"{self.path}:{lines.line_no}: the header cannot be read: {err}"
                 ) from None
+            except RecordTooLong:
+                raise self._too_long(1) from None
             self._note_replaced()
         seen = set()
         for name in self.columns:
             if name in seen:
                 raise PredictError(
-                    f"{self.path}: column name {name!r} appears more than once in the "
-                    "header; rename it, or name the columns with --columns."
+                    f"{self.path}: column name {shorten(repr(name))} appears more than once "
+                    "in the header; rename it, or name the columns with --columns."
                 )
             seen.add(name)
 
@@ -184,23 +377,39 @@ class Reader:
             self._parquet.close()
 
     def rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
+        """The rows not yet read: one iterator, however often it is asked for."""
+        if self._rows is None:
+            self._rows = self._checked_rows()
+        return self._rows
+
+    def _checked_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
         if self.fmt in SEPARATORS:
-            return self._delimited_rows()
-        if self.fmt == "jsonl":
-            return self._jsonl_rows()
-        return self._parquet_rows()
+            rows = self._delimited_rows()
+        elif self.fmt == "jsonl":
+            rows = self._jsonl_rows()
+        else:
+            rows = self._parquet_rows()
+        try:
+            yield from rows
+        except READ_ERRORS as err:
+            raise self._read_error(err) from None
 
     def _delimited_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
         assert self._lines is not None
         lines = self._lines
         columns = self.columns
         n = len(columns)
+        budget = self._budget
+        assert budget is not None
         while True:
             start = lines.line_no + 1  # csv reads exactly the lines of one row
+            budget.start_record()
             try:
                 fields = next(self._csv)
             except StopIteration:
                 return
+            except RecordTooLong:
+                raise self._too_long(start) from None
             except csv.Error as err:
                 raise PredictError(
                     f"{self.path}:{start}: the row (lines {start}-{lines.line_no}) cannot be "
@@ -210,8 +419,9 @@ class Reader:
             where = f"{self.path}:{start}"
             if len(fields) > n:
                 raise PredictError(
-                    f"{where}: the row has {len(fields)} fields, the header {n} ({columns}); "
-                    "a field that contains the delimiter needs quotes."
+                    f"{where}: the row has {len(fields)} fields, the header {n} "
+                    f"({shorten(repr(columns))}); a field that contains the delimiter needs "
+                    "quotes."
                 )
             # A short row (or a blank line) is kept: its missing cells are missing values.
             record: Dict[str, Any] = dict(zip(columns, fields))
@@ -222,15 +432,21 @@ class Reader:
     def _jsonl_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
         assert self._lines is not None
         lines = self._lines
+        budget = self._budget
+        assert budget is not None
         known = set(self.columns)
-        for line in lines:
+        while True:
+            budget.start_record()
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except RecordTooLong:
+                raise self._too_long(lines.line_no + 1) from None
             if not line.strip():
                 continue  # a blank line is not a record
             where = f"{self.path}:{lines.line_no}"
-            try:
-                record = json.loads(line, parse_constant=_json_constant)
-            except json.JSONDecodeError as err:
-                raise PredictError(f"{where}: invalid JSON: {err}.") from None
+            record = parse_json_line(line, where)
             if not isinstance(record, dict):
                 raise PredictError(
                     f"{where}: expected one JSON object per line, got {type(record).__name__}."
@@ -249,7 +465,19 @@ class Reader:
 
     def _parquet_rows(self) -> Iterator[Tuple[Dict[str, Any], str]]:
         row = 0
-        for batch in self._parquet.iter_batches(batch_size=self._chunk_size):
+        batches = self._parquet.iter_batches(batch_size=self._chunk_size)
+        while True:
+            try:
+                batch = next(batches, None)
+            except READ_ERRORS:
+                raise
+            except Exception as err:  # pyarrow raises several types for a damaged file
+                raise PredictError(
+                    f"{self.path}: the Parquet file cannot be read after row {row:,}: "
+                    f"{shorten(str(err))}"
+                ) from None
+            if batch is None:
+                return
             for record in batch.to_pylist():
                 row += 1
                 yield record, f"{self.path}:row {row}"
@@ -264,6 +492,8 @@ def read_chunks(
     skip: int = 0,
     first_index: int = 0,
     reserved: Iterable[str] = (),
+    digest: Optional[RowDigest] = None,
+    skipped_digest: Optional[str] = None,
 ) -> Iterator[Chunk]:
     """Cut the reader's rows into chunks, with the text of each row cleaned for prediction.
 
@@ -275,16 +505,31 @@ def read_chunks(
     first_index (int): Index of the first chunk.
     reserved (Iterable[str]): Names of the added columns: a row that has one is an error
         (checked per row, as JSONL rows may each have other keys).
+    digest (Optional[RowDigest]): Hashes the rows, the skipped ones included; each chunk
+        gets the digest up to its end.
+    skipped_digest (Optional[str]): What `digest` must be after the skipped rows (the
+        earlier run's record): else the input changed, and the run stops.
     YIELDS (Chunk): The chunks, in input order.
     """
     taken = frozenset(reserved)
     rows = reader.rows()
-    skipped = sum(1 for _ in islice(rows, skip))
+    skipped = 0
+    for record, _ in islice(rows, skip):
+        skipped += 1
+        if digest is not None:
+            digest.update(record)
     reader.take_replaced()  # of rows an earlier run wrote (and counted)
     if skipped < skip:
         raise PredictError(
             f"{reader.path}: the earlier run recorded {skip:,} rows done, but the file has "
             f"only {skipped:,}; was it changed? Start over with --force."
+        )
+    if digest is not None and skipped_digest is not None and digest.hexdigest() != skipped_digest:
+        raise PredictError(
+            f"{reader.path}: its first {skip:,} rows are not those the unfinished run "
+            "predicted (the file was edited or replaced, though its size and modification "
+            "time are the same): continuing would mix two inputs in one output. Start over "
+            "with --force."
         )
     index = first_index
     start = skip
@@ -296,6 +541,8 @@ def read_chunks(
         texts: List[Optional[str]] = []
         truncated = 0
         for record, where in batch:
+            if digest is not None:
+                digest.update(record)
             if not taken.isdisjoint(record):
                 raise PredictError(
                     f"{where}: the row already has {sorted(taken.intersection(record))}, "
@@ -314,10 +561,20 @@ def read_chunks(
             # text), but a whole chunk without it is a misspelt --text-column.
             raise PredictError(
                 f"{reader.path}: no row among the first {start + len(batch):,} has the text "
-                f"column {text_column!r} (columns seen: {reader.columns}); set --text-column."
+                f"column {text_column!r} (columns seen: {shorten(repr(reader.columns))}); set "
+                "--text-column."
             )
         records = [record for record, _ in batch]
         wheres = [where for _, where in batch]
-        yield Chunk(index, start, records, texts, truncated, reader.take_replaced(), wheres)
+        yield Chunk(
+            index,
+            start,
+            records,
+            texts,
+            truncated,
+            reader.take_replaced(),
+            wheres,
+            digest.hexdigest() if digest is not None else None,
+        )
         index += 1
         start += len(batch)

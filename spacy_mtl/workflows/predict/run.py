@@ -1,26 +1,35 @@
 """`predict_file`: read, predict, write and commit chunk after chunk; resume after a stop."""
 
+import errno
+import itertools
+import os
 import shutil
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 
 from spacy.language import Language
 
+from ...data.io import input_clash
 from ...tables import Table
 from .columns import OutputColumns
 from .formats import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_LABEL_SEP,
+    DEFAULT_MAX_RECORD_BYTES,
     PathLike,
     PredictError,
     file_format,
     resolve_output_format,
 )
 from .inference import get_schema, iter_predictions, load_model
-from .readers import Chunk, Reader, read_chunks
+from .lock import OutputLock
+from .readers import Chunk, Reader, RowDigest, check_input_file, read_chunks
 from .resume import (
+    model_files,
+    model_folder,
     progress_path,
     remove_output,
     run_settings,
@@ -28,7 +37,7 @@ from .resume import (
     tail_digest,
     write_json_atomic,
 )
-from .writers import open_writer, parts_dir
+from .writers import Writer, open_writer, partial_path, parts_dir
 
 # How many places of replaced characters a summary names (all are counted).
 REPLACED_SHOWN = 10
@@ -107,6 +116,8 @@ def predict_file(
     quoting: bool = True,
     prefix: str = "",
     label_sep: str = DEFAULT_LABEL_SEP,
+    csv_safe: bool = False,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     overwrite: bool = False,
     progress: bool = False,
     on_chunk: Optional[Callable[[Chunk], None]] = None,
@@ -136,11 +147,19 @@ def predict_file(
     quoting (bool): CSV/TSV input uses quotes ("a, b" and "" inside); False reads quote
         characters as text (a TSV that never quotes). Output always quotes as needed.
     prefix (str): Prepended to the added column names (when the input has such columns).
-    label_sep (str): Joins the labels of a multilabel group in a CSV/TSV cell.
+    label_sep (str): Joins the labels of a multilabel group in a CSV/TSV cell (not empty).
+    csv_safe (bool): CSV/TSV output: a cell that a spreadsheet would run as a formula
+        (it starts with =, +, -, @, a tab or a carriage return) is written with a "'"
+        before it. Off by default: cells are copied as they are.
+    max_record_bytes (int): The most bytes of one input line (JSONL) or row (CSV/TSV);
+        a longer one stops the run with an error naming its line.
     overwrite (bool): Replace an existing output (and forget an unfinished run).
     progress (bool): Show a progress bar (docs/s).
     on_chunk (Optional[Callable[[Chunk], None]]): Called after each chunk is committed.
     RETURNS (PredictSummary): Counts and timing.
+    RAISES PredictError: Bad input (naming its file, line and column), options, a changed
+        input or model on a resume, another run writing the same output (OUTPUT.lock), an
+        output that cannot be written (a full disk: what was saved is kept, to resume).
     DOCS: docs/predict.md
     """
     started = time.perf_counter()
@@ -155,7 +174,22 @@ def predict_file(
         )
     if n_process > 1 and gpu_id >= 0:
         raise PredictError("n_process > 1 runs on CPU only; use n_process=1 with a GPU.")
-    if input_path.resolve() == output_path.resolve():
+    if not label_sep:
+        raise PredictError(
+            "label_sep (--label-sep) must not be empty: the labels of a multilabel group "
+            "could not be told apart in a CSV/TSV cell."
+        )
+    check_input_file(input_path)
+    if output_path.is_symlink() and not output_path.exists():
+        # A dangling link would be replaced by the output; a loop is surely a mistake.
+        try:
+            output_path.resolve(strict=True)
+        except (OSError, RuntimeError):  # RuntimeError: a loop (Python < 3.13)
+            if _is_loop(output_path):
+                raise PredictError(
+                    f"{output_path}: a loop of symbolic links; name a file for the output."
+                ) from None
+    if input_clash(output_path, [input_path]) is not None:
         raise PredictError(f"{output_path}: the output would overwrite the input.")
     nlp = load_model(model, gpu_id)
     loaded = time.perf_counter()
@@ -175,11 +209,26 @@ def predict_file(
         quoting=quoting,
         prefix=prefix,
         label_sep=label_sep,
+        csv_safe=csv_safe,
     )
+    folder = model_folder(nlp, model)
+    files = model_files(folder) if folder is not None else None
     progress_file = progress_path(output_path)
-    with Reader(
-        input_path, in_fmt, columns=columns, quoting=quoting, chunk_size=chunk_size
-    ) as reader:
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_error(err, output_path) from None
+    with (
+        OutputLock(output_path),
+        Reader(
+            input_path,
+            in_fmt,
+            columns=columns,
+            quoting=quoting,
+            chunk_size=chunk_size,
+            max_record_bytes=max_record_bytes,
+        ) as reader,
+    ):
         # The input is checked before anything is written: a misspelt option leaves no
         # unfinished run behind.
         if in_fmt != "jsonl":
@@ -190,7 +239,12 @@ def predict_file(
                     "a header)."
                 )
             out.check_collisions(reader.columns, out_fmt, str(input_path))
-        done = start_or_resume(output_path, out_fmt, progress_file, settings, input_path, overwrite)
+        try:
+            done = start_or_resume(
+                output_path, out_fmt, progress_file, settings, input_path, overwrite, files
+            )
+        except OSError as err:
+            raise _write_error(err, output_path) from None
         summary = PredictSummary(input_path, output_path, in_fmt, out_fmt)
         summary.resumed_rows = summary.rows = done["rows_done"]
         summary.empty, summary.truncated = done["empty"], done["truncated"]
@@ -198,18 +252,28 @@ def predict_file(
         summary.replaced = done.setdefault("replaced", 0)
         summary.replaced_at = list(done.setdefault("replaced_at", []))
         summary.chunks = done["chunks_done"]
-        resume_at = done["position"] if done["rows_done"] or done["chunks_done"] else None
-        writer = open_writer(output_path, out_fmt, out, reader, resume_at=resume_at)
+        resuming = bool(done["rows_done"] or done["chunks_done"])
+        resume_at = done["position"] if resuming else None
         bar = _progress_bar(progress, reader.total, done["rows_done"])
+        writer: Optional[Writer] = None
         try:
-            chunks = read_chunks(
-                reader,
-                text_column,
-                chunk_size,
-                max_length=nlp.max_length,
-                skip=done["rows_done"],
-                first_index=done["chunks_done"],
-                reserved=out.names(out_fmt),
+            # The rows done are read (and checked against the earlier run's digest), and
+            # the first chunk, before the writer cuts the output to its saved size.
+            chunks = _primed(
+                read_chunks(
+                    reader,
+                    text_column,
+                    chunk_size,
+                    max_length=nlp.max_length,
+                    skip=done["rows_done"],
+                    first_index=done["chunks_done"],
+                    reserved=out.names(out_fmt),
+                    digest=RowDigest(),
+                    skipped_digest=done.get("input_digest") if resuming else None,
+                )
+            )
+            writer = open_writer(
+                output_path, out_fmt, out, reader, resume_at=resume_at, csv_safe=csv_safe
             )
             for chunk, chunk_scores in iter_predictions(
                 nlp,
@@ -239,19 +303,26 @@ def predict_file(
                     truncated=summary.truncated,
                     replaced=summary.replaced,
                     replaced_at=summary.replaced_at,
+                    input_digest=chunk.digest,
                 )
                 if out_fmt != "parquet":
-                    done["tail"] = tail_digest(output_path, position)
+                    done["tail"] = tail_digest(partial_path(output_path), position)
                 write_json_atomic(progress_file, done)
                 if on_chunk is not None:
                     on_chunk(chunk)
             writer.finish()
-        except BaseException:
-            writer.close()
+        except BaseException as err:
+            if writer is not None:
+                with suppress(OSError):  # a full disk fails the flush of close() too
+                    writer.close()
             if summary.rows == 0:
                 # Nothing was committed: there is nothing to resume, and a rerun (with
                 # other options, say) should not be told about an unfinished run.
-                remove_output(output_path, progress_file)
+                with suppress(OSError):
+                    remove_output(output_path, progress_file)
+            if isinstance(err, OSError):
+                # Reading errors are PredictErrors already: this is the output's.
+                raise _write_error(err, output_path, saved=summary.rows) from None
             raise
         finally:
             if bar is not None:
@@ -265,6 +336,40 @@ def predict_file(
     summary.seconds = time.perf_counter() - started
     summary.load_seconds = loaded - started
     return summary
+
+
+def _is_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
+def _primed(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """`chunks`, with its first chunk read now."""
+    first = next(chunks, None)
+    return iter(()) if first is None else itertools.chain([first], chunks)
+
+
+def _write_error(err: OSError, output: Path, *, saved: int = 0) -> PredictError:
+    """One line for an output that cannot be written: the file, the cause, what to do."""
+    where = err.filename or output
+    cause = err.strerror or str(err)
+    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        todo = "free some space"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        todo = "write to a folder you can write to"
+    else:
+        todo = "fix that"
+    if saved:
+        todo += (
+            f", then run the same command again to continue after the {saved:,} rows saved "
+            f"({output.name} itself is written once the output is complete)"
+        )
+    else:
+        todo += " and run again"
+    return PredictError(f"{where}: cannot write the output ({cause}); {todo}.")
 
 
 def _progress_bar(show: bool, total: Optional[int], initial: int) -> Any:

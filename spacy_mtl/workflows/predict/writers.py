@@ -1,5 +1,6 @@
-"""Writing `predict`'s output: CSV/TSV/JSONL appended to one file, Parquet as part files
-merged at the end; `commit` makes what was written durable (the resume position)."""
+"""Writing `predict`'s output: CSV/TSV/JSONL appended to OUTPUT.partial and renamed to
+OUTPUT when complete, Parquet as part files merged at the end; `commit` makes what was
+written durable (the resume position). OUTPUT itself only ever appears whole."""
 
 import csv
 import json
@@ -12,8 +13,17 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 from ...data.io import SEPARATORS, csv_reader
 from .columns import OutputColumns, Scores
-from .formats import PARTS_SUFFIX, PredictError, import_parquet
+from .formats import PARTIAL_SUFFIX, PARTS_SUFFIX, PredictError, import_parquet, shorten
 from .readers import Chunk, Reader
+
+# What a spreadsheet reads as a formula at the start of a cell (OWASP, "CSV Injection"):
+# with csv_safe, such a cell is written with a "'" before it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(cell: str) -> str:
+    """`cell` with a "'" before it if a spreadsheet would run it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _format_cell(value: Any) -> str:
@@ -51,11 +61,14 @@ class Writer:
         written (Parquet). A resumed writer starts at the position of the progress file.
     """
 
-    def __init__(self, path: Path, fmt: str, out: OutputColumns, reader: Reader) -> None:
+    def __init__(
+        self, path: Path, fmt: str, out: OutputColumns, reader: Reader, *, csv_safe: bool = False
+    ) -> None:
         self.path = path
         self.fmt = fmt
         self.out = out
         self.reader = reader
+        self.csv_safe = csv_safe
         self.position = 0
 
     def write(self, chunk: Chunk, scores: Sequence[Scores]) -> None:
@@ -72,7 +85,8 @@ class Writer:
 
 
 class TextWriter(Writer):
-    """CSV, TSV and JSONL: one file, appended to; resumed by truncating to a position."""
+    """CSV, TSV and JSONL: OUTPUT.partial, appended to; resumed by truncating to a
+    position; renamed to OUTPUT by `finish`."""
 
     def __init__(
         self,
@@ -82,30 +96,43 @@ class TextWriter(Writer):
         reader: Reader,
         *,
         resume_at: Optional[int] = None,
+        csv_safe: bool = False,
     ) -> None:
-        super().__init__(path, fmt, out, reader)
+        super().__init__(path, fmt, out, reader, csv_safe=csv_safe)
         self._header: Optional[List[str]] = None
+        self.partial = partial_path(path)
         if resume_at is not None:
             # Everything after the last committed chunk is a chunk that was cut short (or
             # written but not recorded): drop it and write it again.
-            with open(path, "r+b") as raw:
+            with open(self.partial, "r+b") as raw:
                 size = raw.seek(0, os.SEEK_END)
                 if size < resume_at:
                     # truncate() would pad with NUL bytes: never write a corrupt file.
                     raise PredictError(
-                        f"{path} has {size:,} bytes, fewer than the {resume_at:,} recorded as "
-                        "written; start over with --force."
+                        f"{self.partial} has {size:,} bytes, fewer than the {resume_at:,} "
+                        "recorded as written; start over with --force."
                     )
                 raw.truncate(resume_at)
             self.position = resume_at
             if fmt in SEPARATORS and resume_at > 0:
-                self._header = self._written_header(path, len(out.names(fmt)))
-        self._file = open(path, "a" if resume_at else "w", encoding="utf8", newline="")  # noqa: SIM115
+                self._header = self._written_header(self.partial, len(out.names(fmt)))
+        self._file = open(  # noqa: SIM115 (closed by close())
+            self.partial, "a" if resume_at else "w", encoding="utf8", newline=""
+        )
         if fmt in SEPARATORS:
             self._csv = csv.writer(
                 self._file,
                 delimiter=SEPARATORS[fmt],
                 quoting=csv.QUOTE_MINIMAL,
+                lineterminator="\n",
+            )
+            # Python's csv quotes a cell for the characters of its line terminator only: a
+            # lone "\r" would be written bare, and every CSV reader ends the row there.
+            # A row with one is written with every cell quoted.
+            self._csv_quoted = csv.writer(
+                self._file,
+                delimiter=SEPARATORS[fmt],
+                quoting=csv.QUOTE_ALL,
                 lineterminator="\n",
             )
 
@@ -120,8 +147,19 @@ class TextWriter(Writer):
         if self._header is None:
             # For JSONL input: the keys of the rows read so far (at least the first chunk).
             self._header = list(self.reader.columns)
-            self._csv.writerow([*self._header, *self.out.names(self.fmt)])
+            self._write_rows([self._safe([*self._header, *self.out.names(self.fmt)])])
         return self._header
+
+    def _write_rows(self, rows: List[List[str]]) -> None:
+        if not any("\r" in cell for row in rows for cell in row):
+            self._csv.writerows(rows)
+            return
+        for row in rows:
+            writer = self._csv_quoted if any("\r" in cell for cell in row) else self._csv
+            writer.writerow(row)
+
+    def _safe(self, cells: List[str]) -> List[str]:
+        return [csv_safe_cell(cell) for cell in cells] if self.csv_safe else cells
 
     def write(self, chunk: Chunk, scores: Sequence[Scores]) -> None:
         if self.fmt == "jsonl":
@@ -140,13 +178,13 @@ class TextWriter(Writer):
                     else f"{self.reader.path}: row {chunk.start + n + 1:,}"
                 )
                 raise PredictError(
-                    f"{where}: the row has column(s) "
-                    f"{extra} that the first rows did not have, so they are not in the "
-                    f"{self.fmt.upper()} header; write JSONL or Parquet instead."
+                    f"{where}: the row has column(s) {shorten(repr(extra))} that the first "
+                    f"rows did not have, so they are not in the {self.fmt.upper()} header; "
+                    "write JSONL or Parquet instead."
                 )
             cells = [_format_cell(record.get(name)) for name in columns]
-            rows.append([*cells, *self.out.tabular(row)])
-        self._csv.writerows(rows)
+            rows.append(self._safe([*cells, *self.out.tabular(row)]))
+        self._write_rows(rows)
 
     def _write_jsonl(self, chunk: Chunk, scores: Sequence[Scores]) -> None:
         lines = []
@@ -166,6 +204,9 @@ class TextWriter(Writer):
         if self.fmt in SEPARATORS and self.position == 0:
             self._columns()  # an input without rows still gets its header
             self.commit()
+        self._file.close()
+        os.replace(self.partial, self.path)
+        fsync_path(self.path.parent)
 
     def close(self) -> None:
         self._file.close()
@@ -278,6 +319,11 @@ class ParquetWriter(Writer):
         os.replace(tmp, self.path)
 
 
+def partial_path(path: Path) -> Path:
+    """The file a CSV/TSV/JSONL output is written to until it is complete."""
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
 def parts_dir(path: Path) -> Path:
     """Folder of the per-chunk part files of a Parquet output."""
     return path.with_name(path.name + PARTS_SUFFIX)
@@ -305,8 +351,13 @@ def open_writer(
     reader: Reader,
     *,
     resume_at: Optional[int] = None,
+    csv_safe: bool = False,
 ) -> Writer:
-    """A writer for `fmt`; `resume_at` continues from a recorded position."""
+    """A writer for `fmt`; `resume_at` continues from a recorded position.
+
+    csv_safe (bool): CSV/TSV: write a cell that a spreadsheet would run as a formula (it
+        starts with =, +, -, @, a tab or a carriage return) with a "'" before it.
+    """
     if fmt == "parquet":
         return ParquetWriter(path, out, reader, resume_at=resume_at)
-    return TextWriter(path, fmt, out, reader, resume_at=resume_at)
+    return TextWriter(path, fmt, out, reader, resume_at=resume_at, csv_safe=csv_safe)
