@@ -1,13 +1,14 @@
 """Shared fixtures: a tiny random BERT written to a temp folder, and pipeline builders."""
 
+import csv
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
@@ -23,6 +24,20 @@ def write(path: Path, content: str, encoding: str = "utf-8") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content.encode(encoding))
     return path
+
+
+def read_docs(nlp: Language, paths: Sequence[Path]) -> List[Doc]:
+    """The docs of .spacy files, in order (their user_data too)."""
+    docs: List[Doc] = []
+    for path in paths:
+        docs.extend(DocBin(store_user_data=True).from_disk(path).get_docs(nlp.vocab))
+    return docs
+
+
+def rejects_rows(path: Path) -> List[Dict[str, str]]:
+    """The rows of a convert rejects file (CSV with a header)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def write_tiny_bert(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:

@@ -9,14 +9,14 @@ import gzip
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import spacy
 import srsly
-from conftest import write
+from conftest import read_docs, write
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Corpus
 from typer.testing import CliRunner
 
@@ -49,13 +49,6 @@ def nlp() -> Language:
 
 def spec(data: Dict[str, Any]) -> ConvertSpec:
     return ConvertSpec.from_dict(data)
-
-
-def read_docs(nlp: Language, paths: Sequence[Path]) -> List[Doc]:
-    docs: List[Doc] = []
-    for path in paths:
-        docs.extend(DocBin().from_disk(path).get_docs(nlp.vocab))
-    return docs
 
 
 def run(

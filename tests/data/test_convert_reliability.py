@@ -6,21 +6,19 @@ input, spec mistakes read as something else, NaN labels read two ways, a documen
 that did not hold, temporary files left by a killed run, a folder reported as missing.
 """
 
-import csv
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict
 
 import pytest
 import spacy
 import srsly
-from conftest import write
+from conftest import read_docs, rejects_rows, write
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
@@ -47,18 +45,6 @@ SENTIMENT = {
 @pytest.fixture(scope="module")
 def nlp() -> Language:
     return spacy.blank("en")
-
-
-def read_docs(nlp: Language, paths: Sequence[Path]) -> List[Doc]:
-    docs: List[Doc] = []
-    for path in paths:
-        docs.extend(DocBin(store_user_data=True).from_disk(path).get_docs(nlp.vocab))
-    return docs
-
-
-def rejects_rows(path: Path) -> List[Dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 # ---------------------------------------------------------------------------------------

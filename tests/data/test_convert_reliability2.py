@@ -7,7 +7,6 @@ result or a message that sends the user the wrong way.
 """
 
 import bz2
-import csv
 import errno
 import gzip
 import json
@@ -21,10 +20,11 @@ from typing import Any, Dict, List, Sequence
 import pytest
 import spacy
 import srsly
+from conftest import read_docs, rejects_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_mtl.cli import app
@@ -53,18 +53,6 @@ TAGS = {
 @pytest.fixture(scope="module")
 def nlp() -> Language:
     return spacy.blank("en")
-
-
-def read_docs(nlp: Language, paths: Sequence[Path]) -> List[Doc]:
-    docs: List[Doc] = []
-    for path in paths:
-        docs.extend(DocBin(store_user_data=True).from_disk(path).get_docs(nlp.vocab))
-    return docs
-
-
-def rejects_rows(path: Path) -> List[Dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def convert(

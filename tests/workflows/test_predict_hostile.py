@@ -68,6 +68,15 @@ def _csv(path: Path, n: int) -> Path:
     return path
 
 
+def _interrupted(tmp_path: Path, model: Path, *, chunk_size: int = 4, after: int = 1):
+    """A 10-row CSV whose predict run stopped after `after` chunks: (input, output)."""
+    src = _csv(tmp_path / "in.csv", 10)
+    out = tmp_path / "out.csv"
+    with pytest.raises(Interrupt):
+        predict_file(model, src, out, chunk_size=chunk_size, on_chunk=_stop_after(after))
+    return src, out
+
+
 def _ids(path: Path) -> List[str]:
     with open(path, encoding="utf8", newline="") as file:
         return [row["id"] for row in csv.DictReader(file)]
@@ -151,10 +160,7 @@ def test_a_lock_of_another_host_is_never_taken_over(tmp_path: Path, model_dir: P
 
 
 def test_the_lock_is_released_when_a_run_fails(tmp_path: Path, model_dir: Path) -> None:
-    src = _csv(tmp_path / "in.csv", 10)
-    out = tmp_path / "out.csv"
-    with pytest.raises(Interrupt):
-        predict_file(model_dir, src, out, chunk_size=3, on_chunk=_stop_after(2))
+    src, out = _interrupted(tmp_path, model_dir, chunk_size=3, after=2)
     assert not lock_path(out).exists()
     assert _left(tmp_path, src) == ["out.csv.partial", "out.csv.progress.json"]
     assert _ids(partial_path(out)) == [str(i) for i in range(6)]  # the 2 chunks saved
@@ -168,10 +174,7 @@ def test_the_lock_is_released_when_a_run_fails(tmp_path: Path, model_dir: Path) 
 def test_resume_refuses_a_model_retrained_in_place(tmp_path: Path, model_dir: Path) -> None:
     model = tmp_path / "model-best"
     shutil.copytree(model_dir, model)
-    src = _csv(tmp_path / "in.csv", 10)
-    out = tmp_path / "out.csv"
-    with pytest.raises(Interrupt):
-        predict_file(model, src, out, chunk_size=4, on_chunk=_stop_after(1))
+    src, out = _interrupted(tmp_path, model)
     # Retrained into the same folder: same name, version, labels; other weights.
     nlp = spacy.load(model)
     optimizer = nlp.resume_training()
@@ -189,10 +192,7 @@ def test_resume_refuses_a_model_retrained_in_place(tmp_path: Path, model_dir: Pa
 def test_resume_accepts_the_model_spelled_another_way(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = _csv(tmp_path / "in.csv", 10)
-    out = tmp_path / "out.csv"
-    with pytest.raises(Interrupt):
-        predict_file(model_dir, src, out, chunk_size=4, on_chunk=_stop_after(1))
+    src, out = _interrupted(tmp_path, model_dir)
     monkeypatch.chdir(model_dir.parent)
     summary = predict_file(Path("..") / model_dir.parent.name / "model", src, out, chunk_size=4)
     assert summary.resumed_rows == 4 and _ids(out) == [str(i) for i in range(10)]
@@ -201,10 +201,7 @@ def test_resume_accepts_the_model_spelled_another_way(
 def test_resume_refuses_an_input_edited_with_its_size_and_mtime_kept(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    src = _csv(tmp_path / "in.csv", 10)
-    out = tmp_path / "out.csv"
-    with pytest.raises(Interrupt):
-        predict_file(model_dir, src, out, chunk_size=4, on_chunk=_stop_after(1))
+    src, out = _interrupted(tmp_path, model_dir)
     before = src.stat()
     src.write_bytes(src.read_bytes().replace(b"number 2", b"NUMBER 2"))
     os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -222,10 +219,7 @@ def test_resume_refuses_an_input_edited_with_its_size_and_mtime_kept(
 def test_resume_refuses_a_progress_file_of_an_earlier_version(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    src = _csv(tmp_path / "in.csv", 10)
-    out = tmp_path / "out.csv"
-    with pytest.raises(Interrupt):
-        predict_file(model_dir, src, out, chunk_size=4, on_chunk=_stop_after(1))
+    src, out = _interrupted(tmp_path, model_dir)
     progress = json.loads(progress_path(out).read_text())
     progress_path(out).write_text(json.dumps({**progress, "version": 1}))
     with pytest.raises(PredictError, match=r"earlier version of spacy-mtl.*--force"):
