@@ -78,3 +78,22 @@ def test_int8_full_range_operator_that_raises_falls_back_to_torch_int8(monkeypat
     # The fallback is torch's own int8 layer: its numbers exactly, and near fp32.
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(got, module(x), atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("broken", ["raises", "missing"])
+def test_vnni_check_that_breaks_means_torch_default_7_bit_activations(
+    monkeypatch, broken: str
+) -> None:
+    """`torch.cpu._is_vnni_supported` is private: when it raises or is gone, int8 layers
+    take torch's own 7-bit activations (the public DynamicLinear), never the 8-bit path."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from spacy_mtl.trf.torch_int8 import FullRangeLinear, full_range_is_safe, quantize_dynamic_int8
+
+    if broken == "raises":
+        monkeypatch.setattr(torch.cpu, "_is_vnni_supported", _raising("_is_vnni_supported"))
+    else:
+        monkeypatch.delattr(torch.cpu, "_is_vnni_supported", raising=False)
+    assert full_range_is_safe() is False
+    quantized = quantize_dynamic_int8(torch.nn.Sequential(torch.nn.Linear(8, 4)))
+    assert type(quantized[0]) is DynamicLinear and not isinstance(quantized[0], FullRangeLinear)
