@@ -83,6 +83,19 @@ class Errors:
     E012 = "Group {group!r}: `kind` is required (multiclass or multilabel)."
     E013 = "Group {group!r}: `reduction` must be 'doc' or 'pair', got {value!r}."
     E014 = "Group {group!r}: class offset for {label!r} must be a finite number, got {value!r}."
+    E017 = (
+        "Group {group!r}: `parent` must be a condition '{{group}}/{{label}}' (the group "
+        "applies only where that group's label is that one), got {value!r}."
+    )
+    E018 = "Group {group!r}: `parent` {parent!r} names the group itself."
+    E019 = (
+        "Group {group!r}: its parent group in {parent!r} {problem} (groups in order: "
+        "{groups}). A parent must be defined before its children, which also rules out cycles."
+    )
+    E020 = (
+        "Group {group!r}: `parent` names label {label!r}, which is not one of group "
+        "{parent!r}'s labels {labels}."
+    )
     E016 = (
         "{name!r} has no `groups` in its config and none of the training examples has a "
         "'{{group}}/{{label}}' key in doc.cats to infer them from. Add the groups to the "
@@ -139,6 +152,12 @@ class Errors:
         "Component {name!r}: unknown_groups must be one of {modes}, got {value!r}: 'warn' "
         "skips the doc.cats of groups not in `groups` with one warning, 'ignore' skips them "
         "silently, 'error' stops at the first."
+    )
+
+    E113 = (
+        "Doc {doc}: group {group!r} is annotated, but its condition {parent!r} is 0 in the "
+        "same doc's gold: a conditional group applies only where its parent condition holds. "
+        "Fix the data, or drop the group's keys on such docs (convert's `on_conflict: drop`)."
     )
 
     # convert: `spacy-mtl convert` (spacy_mtl/data/convert/). Documented in docs/convert.md.

@@ -6,19 +6,20 @@ docs/design.md ("Gold annotation").
 - multilabel group: each present key is 1.0 or 0.0; an absent key is missing for that label.
 Anything else (no '/', unknown label of a known group, a value outside {0, 1}, two
 positives or none in a multiclass group) raises GoldError naming the doc, group and label.
-Nothing is coerced. Keys of a group the schema lacks raise too, unless the reader is made
+A conditional group (`parent`) annotated on a doc whose gold says its condition does not
+hold raises too (the child would be trained where it does not apply). Nothing is coerced. Keys of a group the schema lacks raise too, unless the reader is made
 with `unknown_groups="skip"`: then they are left out and the docs that had them counted
 per group (`unknown_docs`), so the caller can warn once (the component's `unknown_groups`).
 """
 
 from collections import Counter
-from typing import Dict, Iterable, Mapping, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Set, Tuple
 
 import numpy
 from spacy.training import Example
 
 from .errors import Errors, GoldError, doc_start, format_labels
-from .schema import GroupSchema, split_key
+from .schema import GroupSchema, LabelGroup, split_key
 
 # What a GoldReader does with the keys of a group its schema lacks.
 UNKNOWN_GROUP_MODES = ("error", "skip")
@@ -50,6 +51,12 @@ class GoldReader:
                 self.columns[(group.name, label)] = start + j
             if group.is_multiclass:
                 self.multiclass[group.name] = (start, end)
+        # (child, start, end, parent condition's column) of each conditional group.
+        self.conditions: List[Tuple[LabelGroup, int, int, int]] = [
+            (group, start, end, column)
+            for (group, start, end), column in zip(schema.slices(), schema.condition_columns)
+            if column is not None
+        ]
 
     def read(
         self, cats: Mapping[str, float], text: str = ""
@@ -127,6 +134,12 @@ class GoldReader:
                 )
             # The one positive fixes the others: the whole group is annotated.
             mask[start:end] = 1.0
+        for group, start, end, column in self.conditions:
+            # A child annotated where its parent's gold says the condition does not hold.
+            if mask[column] and not truth[column] and mask[start:end].any():
+                raise GoldError(
+                    Errors.E113.format(doc=doc_start(text), group=group.name, parent=group.parent)
+                )
 
 
 # Where `spacy-mtl.Corpus.v1` records each doc's data set (its .spacy file) in `user_data`.

@@ -344,28 +344,36 @@ class MultiGroupTextCategorizer(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], logits: Floats2d) -> None:
         """Write the scores of `predict`'s logits to doc.cats, doc._.mtl_scores and
-        doc._.mtl_labels (the groups' decisions: `LabelGroup.decide_matrix`)."""
+        doc._.mtl_labels (the groups' decisions: `GroupSchema.decide_batch`).
+
+        A conditional group (`parent`) gets P(label | condition) in doc._.mtl_scores, the
+        joint P(label and condition) in doc.cats, and None in doc._.mtl_labels where the
+        decisions above it do not meet its condition.
+        """
+        schema = self.schema
         probs = self.model.ops.to_numpy(self.scores_of(logits))
         rows = probs.tolist()
-        default = self.schema.threshold
+        cat_rows = schema.joint_scores(probs).tolist() if schema.is_conditional else rows
         # The doc.cats keys are made once per schema (_set_schema), not per doc and label.
         layout = self._layout
-        chosen = [
-            group.decide_matrix(probs[:, start:end], default).tolist()
-            for group, start, end, _ in layout
-        ]
-        for i, (doc, row) in enumerate(zip(docs, rows)):
+        decided = schema.decide_batch(probs)
+        chosen = [picks.tolist() for picks, _ in decided]
+        applies = [None if holds is None else holds.tolist() for _, holds in decided]
+        for i, (doc, row, cat_row) in enumerate(zip(docs, rows, cat_rows)):
             cats = doc.cats
             by_group: Dict[str, Dict[str, float]] = {}
-            decided: Dict[str, Union[str, List[str]]] = {}
-            for (group, start, end, keys), picks in zip(layout, chosen):
+            labels_of: Dict[str, Union[None, str, List[str]]] = {}
+            for (group, start, end, keys), picks, holds in zip(layout, chosen, applies):
                 values = row[start:end]
-                cats.update(zip(keys, values))
+                cats.update(zip(keys, cat_row[start:end]))
                 by_group[group.name] = dict(zip(group.labels, values))
+                if holds is not None and not holds[i]:
+                    labels_of[group.name] = None
+                    continue
                 labels = [label for label, keep in zip(group.labels, picks[i]) if keep]
-                decided[group.name] = labels[0] if group.is_multiclass else labels
+                labels_of[group.name] = labels[0] if group.is_multiclass else labels
             doc._.mtl_scores = by_group
-            doc._.mtl_labels = decided
+            doc._.mtl_labels = labels_of
 
     # -- training -----------------------------------------------------------------------
 

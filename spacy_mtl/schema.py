@@ -29,6 +29,7 @@ _GROUP_KEYS = (
     "pos_weight",
     "temperature",
     "reduction",
+    "parent",
 )
 REDUCTIONS = ("doc", "pair")
 DEFAULT_REDUCTION = "doc"
@@ -71,6 +72,10 @@ class LabelGroup:
         summed BCE, averaged over the annotated docs: a per-doc negative log-likelihood like
         a multiclass group's cross-entropy) or "pair" (the mean over annotated (doc, label)
         pairs). Multiclass groups are always per doc. See docs/benchmarks.md for the choice.
+    parent (Optional[str]): A condition '{group}/{label}': this group applies only where
+        that (earlier) group's label is that one (a multilabel parent: where that label is
+        on). Its scores are then conditional, P(label | condition); see docs/design.md
+        ("Conditional groups").
     """
 
     name: str
@@ -83,6 +88,7 @@ class LabelGroup:
     pos_weight: Mapping[str, float] = field(default_factory=dict)
     temperature: float = 1.0
     reduction: str = DEFAULT_REDUCTION
+    parent: Optional[str] = None
 
     def __post_init__(self) -> None:
         name = self.name
@@ -122,8 +128,19 @@ class LabelGroup:
         for label, value in self.class_offsets.items():
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise SchemaError(Errors.E014.format(group=name, label=label, value=value))
+        if self.parent is not None:
+            parts = split_key(self.parent) if isinstance(self.parent, str) else None
+            if parts is None or not parts[0] or not parts[1]:
+                raise SchemaError(Errors.E017.format(group=name, value=self.parent))
+            if parts[0] == name:
+                raise SchemaError(Errors.E018.format(group=name, parent=self.parent))
         if self.labels:
             self.check_label_refs()
+
+    @property
+    def condition(self) -> Optional[Tuple[str, str]]:
+        """(parent group, label) of a conditional group, else None."""
+        return split_key(self.parent) if self.parent is not None else None
 
     def check_label_refs(self) -> None:
         """Check that per-label settings name labels of the group."""
@@ -251,6 +268,7 @@ class LabelGroup:
             pos_weight=_float_map(name, "pos_weight", cfg.get("pos_weight") or {}),
             temperature=float(cfg.get("temperature", 1.0)),
             reduction=cfg.get("reduction", DEFAULT_REDUCTION),
+            parent=cfg.get("parent"),
         )
 
     def to_config(self) -> Dict[str, Any]:
@@ -271,6 +289,8 @@ class LabelGroup:
             # Always written: a saved model keeps the loss it was trained with even if the
             # default changes.
             cfg["reduction"] = self.reduction
+        if self.parent is not None:
+            cfg["parent"] = self.parent
         return cfg
 
 
@@ -300,6 +320,37 @@ class GroupSchema:
             raise SchemaError(f"Group names must be unique, got {names}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise SchemaError(f"threshold must be in [0, 1], got {self.threshold!r}.")
+        self._check_parents(labels_known=False)
+
+    def _check_parents(self, labels_known: bool) -> None:
+        """Each condition names an earlier group (so there is no cycle) and, once that group
+        has labels, one of them. labels_known: the labels must be there (check_complete)."""
+        seen: Dict[str, LabelGroup] = {}
+        for group in self.groups:
+            condition = group.condition
+            if condition is not None:
+                parent, label = condition
+                if parent not in seen:
+                    later = parent in self
+                    raise SchemaError(
+                        Errors.E019.format(
+                            group=group.name,
+                            parent=group.parent,
+                            problem="comes after it" if later else "is not a group",
+                            groups=self.names,
+                        )
+                    )
+                labels = seen[parent].labels
+                if (labels or labels_known) and label not in labels:
+                    raise SchemaError(
+                        Errors.E020.format(
+                            group=group.name,
+                            parent=parent,
+                            label=label,
+                            labels=format_labels(labels),
+                        )
+                    )
+            seen[group.name] = group
 
     @classmethod
     def from_config(
@@ -388,10 +439,98 @@ class GroupSchema:
             temperatures=None if set(temperatures) <= {1.0} else tuple(temperatures),
         )
 
-    def decide(self, row: Sequence[float]) -> Dict[str, Union[str, List[str]]]:
-        """{group: decision} of one doc's scores (all groups, in output order), at the
-        schema's thresholds (the component-wide one where a label has none)."""
-        return {g.name: g.decide(row[start:end], self.threshold) for g, start, end in self.slices()}
+    def decide(self, row: Sequence[float]) -> Dict[str, Union[None, str, List[str]]]:
+        """{group: decision} of one doc's (conditional) scores, all groups in output order,
+        at the schema's thresholds (the component-wide one where a label has none); None for
+        a conditional group whose condition the decisions above it do not meet."""
+        decided = self.decide_batch([list(row)])
+        out: Dict[str, Union[None, str, List[str]]] = {}
+        for group, (chosen, applies) in zip(self.groups, decided):
+            if applies is not None and not applies[0]:
+                out[group.name] = None
+                continue
+            picked = [label for label, keep in zip(group.labels, chosen[0]) if keep]
+            out[group.name] = picked[0] if group.is_multiclass else picked
+        return out
+
+    def decide_batch(
+        self, scores: Any, default: Optional[float] = None
+    ) -> List[Tuple[numpy.ndarray, Optional[numpy.ndarray]]]:
+        """Per group in order, (chosen, applies) for a batch of conditional scores.
+
+        chosen: bool (n_docs, n_labels), `LabelGroup.decide_matrix` on the group's scores.
+        applies: bool (n_docs,), where the decisions meet the group's condition and every
+        condition above it (its parent decided the condition's label, and the parent
+        applies); None for an unconditional group.
+
+        scores (array-like): Conditional scores (n_docs, n_labels), as `scores_of` gives.
+        default (Optional[float]): The threshold of labels without their own; the schema's.
+        """
+        s = numpy.asarray(scores, dtype="f8").reshape((-1, self.n_labels))
+        default = self.threshold if default is None else default
+        out: List[Tuple[numpy.ndarray, Optional[numpy.ndarray]]] = []
+        by_name: Dict[str, Tuple[numpy.ndarray, Optional[numpy.ndarray]]] = {}
+        for (group, start, end), column in zip(self.slices(), self.condition_columns):
+            chosen = group.decide_matrix(s[:, start:end], default)
+            applies: Optional[numpy.ndarray] = None
+            if column is not None:
+                parent, label = group.condition  # type: ignore[misc]
+                parent_chosen, parent_applies = by_name[parent]
+                applies = parent_chosen[:, self[parent].labels.index(label)].copy()
+                if parent_applies is not None:
+                    applies &= parent_applies
+            by_name[group.name] = (chosen, applies)
+            out.append((chosen, applies))
+        return out
+
+    # -- conditional groups (`parent`) ---------------------------------------------------
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether any group has a parent condition."""
+        return any(g.parent is not None for g in self.groups)
+
+    @cached_property
+    def condition_columns(self) -> Tuple[Optional[int], ...]:
+        """Per group in order, the output column of its parent condition's label; None for
+        an unconditional group."""
+        starts = {g.name: start for g, start, _ in self.slices()}
+        columns: List[Optional[int]] = []
+        for group in self.groups:
+            condition = group.condition
+            if condition is None:
+                columns.append(None)
+            else:
+                parent, label = condition
+                columns.append(starts[parent] + self[parent].labels.index(label))
+        return tuple(columns)
+
+    def joint_scores(self, scores: Any) -> numpy.ndarray:
+        """Joint probabilities of conditional scores, float64 (n_docs, n_labels).
+
+        A conditional group's P(label | condition) times its condition's joint probability
+        (the parent label's joint score), group by group in order: a parent comes before
+        its children, so chains compose. Unconditional groups are unchanged. These are the
+        values of doc.cats.
+        """
+        joint = numpy.array(scores, dtype="f8").reshape((-1, self.n_labels))
+        for (_, start, end), column in zip(self.slices(), self.condition_columns):
+            if column is not None:
+                joint[:, start:end] *= joint[:, column : column + 1]
+        return joint
+
+    def conditional_scores(self, joint: Any) -> numpy.ndarray:
+        """The inverse of `joint_scores` (e.g. for scores read back from doc.cats): each
+        conditional group's joint scores divided by its condition's joint probability, 0
+        where that is 0. float64 (n_docs, n_labels)."""
+        joint = numpy.asarray(joint, dtype="f8").reshape((-1, self.n_labels))
+        cond = joint.copy()
+        for (_, start, end), column in zip(self.slices(), self.condition_columns):
+            if column is not None:
+                p = joint[:, column : column + 1]
+                with numpy.errstate(divide="ignore", invalid="ignore"):
+                    cond[:, start:end] = numpy.where(p > 0, joint[:, start:end] / p, 0.0)
+        return cond
 
     def fingerprint(self) -> Dict[str, Any]:
         """What the model's output columns mean: groups, kinds, labels and output width.
@@ -416,6 +555,7 @@ class GroupSchema:
             if not group.labels:
                 raise SchemaError(Errors.E004.format(group=group.name))
             group.check_label_refs()
+        self._check_parents(labels_known=True)
 
     def replace_group(self, name: str, **changes: Any) -> "GroupSchema":
         """A new schema with one group's fields changed (validated again)."""

@@ -6,6 +6,13 @@ Keys (all plain Python floats, or None where nothing was annotated):
 - multilabel group g: mtl_{g}_micro_p/_r/_f and mtl_{g}_macro_p/_r/_f at the group's
   thresholds, mtl_{g}_macro_auc, mtl_{g}_f_per_type, mtl_{g}_auc_per_type ({label: auc});
 - mtl_score: the groups' macro F averaged with the groups' loss weights.
+
+A conditional group (`parent`) is scored as above on its conditional scores, on the docs
+annotated for it (where its gold condition holds), and also end to end:
+mtl_{g}_e2e_macro_p/_r/_f, mtl_{g}_e2e_f_per_type (and mtl_{g}_e2e_acc for a multiclass
+group) over the docs annotated for it plus those whose gold says a condition above it does
+not hold (gold: no label); a label predicted where the predicted conditions block the group
+counts as not predicted. mtl_{g}_e2e_n_docs is the number of docs in that count.
 """
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -73,8 +80,11 @@ def gold_and_scores(
                 "run the mtl_textcat component before scoring."
             ) from None
     truths, masks = reader.read_batch(gold_rows)
-    scores = numpy.asarray(score_rows, dtype="f").reshape((len(score_rows), schema.n_labels))
-    return truths, masks, scores
+    scores = numpy.asarray(score_rows, dtype="f8").reshape((len(score_rows), schema.n_labels))
+    if schema.is_conditional:
+        # doc.cats holds joint probabilities; the groups are scored on conditional ones.
+        scores = schema.conditional_scores(scores)
+    return truths, masks, scores.astype("f")
 
 
 def score_arrays(
@@ -93,6 +103,8 @@ def score_arrays(
         macro_f = group_scores["macro_f"]
         if macro_f is not None:
             weighted.append((group.weight, macro_f))
+    if schema.is_conditional:
+        results.update(_score_end_to_end(schema, truths, masks, scores))
     total_weight = sum(w for w, _ in weighted)
     if not weighted:
         results["mtl_score"] = None
@@ -169,6 +181,62 @@ def _score_multilabel(
         "f_per_type": per_type,
         "auc_per_type": per_auc,
     }
+
+
+def gold_applies(
+    schema: GroupSchema, truths: numpy.ndarray, masks: numpy.ndarray
+) -> Dict[str, numpy.ndarray]:
+    """Per conditional group, what the gold says of each doc: 1 annotated for the group
+    (so it applies), 0 known not to apply (the gold of a condition above it is 0), -1
+    unknown (not annotated, and no condition above it known to fail)."""
+    state: Dict[str, numpy.ndarray] = {}
+    for (group, start, end), column in zip(schema.slices(), schema.condition_columns):
+        if column is None:
+            continue
+        parent = group.condition[0]  # type: ignore[index]
+        fails = (masks[:, column] > 0) & (truths[:, column] == 0)
+        if parent in state:
+            fails |= state[parent] == 0
+        annotated = (masks[:, start:end] > 0).any(axis=1)
+        state[group.name] = numpy.where(annotated, 1, numpy.where(fails, 0, -1))
+    return state
+
+
+def _score_end_to_end(
+    schema: GroupSchema, truths: numpy.ndarray, masks: numpy.ndarray, scores: numpy.ndarray
+) -> Dict[str, Any]:
+    """The e2e scores of the conditional groups (see the module docstring)."""
+    results: Dict[str, Any] = {}
+    state = gold_applies(schema, truths, masks)
+    decided = schema.decide_batch(scores)
+    for (group, start, end), (chosen, applies) in zip(schema.slices(), decided):
+        if applies is None:
+            continue
+        prefix = f"mtl_{group.name}_e2e_"
+        rows = state[group.name] >= 0
+        names = ["macro_p", "macro_r", "macro_f", "f_per_type"]
+        names += ["acc"] if group.is_multiclass else []
+        results[prefix + "n_docs"] = int(rows.sum())
+        if not rows.any():
+            results.update({prefix + name: None for name in names})
+            continue
+        applies_gold = (state[group.name] == 1)[rows]
+        # Which (doc, label) pairs count: all of a doc known not to apply (gold: no label);
+        # the annotated ones of a doc that applies.
+        counted = numpy.where(applies_gold[:, None], masks[rows, start:end] > 0, True)
+        gold = (truths[rows, start:end] > 0.5) & applies_gold[:, None]
+        pred = chosen[rows] & applies[rows][:, None]
+        tp = (pred & gold & counted).sum(axis=0)
+        fp = (pred & ~gold & counted).sum(axis=0)
+        fn = (~pred & gold & counted).sum(axis=0)
+        per_type = {label: _prf(tp[j], fp[j], fn[j]) for j, label in enumerate(group.labels)}
+        results.update({prefix + k: v for k, v in _macro(per_type).items()})
+        results[prefix + "f_per_type"] = per_type
+        if group.is_multiclass:
+            # Right: the gold label decided, or no label where the group does not apply.
+            right = numpy.where(applies_gold, (pred == gold).all(axis=1), ~pred.any(axis=1))
+            results[prefix + "acc"] = float(right.mean())
+    return results
 
 
 def roc_auc(gold: numpy.ndarray, scores: numpy.ndarray) -> Optional[float]:

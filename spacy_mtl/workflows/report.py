@@ -80,6 +80,8 @@ class GroupReport:
     macro_f, acc, micro_f, macro_auc, ece: Group scores; acc for multiclass, micro_f for
         multilabel, None where undefined.
     labels (List[LabelReport]): Per-label scores in label order.
+    e2e (Dict[str, Any]): A conditional group's end-to-end scores (the scorer's
+        mtl_{g}_e2e_* without the prefix: n_docs, macro_f, acc, ...); empty otherwise.
     plots (Dict[str, Path]): {plot kind: PNG path}, filled by `write_plots`.
     """
 
@@ -95,6 +97,7 @@ class GroupReport:
     truths: numpy.ndarray = field(repr=False)
     masks: numpy.ndarray = field(repr=False)
     probs: numpy.ndarray = field(repr=False)
+    e2e: Dict[str, Any] = field(default_factory=dict)
     plots: Dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -252,6 +255,8 @@ def group_reports(
             [[float(eg.predicted.cats.get(key, 0.0)) for key in schema.keys] for eg in examples],
             dtype="f8",
         ).reshape((len(examples), schema.n_labels))
+        if schema.is_conditional:
+            probs = schema.conditional_scores(probs)  # doc.cats holds joint ones
         scores = score_arrays(schema, truths, masks, probs)
         for group, start, end in schema.slices():
             reports.append(
@@ -319,6 +324,11 @@ def _group_report(
         truths=y,
         masks=m,
         probs=p,
+        e2e={
+            key[len(prefix + "e2e_") :]: value
+            for key, value in scores.items()
+            if key.startswith(prefix + "e2e_")
+        },
     )
 
 
@@ -493,6 +503,23 @@ def render_report(
         f"ECE: expected calibration error, {N_BINS} equal-width bins (lower is better).",
         "",
     ]
+    conditional = [r for r in reports if r.group.parent is not None]
+    if conditional:
+        lines += [
+            "Conditional groups are scored above on the docs annotated for them (where "
+            "their gold condition holds), with their conditional scores. End to end, a "
+            "label also counts as missed when the predicted conditions block the group, "
+            "and docs whose gold condition fails count too (gold: no label):",
+            "",
+            "| group | condition | docs | e2e macro F | e2e acc |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for r in conditional:
+            lines.append(
+                f"| {_md(r.name)} | {_md(r.group.parent or '')} | {r.e2e.get('n_docs', 0)} | "
+                f"{_fmt(r.e2e.get('macro_f'))} | {_fmt(r.e2e.get('acc'))} |"
+            )
+        lines.append("")
     for r in reports:
         lines += _group_section(r, base, multi_component)
     return "\n".join(lines).rstrip() + "\n"
@@ -505,7 +532,8 @@ def _group_section(r: GroupReport, base: Path, multi_component: bool) -> List[st
         f"## Group `{title}`",
         "",
         f"{g.kind}, {len(g.labels)} labels, {r.n_docs} docs annotated, "
-        f"temperature {g.temperature:g}.",
+        f"temperature {g.temperature:g}"
+        + (f", applies where `{g.parent}`." if g.parent is not None else "."),
         "",
     ]
     if g.is_multiclass:

@@ -19,7 +19,8 @@ class OutputColumns:
     `{prefix}{group}/{label}` in CSV/TSV/Parquet, a nested object
     `{prefix}scores: {group: {label: score}}` in JSONL. An empty or missing text gets an
     empty prediction: no label (None / [] / empty cells) and no scores (None).
-    The decision rule is the component's own (see `MultiGroupTextCategorizer.set_annotations`)
+    A conditional group's label cell is empty where its condition is not met; its scores
+    are doc.cats' joint ones. The decision rule is the component's own (see `MultiGroupTextCategorizer.set_annotations`)
     applied to doc.cats, which survives `nlp.pipe(n_process>1)` in every spaCy version.
     """
 
@@ -77,13 +78,14 @@ class OutputColumns:
                 "component disabled, or is the model not the one the schema describes?"
             ) from None
 
-    def decide(self, row: Sequence[float]) -> List[Union[str, List[str]]]:
+    def decide(self, row: Sequence[float]) -> List[Label]:
         """Per group, the decided label (multiclass) or labels (multilabel): the schema's
-        one decision rule, as the component applies it."""
-        return [
-            group.decide(row[start:end], self.schema.threshold)
-            for group, start, end in self._slices
-        ]
+        one decision rule, as the component applies it. `row` is read from doc.cats, so a
+        conditional group's scores there are joint ones: they are made conditional first,
+        and the group's decision is None where its condition is not met."""
+        if self.schema.is_conditional:
+            row = self.schema.conditional_scores([row])[0].tolist()
+        return list(self.schema.decide(row).values())
 
     def labels(self, row: Scores) -> List[Label]:
         """Per group, the decided label(s); None / [] for an empty prediction."""
