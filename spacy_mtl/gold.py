@@ -146,14 +146,30 @@ class GoldReader:
 DATASET_KEY = "mtl_dataset"
 
 
+# Where `spacy-mtl.mixed_batcher.v1` with `strata = "groups"` records each doc's stratum.
+STRATUM_KEY = "mtl_stratum"
+
+
 def dataset_of(example: Example) -> str:
     """The data set of an example: its file as recorded by `spacy-mtl.Corpus.v1`, else the
     groups its gold annotates ('groups:emotion+sentiment')."""
     name = example.reference.user_data.get(DATASET_KEY)
     if name is not None:
         return str(name)
+    return groups_of(example)
+
+
+def groups_of(example: Example) -> str:
+    """The groups an example's gold annotates, as one name: 'groups:emotion+sentiment'."""
     groups = set()
     for key in example.reference.cats:
         parts = split_key(key)
         groups.add(parts[0] if parts else key)
     return "groups:" + "+".join(sorted(groups))
+
+
+def stratum_of(example: Example) -> str:
+    """The stratum the batcher drew an example from (`STRATUM_KEY`), else its data set:
+    what the training table's "Docs per data set" column counts."""
+    name = example.reference.user_data.get(STRATUM_KEY)
+    return str(name) if name is not None else dataset_of(example)

@@ -25,7 +25,7 @@ from thinc.types import Floats2d
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError, format_labels
-from .gold import GoldReader, dataset_of
+from .gold import GoldReader, stratum_of
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, infer_groups, infer_labels, split_key
 from .teacher import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
@@ -399,7 +399,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         self.gold_weight = schedule_value(self.gold_weight_schedule, self.n_updates)
         self.n_updates += 1
         truths, mask = self._targets(examples)
-        self.docs_seen.update(dataset_of(eg) for eg in examples)
+        self.docs_seen.update(stratum_of(eg) for eg in examples)
         if not any(len(eg.predicted) for eg in examples):
             # The transformer skips a batch of empty docs: nothing to listen to.
             return losses

@@ -13,7 +13,10 @@ Two things decide how much a joint model learns per CPU minute:
   buffer are shuffled, so the order of updates stays random.
 
 A doc's data set is its file (`spacy-mtl.Corpus.v1` records it in
-`doc.user_data["mtl_dataset"]`), or else the set of groups it is annotated for.
+`doc.user_data["mtl_dataset"]`), or else the set of groups it is annotated for. With
+`strata = "groups"` the batcher mixes by the set of groups each doc is annotated for, in
+whatever file it is: one file of a label hierarchy (a child group annotated only where its
+parent condition holds) then gives its deep levels size^alpha shares too.
 
 DOCS: docs/training.md, "Training on several data sets"; docs/benchmarks.md.
 """
@@ -28,17 +31,22 @@ from spacy.training.corpus import walk_corpus
 from spacy.util import registry
 from wasabi import msg
 
-from ..gold import DATASET_KEY, dataset_of
+from ..gold import DATASET_KEY, STRATUM_KEY, dataset_of, groups_of
 
 # DATASET_KEY and dataset_of live in the core (the component counts docs per data set);
 # importable from here too, where the reader that records them is.
 __all__ = [
     "DATASET_KEY",
+    "STRATA",
     "MixedBatcher",
     "configure_mixed_batcher",
     "create_dataset_corpus",
     "dataset_of",
 ]
+
+
+# What a stratum of the mix is: a doc's data set (its file) or the groups it is annotated for.
+STRATA = ("file", "groups")
 
 
 def char_length(example: Example) -> int:
@@ -104,6 +112,7 @@ class MixedBatcher:
         epoch_docs: int = 0,
         get_length: Optional[Callable[[Example], int]] = None,
         get_dataset: Optional[Callable[[Example], str]] = None,
+        strata: str = "file",
         verbose: bool = True,
     ) -> None:
         if size < 1:
@@ -114,6 +123,8 @@ class MixedBatcher:
             raise ValueError(f"mixed_batcher: buffer must be at least 1 batch, got {buffer}.")
         if epoch_docs < 0:
             raise ValueError(f"mixed_batcher: epoch_docs must be >= 0, got {epoch_docs}.")
+        if strata not in STRATA:
+            raise ValueError(f"mixed_batcher: strata must be one of {STRATA}, got {strata!r}.")
         self.size = size
         self.alpha = float(alpha)
         self.sort_by_length = sort_by_length
@@ -121,7 +132,10 @@ class MixedBatcher:
         self.seed = seed
         self.epoch_docs = epoch_docs
         self.get_length = get_length or char_length
-        self.get_dataset = get_dataset or dataset_of
+        self.strata = strata
+        if get_dataset is None:
+            get_dataset = groups_of if strata == "groups" else dataset_of
+        self.get_dataset = get_dataset
         self.verbose = verbose
         self.epoch = 0
         self._printed_plan: Optional[Dict[str, int]] = None
@@ -149,7 +163,11 @@ class MixedBatcher:
         self.epoch += 1
         by_set: Dict[str, List[Example]] = {}
         for example in items:
-            by_set.setdefault(self.get_dataset(example), []).append(example)
+            name = self.get_dataset(example)
+            if self.strata == "groups":
+                # The component counts docs per stratum for the training table.
+                example.reference.user_data[STRATUM_KEY] = name
+            by_set.setdefault(name, []).append(example)
         if not by_set:
             return
         names = sorted(by_set)
@@ -161,7 +179,8 @@ class MixedBatcher:
             shares = ", ".join(
                 f"{name} {counts[name]} of {len(by_set[name])}" for name in names if name in counts
             )
-            msg.info(f"mixed_batcher epoch {epoch} (alpha {self.alpha:g}): docs {shares}")
+            by = "" if self.strata == "file" else f", strata by {self.strata}"
+            msg.info(f"mixed_batcher epoch {epoch} (alpha {self.alpha:g}{by}): docs {shares}")
         stream = self._draw(rng, by_set, counts)
         if not self.sort_by_length:
             yield from _cut(stream, self.size)
@@ -204,6 +223,7 @@ def configure_mixed_batcher(
     seed: int = 0,
     epoch_docs: int = 0,
     get_length: Optional[Callable[[Example], int]] = None,
+    strata: str = "file",
 ) -> MixedBatcher:
     """Create the mixing, length-bucketing training batcher.
 
@@ -216,6 +236,8 @@ def configure_mixed_batcher(
     seed (int): The draw of epoch e is seeded by (seed, e): reproducible.
     epoch_docs (int): Docs per epoch (0: the number of training docs).
     get_length (Optional[Callable[[Example], int]]): Length key (default: characters).
+    strata (str): What is mixed: "file" (each doc's data set) or "groups" (the set of
+        groups each doc is annotated for, across files: for label hierarchies).
     RETURNS (MixedBatcher): Called by spaCy once per epoch with that epoch's examples.
     """
     return MixedBatcher(
@@ -226,4 +248,5 @@ def configure_mixed_batcher(
         seed=seed,
         epoch_docs=epoch_docs,
         get_length=get_length,
+        strata=strata,
     )

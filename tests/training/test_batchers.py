@@ -173,3 +173,59 @@ def test_plan_is_printed_once_not_every_epoch(sets, capsys) -> None:
     batcher.epoch_docs = 1000
     list(batcher(items))
     assert capsys.readouterr().out.count("mixed_batcher epoch") == 1
+
+
+def _hierarchy(nlp) -> List[Example]:
+    """One file of a three-level hierarchy: 60 docs annotated for `top` only, 30 for
+    top+mid, 10 for all three levels."""
+    out = []
+    for n, groups in ((60, ["top"]), (30, ["top", "mid"]), (10, ["top", "mid", "deep"])):
+        for i in range(n):
+            doc = nlp.make_doc(f"{'+'.join(groups)} doc {i}")
+            ref = nlp.make_doc(doc.text)
+            ref.cats = {f"{g}/yes": 1.0 for g in groups}
+            ref.user_data[DATASET_KEY] = "one_file"
+            out.append(Example(doc, ref))
+    return out
+
+
+def test_strata_by_groups_mix_the_levels_of_one_file() -> None:
+    nlp = spacy.blank("en")
+    examples = _hierarchy(nlp)
+    by_file = MixedBatcher(size=10, alpha=0.0, verbose=False)
+    by_groups = MixedBatcher(size=10, alpha=0.0, strata="groups", verbose=False)
+    # By file: one stratum, every doc once.
+    seen = Counter(len(eg.reference.cats) for batch in by_file(examples) for eg in batch)
+    assert seen == {1: 60, 2: 30, 3: 10}
+    # By groups, alpha 0: each of the three strata gets a third of the epoch's 100 docs.
+    seen = Counter(len(eg.reference.cats) for batch in by_groups(examples) for eg in batch)
+    assert sorted(seen.values()) == [33, 33, 34]
+    assert by_groups.plan({"a": 60, "b": 30, "c": 10}) == {"a": 34, "b": 33, "c": 33}
+    # The stratum is recorded for the component's docs-per-data-set count.
+    names = {eg.reference.user_data["mtl_stratum"] for eg in examples}
+    assert names == {"groups:top", "groups:mid+top", "groups:deep+mid+top"}
+
+
+def test_strata_must_be_known() -> None:
+    with pytest.raises(ValueError, match="strata must be one of"):
+        configure_mixed_batcher(size=4, strata="labels")
+
+
+def test_component_counts_docs_per_stratum() -> None:
+    from conftest import make_nlp
+
+    nlp = make_nlp(
+        {
+            "top": {"kind": "multilabel", "labels": ["yes"]},
+            "mid": {"kind": "multilabel", "labels": ["yes"], "parent": "top/yes"},
+            "deep": {"kind": "multilabel", "labels": ["yes"], "parent": "mid/yes"},
+        }
+    )
+    examples = _hierarchy(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    batcher = MixedBatcher(size=20, alpha=0.0, strata="groups", verbose=False)
+    for batch in batcher(examples):
+        nlp.update(batch, sgd=optimizer)
+    seen = nlp.get_pipe("mtl_textcat").docs_seen
+    assert sorted(seen.values()) == [33, 33, 34]
+    assert set(seen) == {"groups:top", "groups:mid+top", "groups:deep+mid+top"}
