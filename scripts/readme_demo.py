@@ -66,6 +66,7 @@ def collect(
     project_dir: Path = typer.Argument(..., help="The project folder after `run all`."),
     time_log: Optional[Path] = typer.Option(None, "--time-log", help="/usr/bin/time -v output."),
     output: Path = typer.Option(RESULTS, "--output", "-o"),
+    note: str = typer.Option("", "--note", help="A remark on the run, shown with its time."),
 ) -> None:
     import spacy
     from spacy.tokens import DocBin
@@ -96,6 +97,8 @@ def collect(
         "anchor": {"text": ANCHOR, "top_emotion": top, "score": round(emotions[top], 3)},
         **_time_log(time_log),
     }
+    if note:
+        result["note"] = note
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output, result)
     typer.echo(f"Wrote {output}")
@@ -131,8 +134,9 @@ def block(result: Dict[str, Any]) -> str:
     if "wall_s" in result:
         lines += [
             f"The whole `spacy project run all` took **{result['wall_s'] / 60:.1f} minutes** "
-            f"on {result['cores']} idle cores ({result['cpu']}), peak memory "
-            f"{result['peak_rss_gb']:.1f} GB (`/usr/bin/time -v`).",
+            f"on {result['cores']} cores ({result['cpu']}), peak memory "
+            f"{result['peak_rss_gb']:.1f} GB (`/usr/bin/time -v`)"
+            + (f"; {result['note']}." if result.get("note") else "."),
         ]
     return "\n".join(lines)
 

@@ -29,3 +29,18 @@ def test_readme_commands_parse_against_the_cli() -> None:
         assert command is not None, call
         with command.make_context(call[1], list(call[2:])):
             pass
+
+
+def test_readme_demo_block_is_generated_from_the_results() -> None:
+    """The demo figures are benchmarks/results/demo.json rendered, not typed in."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_demo.py"), "render", "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    text = README.read_text(encoding="utf8")
+    assert "<!-- demo:start" in text and "**joy**" in text
