@@ -1,5 +1,5 @@
-"""Gold `doc.cats` → target and mask arrays, with the missing-label rules of
-docs/design.md ("Gold annotation").
+"""Gold `doc.cats` → target and mask arrays, with the missing-label rules of docs/design.md
+("Gold annotation").
 
 - multiclass group: annotated when exactly one of its present keys is 1.0; no key of the
   group means the group is missing for the doc (mask 0 on all its columns).
@@ -7,9 +7,10 @@ docs/design.md ("Gold annotation").
 Anything else (no '/', unknown label of a known group, a value outside {0, 1}, two
 positives or none in a multiclass group) raises GoldError naming the doc, group and label.
 A conditional group (`parent`) annotated on a doc whose gold says its condition does not
-hold raises too (the child would be trained where it does not apply). Nothing is coerced. Keys of a group the schema lacks raise too, unless the reader is made
-with `unknown_groups="skip"`: then they are left out and the docs that had them counted
-per group (`unknown_docs`), so the caller can warn once (the component's `unknown_groups`).
+hold raises too (the child would be trained where it does not apply). Nothing is coerced.
+Keys of a group the schema lacks raise too, unless the reader is made with
+`unknown_groups="skip"`: then they are left out and the docs that had them counted per
+group (`unknown_docs`), so the caller can warn once (the component's `unknown_groups`).
 """
 
 from collections import Counter
@@ -134,12 +135,31 @@ class GoldReader:
                 )
             # The one positive fixes the others: the whole group is annotated.
             mask[start:end] = 1.0
-        for group, start, end, column in self.conditions:
+        for child, start, end, column in self.conditions:
             # A child annotated where its parent's gold says the condition does not hold.
             if mask[column] and not truth[column] and mask[start:end].any():
                 raise GoldError(
-                    Errors.E113.format(doc=doc_start(text), group=group.name, parent=group.parent)
+                    Errors.E113.format(doc=doc_start(text), group=child.name, parent=child.parent)
                 )
+
+
+def gold_applies(
+    schema: GroupSchema, truths: numpy.ndarray, masks: numpy.ndarray
+) -> Dict[str, numpy.ndarray]:
+    """Per conditional group, what the gold says of each doc: 1 annotated for the group
+    (so it applies), 0 known not to apply (the gold of a condition above it is 0), -1
+    unknown (not annotated, and no condition above it known to fail)."""
+    state: Dict[str, numpy.ndarray] = {}
+    for (group, start, end), column in zip(schema.slices(), schema.condition_columns):
+        if column is None:
+            continue
+        parent = group.condition[0]  # type: ignore[index]
+        fails = (masks[:, column] > 0) & (truths[:, column] == 0)
+        if parent in state:
+            fails |= state[parent] == 0
+        annotated = (masks[:, start:end] > 0).any(axis=1)
+        state[group.name] = numpy.where(annotated, 1, numpy.where(fails, 0, -1))
+    return state
 
 
 # Where `spacy-mtl.Corpus.v1` records each doc's data set (its .spacy file) in `user_data`.

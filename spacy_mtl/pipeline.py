@@ -25,7 +25,7 @@ from thinc.types import Floats2d
 from . import architectures as _architectures  # noqa: F401
 from . import scorer as _scorer
 from .errors import Errors, ModelLoadError, MTLWarning, SchemaError, format_labels
-from .gold import GoldReader, stratum_of
+from .gold import GoldReader, gold_applies, stratum_of
 from .loss import LossResult, activate, group_loss
 from .schema import GroupSchema, infer_groups, infer_labels, split_key
 from .teacher import TEACHER_ATTR, TeacherReader, blend_targets, schedule_value
@@ -362,7 +362,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         for i, (doc, row, cat_row) in enumerate(zip(docs, rows, cat_rows)):
             cats = doc.cats
             by_group: Dict[str, Dict[str, float]] = {}
-            labels_of: Dict[str, Union[None, str, List[str]]] = {}
+            labels_of: Dict[str, Union[str, List[str], None]] = {}
             for (group, start, end, keys), picks, holds in zip(layout, chosen, applies):
                 values = row[start:end]
                 cats.update(zip(keys, cat_row[start:end]))
@@ -448,7 +448,7 @@ class MultiGroupTextCategorizer(TrainablePipe):
         logits, taught, found = self._teacher.read_batch(eg.reference for eg in examples)
         if not found:
             return truths, mask
-        return blend_targets(  # type: ignore[return-value]
+        targets, blended = blend_targets(
             self.schema,
             truths,  # type: ignore[arg-type]
             mask,  # type: ignore[arg-type]
@@ -457,6 +457,14 @@ class MultiGroupTextCategorizer(TrainablePipe):
             self.gold_weight,
             self.distill_temperature,
         )
+        if self.schema.is_conditional:
+            # No teacher targets for a conditional group where the gold says a condition
+            # above it fails: the group does not apply there.
+            state = gold_applies(self.schema, truths, mask)  # type: ignore[arg-type]
+            for group, start, end in self.schema.slices():
+                if group.name in state:
+                    blended[state[group.name] == 0, start:end] = 0.0
+        return targets, blended  # type: ignore[return-value]
 
     def _examples_to_truth(self, examples: List[Example]) -> Tuple[Floats2d, Floats2d]:
         pairs = ((eg.reference.cats, eg.reference.text) for eg in examples)

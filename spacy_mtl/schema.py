@@ -439,12 +439,12 @@ class GroupSchema:
             temperatures=None if set(temperatures) <= {1.0} else tuple(temperatures),
         )
 
-    def decide(self, row: Sequence[float]) -> Dict[str, Union[None, str, List[str]]]:
+    def decide(self, row: Sequence[float]) -> Dict[str, Union[str, List[str], None]]:
         """{group: decision} of one doc's (conditional) scores, all groups in output order,
         at the schema's thresholds (the component-wide one where a label has none); None for
         a conditional group whose condition the decisions above it do not meet."""
         decided = self.decide_batch([list(row)])
-        out: Dict[str, Union[None, str, List[str]]] = {}
+        out: Dict[str, Union[str, List[str], None]] = {}
         for group, (chosen, applies) in zip(self.groups, decided):
             if applies is not None and not applies[0]:
                 out[group.name] = None

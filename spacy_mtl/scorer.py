@@ -21,7 +21,7 @@ import numpy
 from spacy.training import Example
 from spacy.util import registry
 
-from .gold import GoldReader
+from .gold import GoldReader, gold_applies
 from .schema import DEFAULT_THRESHOLD, GroupSchema, LabelGroup
 
 
@@ -181,25 +181,6 @@ def _score_multilabel(
         "f_per_type": per_type,
         "auc_per_type": per_auc,
     }
-
-
-def gold_applies(
-    schema: GroupSchema, truths: numpy.ndarray, masks: numpy.ndarray
-) -> Dict[str, numpy.ndarray]:
-    """Per conditional group, what the gold says of each doc: 1 annotated for the group
-    (so it applies), 0 known not to apply (the gold of a condition above it is 0), -1
-    unknown (not annotated, and no condition above it known to fail)."""
-    state: Dict[str, numpy.ndarray] = {}
-    for (group, start, end), column in zip(schema.slices(), schema.condition_columns):
-        if column is None:
-            continue
-        parent = group.condition[0]  # type: ignore[index]
-        fails = (masks[:, column] > 0) & (truths[:, column] == 0)
-        if parent in state:
-            fails |= state[parent] == 0
-        annotated = (masks[:, start:end] > 0).any(axis=1)
-        state[group.name] = numpy.where(annotated, 1, numpy.where(fails, 0, -1))
-    return state
 
 
 def _score_end_to_end(

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 import numpy
 import pytest
 import spacy
+from conftest import make_examples, make_nlp
 from spacy.tokens import DocBin
 
 from spacy_mtl.errors import GoldError, SchemaError
@@ -15,8 +16,6 @@ from spacy_mtl.gold import GoldReader
 from spacy_mtl.schema import GroupSchema, LabelGroup
 from spacy_mtl.scorer import score_arrays
 from spacy_mtl.workflows.predict.columns import OutputColumns
-
-from conftest import make_examples, make_nlp
 
 # offensive? -> only then targeted? -> only then at whom (multilabel).
 HIER: Dict[str, Dict[str, Any]] = {
@@ -190,7 +189,11 @@ def test_gold_refuses_a_child_of_a_multilabel_parent_whose_label_is_off() -> Non
     schema = GroupSchema.from_config(
         {
             "toxicity": {"kind": "multilabel", "labels": ["insult", "threat"]},
-            "insult_type": {"kind": "multiclass", "labels": ["a", "b"], "parent": "toxicity/insult"},
+            "insult_type": {
+                "kind": "multiclass",
+                "labels": ["a", "b"],
+                "parent": "toxicity/insult",
+            },
         }
     )
     reader = GoldReader(schema)
@@ -211,7 +214,10 @@ def hand_e2e_f(
     counts = {label: [0, 0, 0] for label in labels}  # tp, fp, fn
     for cats, row in zip(gold, scores.tolist()):
         decided = hand_decide(schema, row)[group]
-        predicted = set() if decided is None else {decided} if isinstance(decided, str) else set(decided)
+        if decided is None:
+            predicted = set()
+        else:
+            predicted = {decided} if isinstance(decided, str) else set(decided)
         annotated = any(key.startswith(group + "/") for key in cats)
         fails = False
         name = group
@@ -288,17 +294,40 @@ def test_end_to_end_scores_match_a_doc_by_doc_count() -> None:
 # -- the component -------------------------------------------------------------------------
 
 TRAIN: List[tuple] = [
-    ("you are an idiot", {"offensive/yes": 1.0, "offensive/no": 0.0, "targeted/yes": 1.0,
-                          "targeted/no": 0.0, "target/person": 1.0, "target/group": 0.0}),
-    ("what a lovely day", {"offensive/yes": 0.0, "offensive/no": 1.0, "topic/news": 0.0,
-                           "topic/sport": 0.0}),
-    ("this damn weather", {"offensive/yes": 1.0, "offensive/no": 0.0, "targeted/yes": 0.0,
-                           "targeted/no": 1.0}),
-    ("those people are vermin", {"offensive/yes": 1.0, "offensive/no": 0.0,
-                                 "targeted/yes": 1.0, "targeted/no": 0.0,
-                                 "target/group": 1.0, "target/person": 0.0}),
-    ("the match was great", {"offensive/no": 1.0, "offensive/yes": 0.0, "topic/sport": 1.0,
-                             "topic/news": 0.0}),
+    (
+        "you are an idiot",
+        {
+            "offensive/yes": 1.0,
+            "offensive/no": 0.0,
+            "targeted/yes": 1.0,
+            "targeted/no": 0.0,
+            "target/person": 1.0,
+            "target/group": 0.0,
+        },
+    ),
+    (
+        "what a lovely day",
+        {"offensive/yes": 0.0, "offensive/no": 1.0, "topic/news": 0.0, "topic/sport": 0.0},
+    ),
+    (
+        "this damn weather",
+        {"offensive/yes": 1.0, "offensive/no": 0.0, "targeted/yes": 0.0, "targeted/no": 1.0},
+    ),
+    (
+        "those people are vermin",
+        {
+            "offensive/yes": 1.0,
+            "offensive/no": 0.0,
+            "targeted/yes": 1.0,
+            "targeted/no": 0.0,
+            "target/group": 1.0,
+            "target/person": 0.0,
+        },
+    ),
+    (
+        "the match was great",
+        {"offensive/no": 1.0, "offensive/yes": 0.0, "topic/sport": 1.0, "topic/news": 0.0},
+    ),
 ]
 TEXTS = ["you are an idiot", "what a lovely day", "this damn weather", "hello", "the news"]
 
@@ -397,8 +426,9 @@ def test_scorer_scores_children_on_conditional_scores(trained, tmp_path) -> None
 
 def test_training_refuses_inconsistent_hierarchical_gold() -> None:
     nlp = make_nlp(HIER)
-    bad = [("x", {"offensive/no": 1.0, "offensive/yes": 0.0, "targeted/yes": 1.0,
-                  "targeted/no": 0.0})]
+    bad = [
+        ("x", {"offensive/no": 1.0, "offensive/yes": 0.0, "targeted/yes": 1.0, "targeted/no": 0.0})
+    ]
     examples = make_examples(nlp, TRAIN + bad)
     with pytest.raises(GoldError, match="condition 'offensive/yes'"):
         optimizer = nlp.initialize(lambda: examples)
@@ -410,3 +440,20 @@ def test_label_group_parent_is_validated_alone() -> None:
         LabelGroup("a", "multiclass", ("x",), parent=3)  # type: ignore[arg-type]
     assert LabelGroup("a", "multiclass", ("x",), parent="b/y").condition == ("b", "y")
     assert list(itertools.islice(hier_schema().condition_columns, 2)) == [None, 1]
+
+
+def test_teacher_targets_skip_a_child_whose_gold_condition_fails() -> None:
+    nlp = make_nlp(HIER)
+    examples = make_examples(nlp, TRAIN)
+    nlp.initialize(lambda: examples)
+    comp = nlp.get_pipe("mtl_textcat")
+    schema = comp.schema
+    for eg in examples:  # a teacher logit for every label of every doc
+        eg.reference._.mtl_teacher = {key: 0.5 for key in schema.keys}
+    _, mask = comp._targets(examples)
+    mask = numpy.asarray(mask)
+    for (text, cats), row in zip(TRAIN, mask):
+        fails = cats.get("offensive/yes") == 0.0
+        # targeted (columns 2-3) and target (4-5) sit below offensive/yes
+        assert (row[2:6] == 0).all() == fails, text
+        assert (row[0:2] > 0).all() and (row[6:] > 0).all()

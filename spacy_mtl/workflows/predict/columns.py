@@ -20,8 +20,9 @@ class OutputColumns:
     `{prefix}scores: {group: {label: score}}` in JSONL. An empty or missing text gets an
     empty prediction: no label (None / [] / empty cells) and no scores (None).
     A conditional group's label cell is empty where its condition is not met; its scores
-    are doc.cats' joint ones. The decision rule is the component's own (see `MultiGroupTextCategorizer.set_annotations`)
-    applied to doc.cats, which survives `nlp.pipe(n_process>1)` in every spaCy version.
+    are doc.cats' joint ones. The decision rule is the component's own (see
+    `MultiGroupTextCategorizer.set_annotations`) applied to doc.cats, which survives
+    `nlp.pipe(n_process>1)` in every spaCy version.
     """
 
     def __init__(
