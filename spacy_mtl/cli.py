@@ -171,6 +171,11 @@ def convert_command(
                 f"join {joined_file}: {n_unmatched:,} input rows matched no row of it (their "
                 "groups from it are missing)"
             )
+        for group_name, n_dropped in corpus.conflicts_dropped.items():
+            msg.text(
+                f"group {group_name!r}: {n_dropped:,} rows kept without its labels "
+                "(`on_conflict: drop`: annotated where its parent condition does not hold)"
+            )
         _print_table(corpus.files_table())
         for group in summary.schema.groups if summary.schema is not None else ():
             _print_table(corpus.label_table(group))

@@ -340,6 +340,25 @@ class Errors:
         "Spec {spec}: {where} {value!r} holds a lone surrogate {char!r}, which is not valid "
         "Unicode."
     )
+    # convert: conditional groups (`parent`, `on_conflict`); the component's rules: E017-E020.
+    E217 = (
+        "Spec {spec}: group {group!r}: `parent` must be a condition '{{group}}/{{label}}' "
+        "(the group applies only where that group has that label), got {value!r}."
+    )
+    E218 = (
+        "Spec {spec}: group {group!r}: `parent` {parent!r} {problem} (groups in order: "
+        "{groups}). A parent must be a group defined above its children."
+    )
+    E219 = (
+        "Spec {spec}: group {group!r}: `parent` {parent!r} names label {label!r}, which is not "
+        "one of the labels of group {source!r}: {labels}."
+    )
+    E279 = (
+        "group {group!r} is annotated, but its parent condition {parent!r} does not hold in "
+        "the same row ({found}): a conditional group applies only where its parent's "
+        "condition holds. Fix the data, or set `on_conflict: drop` on group {group!r} to "
+        "leave its labels out of such rows (the summary counts them)."
+    )
     # Notes for the conversion summary (printed by the CLI, kept in ConvertSummary.warnings).
     W201 = (
         "Group {group!r}: labels inferred from the data: {labels}. List them in the spec "
@@ -349,6 +368,11 @@ class Errors:
     W203 = (
         "{path}: no rows ({why}); it adds no docs to the corpus {name!r}. Check that it is "
         "the file you meant."
+    )
+    W204 = (
+        "{name}: group {group!r}: {n:,} rows had its labels dropped (`on_conflict: drop`): "
+        "they were annotated where its parent condition {parent!r} does not hold. The rows "
+        "are kept without the group's keys (missing)."
     )
     # convert: `join` (other files' columns) and `threshold` (soft scores).
     E280 = "Spec {spec}: join {n} ({path}): {problem}"

@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from thinc.api import Config
 
-from ..schema import KINDS, group_evidence
+from ..errors import SchemaError
+from ..schema import KINDS, GroupSchema, group_evidence, split_key
 
 PathLike = Union[str, Path]
 TEMPLATES = ("cpu", "gpu", "student_tok2vec")
@@ -50,6 +51,8 @@ class ConfigGroup:
     notes (Tuple[str, ...]): Comment paragraphs written above the settings (where the group
         came from, why a weight was chosen).
     kind_inferred (bool): The kind was inferred from a corpus, not given by a spec.
+    parent (Optional[str]): The condition '{group}/{label}' of a conditional group (the
+        spec's `parent`), written as the block's `parent`.
     """
 
     name: str
@@ -58,6 +61,7 @@ class ConfigGroup:
     weight: float = 1.0
     notes: Tuple[str, ...] = ()
     kind_inferred: bool = False
+    parent: Optional[str] = None
 
     def lines(self) -> List[str]:
         """The block's body lines, without its header."""
@@ -67,6 +71,8 @@ class ConfigGroup:
         labels = json.dumps(list(self.labels), ensure_ascii=False).replace("$", "$$")
         out.append(f"labels = {labels}")
         out.append(f"weight = {float(self.weight)!r}")
+        if self.parent is not None:
+            out.append(f"parent = {json.dumps(self.parent, ensure_ascii=False).replace('$', '$$')}")
         return out
 
 
@@ -101,14 +107,18 @@ def groups_from_specs(
         spec = load_spec(path)
         for group in spec.groups:
             note = f"From {spec.source}"
+            if group.source is not None:
+                note += f", derived from group {group.source!r} by the spec's mapping"
             if group.parent is not None:
-                note += f", derived from group {group.parent!r} by the spec's mapping"
+                note += f", conditional: applies only where {group.parent!r}"
             note += (
                 "; labels in the spec's order."
                 if group.labels
                 else "; labels = []: read from the training data at initialize (sorted)."
             )
-            block = ConfigGroup(group.name, group.kind, tuple(group.labels), notes=(note,))
+            block = ConfigGroup(
+                group.name, group.kind, tuple(group.labels), notes=(note,), parent=group.parent
+            )
             if group.name in groups:
                 seen = groups[group.name]
                 if (seen.kind, seen.labels) != (block.kind, block.labels):
@@ -117,6 +127,13 @@ def groups_from_specs(
                         f"{list(seen.labels)}) and in {spec.source} ({block.kind}, labels "
                         f"{list(block.labels)}): one config group needs one kind and one "
                         "label set. Rename the group in one spec, or make them agree."
+                    )
+                if seen.parent != block.parent:
+                    raise InitConfigError(
+                        f"Group {group.name!r} has parent {seen.parent!r} in "
+                        f"{origin[group.name]} and {block.parent!r} in {spec.source}: one "
+                        "config group has one condition. Rename the group in one spec, or "
+                        "make them agree."
                     )
                 continue
             groups[group.name] = block
@@ -272,7 +289,16 @@ def _select(
     unknown = [name for name in only if name not in known]
     if unknown:
         raise InitConfigError(f"Group(s) {unknown} are not in {source} (groups: {known}).")
-    return [g for g in groups if g.name in only]
+    kept = [g for g in groups if g.name in only]
+    names = {g.name for g in kept}
+    for group in kept:
+        parent = split_key(group.parent) if group.parent is not None else None
+        if parent is not None and parent[0] not in names:
+            raise InitConfigError(
+                f"Group {group.name!r} is conditional on {group.parent!r}, but group "
+                f"{parent[0]!r} is not among the groups kept ({sorted(names)}); keep it too."
+            )
+    return kept
 
 
 def _split_sections(text: str) -> Tuple[str, Dict[str, List[str]]]:
@@ -322,17 +348,28 @@ def _check_groups(text: str, groups: Sequence[ConfigGroup]) -> None:
     written = config["components"]["mtl_textcat"].get("groups", {})
     for group in groups:
         block = written.get(group.name, {})
-        got = (block.get("kind"), tuple(block.get("labels", ())), block.get("weight"))
-        if got != (group.kind, group.labels, float(group.weight)):
+        got = (
+            block.get("kind"),
+            tuple(block.get("labels", ())),
+            block.get("weight"),
+            block.get("parent"),
+        )
+        if got != (group.kind, group.labels, float(group.weight), group.parent):
             raise InitConfigError(
                 f"Group {group.name!r}: the config would read back {got}, not "
-                f"{(group.kind, group.labels, float(group.weight))}; a label may hold text "
-                "the config format changes (e.g. '${'). Rename it in the data."
+                f"{(group.kind, group.labels, float(group.weight), group.parent)}; a label "
+                "(or the parent) may hold text the config format changes (e.g. '${'). "
+                "Rename it in the data."
             )
     if list(written) != [g.name for g in groups]:
         raise InitConfigError(
             f"The config's groups read back as {list(written)}, not {[g.name for g in groups]}."
         )
+    try:
+        # The component's own rules: a parent is an earlier group and names one of its labels.
+        GroupSchema.from_config(written, allow_empty=True)
+    except SchemaError as err:
+        raise InitConfigError(f"The written config's groups are not valid: {err}") from err
 
 
 __all__ = [

@@ -13,8 +13,8 @@ from .values import clip, scalar_str, surrogate_at
 
 # "5.0" where the spec says 5: what a float column written by pandas looks like.
 _WHOLE_FLOAT = re.compile(r"^([+-]?\d+)\.0+$")
-# A parsed row: (text, cats, id, stratum).
-Parsed = Tuple[str, Dict[str, float], Optional[str], int]
+# A parsed row: (text, cats, id, stratum, groups dropped by `on_conflict: drop`).
+Parsed = Tuple[str, Dict[str, float], Optional[str], int, Tuple[str, ...]]
 
 
 def whole_number(value: str) -> str:
@@ -44,7 +44,7 @@ def _check_unicode(column: str, value: str) -> None:
 class GroupParser:
     """Reads one group's annotation from a row: {label: 1.0 | 0.0}, {} when missing."""
 
-    def __init__(self, group: GroupSpec, spec: ConvertSpec, parents: Dict[str, GroupSpec]) -> None:
+    def __init__(self, group: GroupSpec, spec: ConvertSpec, by_name: Dict[str, GroupSpec]) -> None:
         self.group = group
         self.name = group.name
         self.multiclass = group.kind == MULTICLASS
@@ -66,16 +66,23 @@ class GroupParser:
             self.known += f" or their codes 0-{len(group.labels) - 1}"
         # The column named in errors of a derived group: its source's column, if one.
         root = group
-        while root.parent is not None:
-            root = parents[root.parent]
+        while root.source is not None:
+            root = by_name[root.source]
         self.error_column = root.column
+
+    def conflict_column(self, annotation: Mapping[str, float]) -> Optional[str]:
+        """The column an error about the group's annotation names: its `column`, the first
+        of its `columns` that is annotated, or a derived group's source column."""
+        if self.group.columns:
+            return next(col for col, label in self.group.columns if label in annotation)
+        return self.group.column if self.group.column is not None else self.error_column
 
     def annotate(
         self, cells: Mapping[str, Any], done: Mapping[str, Dict[str, float]]
     ) -> Dict[str, float]:
         group = self.group
-        if group.parent is not None:
-            return self._derived(done[group.parent])
+        if group.source is not None:
+            return self._derived(done[group.source])
         if group.columns:
             return self._per_label(cells)
         assert group.column is not None
@@ -251,38 +258,38 @@ class GroupParser:
             raise CellError(column, Errors.E289.format(value=clip(value), group=self.name))
         return number
 
-    def _derived(self, parent: Dict[str, float]) -> Dict[str, float]:
-        if not parent:
+    def _derived(self, origin: Dict[str, float]) -> Dict[str, float]:
+        if not origin:
             return {}
         group = self.group
         if not self.multiclass:
             out: Dict[str, float] = {}
             for target, members in group.mapping:
-                flags = [parent.get(m) for m in members]
+                flags = [origin.get(m) for m in members]
                 if 1.0 in flags:
                     out[target] = 1.0
                 elif None not in flags:
                     out[target] = 0.0
                 # else: some member label is missing and none is positive → unknown
             return out
-        targets = [t for t, members in group.mapping if any(parent.get(m) == 1.0 for m in members)]
+        targets = [t for t, members in group.mapping if any(origin.get(m) == 1.0 for m in members)]
         if len(targets) == 1:
             return {label: 1.0 if label == targets[0] else 0.0 for label in self.labels}
         if len(targets) > 1:
-            positives = [label for label, flag in parent.items() if flag == 1.0]
+            positives = [label for label, flag in origin.items() if flag == 1.0]
             raise CellError(
                 self.error_column,
                 Errors.E255.format(
                     group=self.name,
                     labels=positives,
-                    source=group.parent,
+                    source=group.source,
                     n=len(targets),
                     targets=targets,
                 ),
             )
-        if any(m not in parent for _, members in group.mapping for m in members):
+        if any(m not in origin for _, members in group.mapping for m in members):
             return {}  # nothing positive and some source labels missing: unknown
-        raise CellError(self.error_column, Errors.E256.format(group=self.name, source=group.parent))
+        raise CellError(self.error_column, Errors.E256.format(group=self.name, source=group.source))
 
 
 def _type_name(value: Any) -> str:
@@ -303,12 +310,13 @@ def _cell_value(cells: Mapping[str, Any], column: str) -> Any:
 
 
 class RowParser:
-    """Turns a record's cells into (text, cats, id, stratum)."""
+    """Turns a record's cells into (text, cats, id, stratum, dropped groups)."""
 
     def __init__(self, spec: ConvertSpec) -> None:
         self.spec = spec
-        parents = {g.name: g for g in spec.groups}
-        self.groups = [GroupParser(g, spec, parents) for g in spec.groups]
+        by_name = {g.name: g for g in spec.groups}
+        self.by_name = by_name
+        self.groups = [GroupParser(g, spec, by_name) for g in spec.groups]
         # Keys are built once and shared by every doc: tens of thousands of dicts hold
         # references to the same strings.
         self.keys = {
@@ -318,7 +326,7 @@ class RowParser:
         self.stratify = strat.name if strat is not None else None
         self.strata = {label: i for i, label in enumerate(strat.labels)} if strat else {}
 
-    def parse(self, cells: Mapping[str, Any]) -> Tuple[str, Dict[str, float], Optional[str], int]:
+    def parse(self, cells: Mapping[str, Any]) -> Parsed:
         spec = self.spec
         text = _cell_value(cells, spec.text)
         if text is None:
@@ -337,8 +345,13 @@ class RowParser:
                 doc_id = doc_id or None
         done: Dict[str, Dict[str, float]] = {}
         cats: Dict[str, float] = {}
+        dropped: List[str] = []
         for parser in self.groups:
             annotation = parser.annotate(cells, done)
+            conditional = parser.group.condition is not None
+            if annotation and conditional and self._conflict(parser, annotation, done):
+                dropped.append(parser.name)
+                annotation = {}  # missing: also for groups derived from it
             done[parser.name] = annotation
             keys = self.keys[parser.name]
             for label, value in annotation.items():
@@ -348,4 +361,33 @@ class RowParser:
             for label, value in done[self.stratify].items():
                 if value == 1.0:
                     stratum = self.strata[label]
-        return text, cats, doc_id, stratum
+        return text, cats, doc_id, stratum, tuple(dropped)
+
+    def _conflict(
+        self,
+        parser: GroupParser,
+        annotation: Mapping[str, float],
+        done: Mapping[str, Dict[str, float]],
+    ) -> bool:
+        """Whether an annotated conditional group's parent says, in the same row, that the
+        condition does not hold (its label is 0: a multiclass parent has another label).
+        With `on_conflict: error` that is a bad row (CellError); with 'drop', True. A
+        parent that is missing (or its condition label, in a multilabel parent) is no
+        conflict."""
+        group = parser.group
+        assert group.condition is not None
+        parent_name, label = group.condition
+        parent = done[parent_name]
+        if parent.get(label) != 0.0:
+            return False
+        if group.on_conflict == "drop":
+            return True
+        if self.by_name[parent_name].kind == MULTICLASS:
+            gold = [name for name, value in parent.items() if value == 1.0]
+            found = f"group {parent_name!r} is {clip(gold[0]) if gold else gold!r}"
+        else:
+            found = f"{cat_key(parent_name, label)!r} is 0"
+        raise CellError(
+            parser.conflict_column(annotation),
+            Errors.E279.format(group=group.name, parent=group.parent, found=found),
+        )

@@ -185,6 +185,7 @@ def convert_files(
                 if corpus.docs[split_name] == 0 and fractions is not None:
                     summary.warnings.append(Errors.W202.format(name=corpus_name, split=split_name))
             summary.warnings.extend(_empty_inputs(corpus))
+            summary.warnings.extend(_dropped_notes(corpus, spec))
         # Everything converted: make every folder and check every name first, so that a
         # folder that cannot be made stops the run before any file has its final name;
         # then move into place and drop earlier outputs this run replaced with a different
@@ -258,6 +259,16 @@ def _empty_inputs(corpus: CorpusSummary) -> List[str]:
         why = "the file is empty: 0 bytes" if empty else "only blank lines or a header row"
         out.append(Errors.W203.format(path=path, why=why, name=corpus.name))
     return out
+
+
+def _dropped_notes(corpus: CorpusSummary, spec: ConvertSpec) -> List[str]:
+    """Warnings for the conditional groups whose labels `on_conflict: drop` left out of
+    some rows of the corpus (W204)."""
+    return [
+        Errors.W204.format(name=corpus.name, group=group, n=n, parent=spec.group(group).parent)
+        for group, n in corpus.conflicts_dropped.items()
+        if n
+    ]
 
 
 def _all_inputs(inputs: Sequence[Input], spec: ConvertSpec) -> List[Path]:
@@ -382,8 +393,8 @@ def _infer_labels(
     Bad rows are passed over here: the conversion pass reports them with their place.
     """
     todo = [g for g in spec.groups if not g.labels and g.column is not None]
-    parents = {g.name: g for g in spec.groups}
-    parsers = [GroupParser(g, spec, parents) for g in todo]
+    by_name = {g.name: g for g in spec.groups}
+    parsers = [GroupParser(g, spec, by_name) for g in todo]
     found: Dict[str, Set[str]] = {g.name: set() for g in todo}
     for path in paths:
         with open_source(path, spec, limit=limit) as (_reader, records):
@@ -485,7 +496,7 @@ def _convert_corpus(
                 continue
         elif isinstance(row, RowError):
             continue  # reported in the first pass
-        text, cats, doc_id, _ = row
+        text, cats, doc_id, _, dropped = row
         doc = nlp.make_doc(text)
         doc.cats = cats
         if doc_id is not None:
@@ -495,6 +506,8 @@ def _convert_corpus(
             raise ConvertError(Errors.E232.format(name=corpus.name))
         writers[split].add(doc)
         counter.add(splits[split], cats)
+        for group_name in dropped:
+            corpus.conflicts_dropped[group_name] += 1
     if assignment is not None and next(assignment, None) is not None:
         raise ConvertError(Errors.E232.format(name=corpus.name))
     return {split: writer.close() for split, writer in zip(splits, writers)}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 import srsly
 
 from ...errors import Errors, SchemaError, format_labels
-from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup
+from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup, split_key
 from ..io import PathLike, base_name
 from .exceptions import ConvertError, SpecError
 from .values import (
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "tsv", "jsonl", "lines")
 EMPTY_POLICIES = ("missing", "negative")
+CONFLICT_POLICIES = ("error", "drop")
 _TOP_KEYS = (
     "format",
     "text",
@@ -64,6 +65,8 @@ _GROUP_KEYS = (
     "from",
     "mapping",
     "threshold",
+    "parent",
+    "on_conflict",
 )
 
 
@@ -82,11 +85,17 @@ class GroupSpec:
     columns (Tuple[Tuple[str, str], ...]): (column, label) pairs: one 0/1 column per label.
     empty (str): What an empty cell means: 'missing' (default) or 'negative' (multilabel:
         annotated, no label).
-    parent (Optional[str]): `from`: the group this one is derived from.
-    mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, parent labels) pairs of a
+    source (Optional[str]): `from`: the group this one is derived from.
+    mapping (Tuple[Tuple[str, Tuple[str, ...]], ...]): (label, source labels) pairs of a
         derived group.
     threshold (Optional[float]): Soft scores in [0, 1]: a score >= threshold is positive
         (multilabel `columns`), or the second of two labels (multiclass `column`).
+    parent (Optional[str]): A condition '{group}/{label}' on an earlier group: this group
+        applies only where that group's label is that one (multilabel: that label is on).
+        The component's `parent` (`LabelGroup.parent`).
+    on_conflict (str): A row annotated for this group where its parent's value says the
+        condition does not hold: 'error' (default; a bad row) or 'drop' (the row is kept
+        without this group's keys, and the summary counts it).
     """
 
     name: str
@@ -97,14 +106,21 @@ class GroupSpec:
     delimiter: Optional[str] = None
     columns: Tuple[Tuple[str, str], ...] = ()
     empty: str = "missing"
-    parent: Optional[str] = None
+    source: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     threshold: Optional[float] = None
+    parent: Optional[str] = None
+    on_conflict: str = "error"
+
+    @property
+    def condition(self) -> Optional[Tuple[str, str]]:
+        """(parent group, label) of a conditional group, else None."""
+        return split_key(self.parent) if self.parent is not None else None
 
     @property
     def layout(self) -> str:
         """'column', 'columns' or 'from'."""
-        if self.parent is not None:
+        if self.source is not None:
             return "from"
         return "columns" if self.columns else "column"
 
@@ -188,8 +204,10 @@ class ConvertSpec:
         spec = replace(self, groups=groups)
         for group in spec.groups:
             _check_group(spec.source, group)
-            if group.parent is not None:
-                _check_mapping(spec.source, group, spec.group(group.parent))
+            if group.source is not None:
+                _check_mapping(spec.source, group, spec.group(group.source))
+            if group.condition is not None:
+                _check_parent_label(spec.source, group, spec.group(group.condition[0]))
         return spec
 
     def schema(self) -> Optional[GroupSchema]:
@@ -199,7 +217,9 @@ class ConvertSpec:
         """
         if not self.groups:
             return None
-        return GroupSchema(groups=tuple(LabelGroup(g.name, g.kind, g.labels) for g in self.groups))
+        return GroupSchema(
+            groups=tuple(LabelGroup(g.name, g.kind, g.labels, parent=g.parent) for g in self.groups)
+        )
 
     def labels_path(self, text_path: Path) -> Optional[Path]:
         """The label file paired with `text_path`, if the spec has `labels_file`."""
@@ -344,8 +364,9 @@ def _parse_spec(data: Any, source: str) -> ConvertSpec:
             value=groups_data,
         )
     groups: List[GroupSpec] = []
-    for name, block in groups_data.items():
-        groups.append(_parse_group(source, key_str(source, name, "groups"), block, groups))
+    names = [key_str(source, name, "groups") for name in groups_data]
+    for name, block in zip(names, groups_data.values()):
+        groups.append(_parse_group(source, name, block, groups, names))
     from .joins import parse_joins  # joins reads files with readers, which import this module
 
     joins = parse_joins(source, data.get("join"), main_columns(columns, pattern, text))
@@ -378,7 +399,9 @@ def main_columns(columns: Sequence[str], pattern: Optional[str], text: str) -> T
     return ()
 
 
-def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]) -> GroupSpec:
+def _parse_group(
+    source: str, name: str, block: Any, before: Sequence[GroupSpec], names: Sequence[str]
+) -> GroupSpec:
     where = f" of group {name!r}"
     if not isinstance(block, Mapping):
         raise invalid_value(
@@ -420,7 +443,7 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
     column: Optional[str] = None
     columns: Tuple[Tuple[str, str], ...] = ()
     delimiter: Optional[str] = None
-    parent_name: Optional[str] = None
+    source_name: Optional[str] = None
     mapping: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     if layout == "column":
         column = key_str(source, block["column"], f"column{where}")
@@ -482,11 +505,11 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         only("delimiter", "with `column`")
         only("mapping", "with `from`")
     else:
-        parent_name = key_str(source, block["from"], f"from{where}")
+        source_name = key_str(source, block["from"], f"from{where}")
         known = [g.name for g in before]
-        if parent_name not in known:
+        if source_name not in known:
             raise SpecError(
-                Errors.E207.format(spec=source, group=name, source=parent_name, groups=known)
+                Errors.E207.format(spec=source, group=name, source=source_name, groups=known)
             )
         raw_map = block.get("mapping")
         if not isinstance(raw_map, Mapping) or not raw_map:
@@ -511,6 +534,18 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         only("labels", "with `column` (a derived group's labels are its mapping's keys)")
         only("delimiter", "with `column`")
     threshold = _parse_threshold(source, name, kind, layout, block)
+    parent = _parse_parent(source, name, block.get("parent"), before, names)
+    on_conflict = block.get("on_conflict", "error")
+    if on_conflict not in CONFLICT_POLICIES:
+        raise invalid_value(
+            spec=source,
+            key="on_conflict",
+            where=where,
+            expected="'error' or 'drop'",
+            value=on_conflict,
+        )
+    if parent is None:
+        only("on_conflict", "on a conditional group (with `parent`)")
     group = GroupSpec(
         name=name,
         kind=kind,
@@ -520,47 +555,97 @@ def _parse_group(source: str, name: str, block: Any, before: Sequence[GroupSpec]
         delimiter=delimiter,
         columns=columns,
         empty=empty,
-        parent=parent_name,
+        source=source_name,
         mapping=mapping,
         threshold=threshold,
+        parent=parent,
+        on_conflict=on_conflict,
     )
     _check_group(source, group)
-    if group.parent is not None:
-        parent = next(g for g in before if g.name == group.parent)
-        _check_mapping(source, group, parent)
+    if group.source is not None:
+        origin = next(g for g in before if g.name == group.source)
+        _check_mapping(source, group, origin)
+    if group.condition is not None:
+        origin = next(g for g in before if g.name == group.condition[0])
+        _check_parent_label(source, group, origin)
     return group
 
 
+def _parse_parent(
+    source: str, name: str, value: Any, before: Sequence[GroupSpec], names: Sequence[str]
+) -> Optional[str]:
+    """`parent: group/label`: a condition on a group defined above this one.
+
+    names (Sequence[str]): Every group of the spec, in order (for the error message).
+    """
+    if value is None:
+        return None
+    parts = split_key(value) if isinstance(value, str) else None
+    if parts is None or not parts[0] or not parts[1]:
+        raise SpecError(Errors.E217.format(spec=source, group=name, value=value))
+    parent_name = parts[0]
+    if parent_name not in [g.name for g in before]:
+        if parent_name == name:
+            problem = "names the group itself"
+        elif parent_name in names:
+            problem = f"names group {parent_name!r}, which comes after it"
+        else:
+            problem = f"names group {parent_name!r}, which the spec does not have"
+        raise SpecError(
+            Errors.E218.format(
+                spec=source, group=name, parent=value, problem=problem, groups=list(names)
+            )
+        )
+    return value
+
+
+def _check_parent_label(source: str, group: GroupSpec, parent: GroupSpec) -> None:
+    """The condition's label is one of the parent group's (once they are known)."""
+    assert group.condition is not None
+    label = group.condition[1]
+    if parent.labels and label not in parent.labels:
+        raise SpecError(
+            Errors.E219.format(
+                spec=source,
+                group=group.name,
+                parent=group.parent,
+                label=label,
+                source=parent.name,
+                labels=format_labels(parent.labels),
+            )
+        )
+
+
 def _check_group(source: str, group: GroupSpec) -> None:
-    """Name, kind and labels checks shared with the component's schema."""
+    """Name, kind, labels and parent checks shared with the component's schema."""
     try:
-        LabelGroup(group.name, group.kind, group.labels)
+        LabelGroup(group.name, group.kind, group.labels, parent=group.parent)
     except SchemaError as err:
         raise SpecError(Errors.E215.format(spec=source, error=err)) from err
 
 
-def _check_mapping(source: str, group: GroupSpec, parent: GroupSpec) -> None:
-    if not parent.labels:
-        return  # the parent's labels are inferred from the data; checked again after that
+def _check_mapping(source: str, group: GroupSpec, origin: GroupSpec) -> None:
+    if not origin.labels:
+        return  # the source's labels are inferred from the data; checked again after that
     covered: Dict[str, List[str]] = {}
     for target, members in group.mapping:
         for member in members:
-            if member not in parent.labels:
+            if member not in origin.labels:
                 raise SpecError(
                     Errors.E209.format(
                         spec=source,
                         group=group.name,
                         label=target,
                         value=member,
-                        source=parent.name,
-                        labels=format_labels(parent.labels),
+                        source=origin.name,
+                        labels=format_labels(origin.labels),
                     )
                 )
             covered.setdefault(member, []).append(target)
-    uncovered = [label for label in parent.labels if label not in covered]
+    uncovered = [label for label in origin.labels if label not in covered]
     if uncovered:
         raise SpecError(
-            Errors.E208.format(spec=source, group=group.name, labels=uncovered, source=parent.name)
+            Errors.E208.format(spec=source, group=group.name, labels=uncovered, source=origin.name)
         )
     if group.kind == MULTICLASS:
         for member, targets in covered.items():
@@ -570,7 +655,7 @@ def _check_mapping(source: str, group: GroupSpec, parent: GroupSpec) -> None:
                         spec=source,
                         group=group.name,
                         label=member,
-                        source=parent.name,
+                        source=origin.name,
                         targets=targets,
                     )
                 )

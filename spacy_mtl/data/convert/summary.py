@@ -36,6 +36,10 @@ class CorpusSummary:
         no row of it reached (a key it lacks, rows past its end): their groups from it are
         missing. A joined file read with `header: true` that has no header loses its
         first row to the header, which shows here.
+    conflicts_dropped (Dict[str, int]): For each conditional group with `on_conflict:
+        drop`, the docs written without its keys: rows annotated for it where its parent's
+        condition did not hold. The rows are kept (so they count in `docs`); the group is
+        missing on them.
     """
 
     name: str
@@ -50,6 +54,7 @@ class CorpusSummary:
     joined_rows_rejected: int = 0
     input_rows: Dict[Path, int] = field(default_factory=dict)
     join_unmatched: Dict[Path, int] = field(default_factory=dict)
+    conflicts_dropped: Dict[str, int] = field(default_factory=dict)
 
     @property
     def docs_written(self) -> int:
@@ -138,6 +143,15 @@ class ConvertSummary:
         return sum(c.joined_rows_rejected for c in self.corpora)
 
     @property
+    def conflicts_dropped(self) -> Dict[str, int]:
+        """group → docs written without its keys by `on_conflict: drop`, over the corpora."""
+        out: Dict[str, int] = {}
+        for corpus in self.corpora:
+            for group, n in corpus.conflicts_dropped.items():
+                out[group] = out.get(group, 0) + n
+        return out
+
+    @property
     def files(self) -> List[Path]:
         return [p for c in self.corpora for paths in c.files.values() for p in paths]
 
@@ -155,6 +169,9 @@ class LabelCounter:
             summary.label_counts[split] = {
                 g.name: {label: 0 for label in g.labels} for g in spec.groups
             }
+        summary.conflicts_dropped = {
+            g.name: 0 for g in spec.groups if g.parent is not None and g.on_conflict == "drop"
+        }
         self.summary = summary
 
     def add(self, split: str, cats: Mapping[str, float]) -> None:
