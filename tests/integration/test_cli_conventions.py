@@ -27,7 +27,15 @@ SPACY_NAMES: Dict[str, Set[str]] = {
     "batch_size": {"batch_size"},
 }
 # The commands that load a pipeline; each takes --code.
-LOADING = ["tune", "evaluate", "predict", "predict-distributed", "distill-labels", "quantize"]
+LOADING = [
+    "tune",
+    "evaluate",
+    "predict",
+    "predict-distributed",
+    "distill-labels",
+    "quantize",
+    "serve",
+]
 
 
 # Duck-typed: typer ships its own copy of click, whose classes are not click's.
