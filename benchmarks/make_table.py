@@ -938,9 +938,88 @@ def render(folder: Path) -> str:
                 f"Not run yet (benchmarks/results/{name}.json): `{command}`.",
                 "",
             ]
+    lines += hierarchy_section(load(folder, "hierarchy"))
     lines += [*USAGE.splitlines(), ""]
     lines += environment(inference, training, *qualities, quantize)
     return "\n".join(lines).rstrip() + "\n"
+
+
+HIERARCHY_RUNS = {
+    "joint_file": "joint, batches by file (one file: plain shuffle)",
+    "joint_groups": 'joint, `strata = "groups"`',
+    "single": "one model per level, the joint model's updates each",
+    "single_equal": "one model per level, 1/K of them each (equal compute)",
+}
+
+
+def hierarchy_section(result: Optional[Dict[str, Any]]) -> List[str]:
+    """Joint conditional groups against one model per level (benchmarks/hierarchy.py)."""
+    title = "## Label hierarchies: conditional groups against one model per level"
+    if not result:
+        return [
+            title,
+            "",
+            "Not run yet (benchmarks/results/hierarchy.json): "
+            "`python benchmarks/hierarchy.py --seeds 0,1,2`.",
+            "",
+        ]
+    summary = result.get("summary", {})
+    args = result.get("args", {})
+    levels = list(result.get("data", {}).get("train", {}))
+    levels = [level for level in levels if level != "docs"]
+    data = result.get("data", {})
+    train = data.get("train", {})
+    annotated = ", ".join(f"{level} {train.get(level)}" for level in levels)
+    rows_of = result.get("rows", [])
+    seeds = sorted({row["seed"] for row in rows_of})
+    runs_per_seed = {run: sum(row["run"] == run for row in rows_of) for run in summary}
+    lines = [
+        title,
+        "",
+        "GoEmotions with three derived levels in one file (benchmarks/hierarchy.py): "
+        "`emotional` (no / yes) → `polarity` (where emotional; 3 labels) → `negative` "
+        "(where polarity is negative; 11 emotions). "
+        f"Train {data.get('train', {}).get('docs')} docs "
+        f"({annotated} annotated), "
+        f"test {data.get('test', {}).get('docs')} docs; MiniLM, {args.get('updates')} updates "
+        f"of {args.get('batch_size')}, alpha {args.get('alpha')} for joint_groups. Macro F1 on "
+        "the test docs annotated for each level (mean ± sd over seeds "
+        f"{', '.join(str(s) for s in seeds)}); e2e: end to end, blocked "
+        "predictions count as missed.",
+        "",
+    ]
+
+    def cell(run: str, level: str) -> str:
+        value = summary.get(run, {}).get(level)
+        if not value:
+            return "–"
+        mean, sd = value
+        return f"{mean:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+
+    rows = []
+    for run in ("joint_file", "joint_groups"):
+        if run in summary:
+            cells = [
+                f"{cell(run, lv)} (e2e {cell(run, lv + '_e2e')})"
+                if lv != levels[0]
+                else cell(run, lv)
+                for lv in levels
+            ]
+            rows.append([f"`{run}`: {HIERARCHY_RUNS[run]}", *cells])
+    for kind in ("single", "single_equal"):
+        suffix = "_equal" if kind == "single_equal" else ""
+        cells = [cell(f"single_{lv}{suffix}", lv) for lv in levels]
+        if any(c != "–" for c in cells):
+            rows.append([f"`{kind}`: {HIERARCHY_RUNS[kind]}", *cells])
+    lines += table(("run", *levels), rows)
+    partial = [run for run, n in runs_per_seed.items() if n < 3]
+    if partial:
+        lines += [
+            f"Fewer than 3 seeds for {', '.join(sorted(partial)) or 'every run'}: "
+            "differences are not yet read against the noise.",
+            "",
+        ]
+    return lines
 
 
 def main(argv: Optional[List[str]] = None) -> None:

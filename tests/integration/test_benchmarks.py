@@ -191,6 +191,53 @@ def test_quality_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
     )
 
 
+@needs_data
+def test_hierarchy_script_smoke(tiny_bert: Path, tmp_path: Path) -> None:
+    result = _run(
+        "hierarchy.py",
+        [
+            *("--model", str(tiny_bert), "--train", "40", "--test", "30", "--updates", "3"),
+            *("--warmup", "1", "--batch-size", "4"),
+            *("--runs", "joint_groups,single_negative,single_negative_equal"),
+        ],
+        tmp_path / "hierarchy.json",
+    )
+    runs = {row["run"]: row for row in result["rows"]}
+    joint = runs["joint_groups"]
+    assert set(joint["scores"]) == {"emotional", "polarity", "negative"}
+    assert joint["scores"]["polarity"]["e2e_macro_f"] is not None
+    assert joint["scores"]["emotional"]["e2e_macro_f"] is None  # not conditional
+    assert runs["single_negative"]["updates"] == 3 and runs["single_negative_equal"]["updates"] == 1
+    # A level's own model trains on the docs annotated for it only, and tests on them.
+    data = result["data"]
+    assert runs["single_negative"]["n_train"] == data["train"]["negative"]
+    assert joint["scores"]["negative"]["n_test"] == data["test"]["negative"]
+    assert (
+        data["train"]["emotional"] == 40 >= data["train"]["polarity"] >= data["train"]["negative"]
+    )
+    # strata by groups: the batches were drawn from the three strata
+    assert set(joint["docs_seen"]) <= {
+        "emotional",
+        "emotional+polarity",
+        "emotional+negative+polarity",
+    }
+    _check_page(tmp_path, ["## Label hierarchies", "`joint_groups`", "Fewer than 3 seeds"])
+
+
+@needs_data
+def test_hierarchy_levels_follow_the_sentiment_mapping() -> None:
+    hierarchy = _bench_module("hierarchy")
+    items = hierarchy.read_hierarchy(shared_data_dir(), "dev")
+    assert len(items) == 5426
+    for item in items[:500]:
+        if item.cats["emotional/yes"] == 0.0:
+            assert not any(key.startswith(("polarity/", "negative/")) for key in item.cats)
+        elif item.cats.get("polarity/negative") != 1.0:
+            assert not any(key.startswith("negative/") for key in item.cats)
+        else:
+            assert any(item.cats[k] == 1.0 for k in item.cats if k.startswith("negative/"))
+
+
 def _check_page(results: Path, expected: List[str]) -> None:
     """make_table.py renders the results folder into a page with `expected` in it."""
     page = results / "benchmarks.md"
