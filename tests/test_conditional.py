@@ -457,3 +457,17 @@ def test_teacher_targets_skip_a_child_whose_gold_condition_fails() -> None:
         # targeted (columns 2-3) and target (4-5) sit below offensive/yes
         assert (row[2:6] == 0).all() == fails, text
         assert (row[0:2] > 0).all() and (row[6:] > 0).all()
+
+
+def test_report_has_the_end_to_end_table(trained, tmp_path) -> None:
+    from spacy_mtl.workflows.report import evaluate_to_dir
+
+    nlp, _ = trained
+    result = evaluate_to_dir(nlp, make_examples(nlp, TRAIN), tmp_path, plots=False)
+    report = (tmp_path / "report.md").read_text(encoding="utf8")
+    assert "| group | condition | docs | e2e macro F | e2e acc |" in report
+    assert "| targeted | offensive/yes |" in report
+    assert "applies where `targeted/yes`" in report
+    e2e = next(r.e2e for r in result.groups if r.name == "targeted")
+    assert e2e["n_docs"] == 5  # 3 docs annotated for targeted + 2 whose offensive is no
+    assert result.metrics["mtl_targeted_e2e_macro_f"] == pytest.approx(e2e["macro_f"])
