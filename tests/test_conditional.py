@@ -2,14 +2,12 @@
 scores, decisions, gold checks and end-to-end scores, each against a computation written
 out here independently (loops over docs, no schema helpers)."""
 
-import itertools
 from typing import Any, Dict, List, Optional
 
 import numpy
 import pytest
 import spacy
 from conftest import make_examples, make_nlp
-from spacy.tokens import DocBin
 
 from spacy_mtl.errors import GoldError, SchemaError
 from spacy_mtl.gold import GoldReader
@@ -276,7 +274,7 @@ def test_end_to_end_scores_match_a_doc_by_doc_count() -> None:
         assert results[f"mtl_{group}_e2e_macro_f"] == pytest.approx(
             hand_e2e_f(schema, gold, scores, group)
         )
-        assert results[f"mtl_{group}_e2e_n_docs"] > results[f"mtl_{group}_macro_f"] * 0 + 50
+        assert results[f"mtl_{group}_e2e_n_docs"] > 50
     assert "mtl_topic_e2e_macro_f" not in results
     # Multiclass e2e accuracy: right label, or no label where the gold condition fails.
     right = n = 0
@@ -405,7 +403,7 @@ def test_predict_columns_leave_a_blocked_child_empty(trained) -> None:
                 assert cell == ""
 
 
-def test_scorer_scores_children_on_conditional_scores(trained, tmp_path) -> None:
+def test_scorer_scores_children_on_conditional_scores(trained) -> None:
     nlp, _ = trained
     examples = make_examples(nlp, TRAIN)
     scores = nlp.evaluate(examples)
@@ -420,8 +418,6 @@ def test_scorer_scores_children_on_conditional_scores(trained, tmp_path) -> None
     direct = score_arrays(schema, truths, masks, cond)
     for key in ("mtl_targeted_macro_f", "mtl_target_macro_auc", "mtl_targeted_e2e_macro_f"):
         assert scores[key] == pytest.approx(direct[key])
-    db = DocBin(docs=[nlp.make_doc(t) for t in TEXTS])
-    assert len(db) == len(TEXTS)
 
 
 def test_training_refuses_inconsistent_hierarchical_gold() -> None:
@@ -439,7 +435,7 @@ def test_label_group_parent_is_validated_alone() -> None:
     with pytest.raises(SchemaError):
         LabelGroup("a", "multiclass", ("x",), parent=3)  # type: ignore[arg-type]
     assert LabelGroup("a", "multiclass", ("x",), parent="b/y").condition == ("b", "y")
-    assert list(itertools.islice(hier_schema().condition_columns, 2)) == [None, 1]
+    assert hier_schema().condition_columns[:2] == (None, 1)
 
 
 def test_teacher_targets_skip_a_child_whose_gold_condition_fails() -> None:
