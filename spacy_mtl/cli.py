@@ -376,6 +376,13 @@ def evaluate_command(
     plots: bool = typer.Option(
         True, "--plots/--no-plots", help="Draw PNG plots (matplotlib) into --output."
     ),
+    explain: int = typer.Option(
+        3,
+        "--explain",
+        min=0,
+        help="Per group, explain this many of the most confidently right and most "
+        "confidently wrong test docs in the report (occlusion; 0: none). With --output.",
+    ),
     write_meta: bool = typer.Option(
         False,
         "--write-meta",
@@ -422,6 +429,7 @@ def evaluate_command(
             model_name=str(model_dir),
             data_name=str(data_path),
             show_progress=True,
+            explain=explain,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         msg.fail(str(err), exits=1)
@@ -434,6 +442,8 @@ def evaluate_command(
         msg.good("Saved metrics", str(result.metrics_path))
     if result.report_path is not None:
         msg.good("Saved report", str(result.report_path))
+    if result.explanations_path is not None:
+        msg.good("Saved explanations", str(result.explanations_path))
     if write_meta:
         meta_path = write_performance(model_dir, result.metrics, data_name=str(data_path))
         msg.good("Saved the scores as the pipeline's performance", str(meta_path))

@@ -109,12 +109,12 @@ class Explanation:
         title = html.escape(f"{self.group}/{self.label}")
         return (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n"
+            f"<title>{title}</title>\n<style>{PAGE_CSS}</style>\n</head>\n"
             f"<body>\n{body}\n</body>\n</html>\n"
         )
 
 
-_CSS = (
+PAGE_CSS = (
     "body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; "
     "margin: 2em; } "
     ".mtl-explain-head { color: #555; margin-bottom: 0.6em; } "

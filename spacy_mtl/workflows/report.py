@@ -46,6 +46,13 @@ from .plots import (
     plot_reliability,
     require_matplotlib,
 )
+from .report_explain import (
+    EXPLANATIONS_FILE,
+    ExplainedCase,
+    explain_reports,
+    explanation_lines,
+    write_explanations_html,
+)
 from .tune import check_annotated, read_gold
 
 METRICS_FILE = "metrics.json"
@@ -83,6 +90,7 @@ class GroupReport:
     e2e (Dict[str, Any]): A conditional group's end-to-end scores (the scorer's
         mtl_{g}_e2e_* without the prefix: n_docs, macro_f, acc, ...); empty otherwise.
     plots (Dict[str, Path]): {plot kind: PNG path}, filled by `write_plots`.
+    explanations (List[ExplainedCase]): Explained test docs, filled by `explain_reports`.
     """
 
     component: str
@@ -99,6 +107,7 @@ class GroupReport:
     probs: numpy.ndarray = field(repr=False)
     e2e: Dict[str, Any] = field(default_factory=dict)
     plots: Dict[str, Path] = field(default_factory=dict)
+    explanations: List[ExplainedCase] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -131,6 +140,7 @@ class EvaluateResult:
     metrics_path: Optional[Path]
     report_path: Optional[Path]
     plot_paths: List[Path]
+    explanations_path: Optional[Path] = None
 
     def table(self) -> Table:
         """One row per group: docs, macro F, accuracy or micro F, macro AUC, ECE."""
@@ -343,6 +353,7 @@ def evaluate_to_dir(
     model_name: str = "",
     data_name: str = "",
     show_progress: bool = False,
+    explain: int = 3,
 ) -> EvaluateResult:
     """Evaluate the pipeline and write metrics.json, report.md and plots/ under output_dir.
 
@@ -355,6 +366,8 @@ def evaluate_to_dir(
     plots (bool): Draw the PNG plots (needs matplotlib).
     model_name, data_name (str): Shown in the report's heading.
     show_progress (bool): A progress bar while the pipeline runs.
+    explain (int): Per group, explain this many of the most confidently right and of the
+        most confidently wrong docs in the report (occlusion; 0: none). Only with output_dir.
     RETURNS (EvaluateResult): The metrics, group reports and the paths written.
 
     DOCS: docs/evaluate.md
@@ -390,6 +403,14 @@ def evaluate_to_dir(
             prefix_component = len(components) > 1
             for report in reports:
                 plot_paths.extend(write_plots(report, plot_dir, prefix_component=prefix_component))
+        explanations_path = None
+        if explain > 0 and explain_reports(
+            nlp, reports, predicted, k=explain, batch_size=batch_size
+        ):
+            name = model_name or _model_name(nlp)
+            explanations_path = write_explanations_html(
+                reports, output_dir / EXPLANATIONS_FILE, f"Explanations: {name}"
+            )
         report_path = output_dir / REPORT_FILE
         text = render_report(
             reports,
@@ -413,6 +434,7 @@ def evaluate_to_dir(
         metrics_path=metrics_path,
         report_path=report_path,
         plot_paths=plot_paths,
+        explanations_path=explanations_path,
     )
 
 
@@ -567,7 +589,7 @@ def _group_section(r: GroupReport, base: Path, multi_component: bool) -> List[st
     for kind, path in r.plots.items():
         rel = Path(path).resolve().relative_to(base.resolve()).as_posix()
         lines += [f"![{captions.get(kind, kind)}: {title}]({rel})", ""]
-    return lines
+    return lines + explanation_lines(r)
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
