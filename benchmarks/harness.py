@@ -304,6 +304,56 @@ def placeholder_cats(groups: Dict[str, Dict[str, Any]], i: int) -> Dict[str, flo
     return cats
 
 
+# -- training runs ------------------------------------------------------------------------
+
+SHIPPED_CONFIG = ROOT / "configs" / "cpu.cfg"
+
+
+def shipped_training() -> Dict[str, Any]:
+    """The component and batcher settings of configs/cpu.cfg that the training runs copy:
+    the head's lr_scale and the mixed batcher's name, alpha, sort_by_length and buffer."""
+    from thinc.api import Config
+
+    config = Config().from_disk(SHIPPED_CONFIG, interpolate=False)
+    batcher = config["training"]["batcher"]
+    return {
+        "lr_scale": float(config["components"]["mtl_textcat"]["lr_scale"]),
+        "batcher": batcher["@batchers"],
+        "alpha": float(batcher["alpha"]),
+        "sort_by_length": bool(batcher["sort_by_length"]),
+        "buffer": int(batcher["buffer"]),
+    }
+
+
+def endless_batches(
+    examples: List[Any],
+    seed: int,
+    shipped: Dict[str, Any],
+    *,
+    size: int,
+    alpha: Optional[float] = None,
+    strata: str = "file",
+    verbose: bool = True,
+) -> Iterator[Any]:
+    """The shipped mixed batcher's batches (`shipped_training`), epoch after epoch (as
+    spaCy's loop calls it). alpha: the shipped one unless given; verbose: whether the
+    batcher prints its plan of each epoch."""
+    from spacy.util import registry
+
+    make = registry.batchers.get(shipped["batcher"])
+    batcher = make(
+        size=size,
+        alpha=shipped["alpha"] if alpha is None else alpha,
+        sort_by_length=shipped["sort_by_length"],
+        buffer=shipped["buffer"],
+        seed=seed,
+        strata=strata,
+    )
+    batcher.verbose = verbose
+    while True:
+        yield from batcher(examples)
+
+
 # -- pipelines ----------------------------------------------------------------------------
 
 

@@ -115,35 +115,18 @@ def annotated(item: harness.Item, level: str) -> bool:
 
 
 def batches(examples: List[Any], run: str, seed: int, shipped: Dict[str, Any]) -> Iterator[Any]:
-    from spacy.util import registry
-
-    make = registry.batchers.get(shipped["batcher"])
-    strata = "groups" if run == "joint_groups" else "file"
-    batcher = make(
+    """The shipped batcher's batches; joint_groups mixes the docs by the groups they are
+    annotated for, with --alpha."""
+    grouped = run == "joint_groups"
+    return harness.endless_batches(
+        examples,
+        seed,
+        shipped,
         size=ARGS.batch_size,
-        alpha=ARGS.alpha if strata == "groups" else shipped["alpha"],
-        sort_by_length=shipped["sort_by_length"],
-        buffer=shipped["buffer"],
-        seed=seed,
-        strata=strata,
+        alpha=ARGS.alpha if grouped else None,
+        strata="groups" if grouped else "file",
+        verbose=False,
     )
-    batcher.verbose = False
-    while True:
-        yield from batcher(examples)
-
-
-def shipped_training() -> Dict[str, Any]:
-    from thinc.api import Config
-
-    config = Config().from_disk(harness.ROOT / "configs" / "cpu.cfg", interpolate=False)
-    batcher = config["training"]["batcher"]
-    return {
-        "lr_scale": float(config["components"]["mtl_textcat"]["lr_scale"]),
-        "batcher": batcher["@batchers"],
-        "alpha": float(batcher["alpha"]),
-        "sort_by_length": bool(batcher["sort_by_length"]),
-        "buffer": int(batcher["buffer"]),
-    }
 
 
 def train_and_score(
@@ -265,7 +248,7 @@ def main() -> None:
     )
     train = harness.sample(read_hierarchy(root, "train"), ARGS.train, seed=0)
     test = harness.sample(read_hierarchy(root, "test"), ARGS.test, seed=0)
-    shipped = shipped_training()
+    shipped = harness.shipped_training()
     started = time.time()
     result: Dict[str, Any] = {
         **harness.result_header("hierarchy", ARGS, model, device),

@@ -54,7 +54,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 SETTINGS_DEFAULT_TEST = {"goemotions_davidson": 500, "tweeteval": 0}
 
@@ -118,7 +118,7 @@ harness.set_threads(ARGS.threads)
 import tweeteval  # noqa: E402
 from wasabi import msg  # noqa: E402
 
-SHIPPED_CONFIG = harness.ROOT / "configs" / "cpu.cfg"
+SHIPPED_CONFIG = harness.SHIPPED_CONFIG
 LOSS_KEYS = ("weight", "class_weights", "pos_weight")
 
 
@@ -212,11 +212,10 @@ def run_note(run: str) -> str:
 
 
 def shipped_training() -> Dict[str, Any]:
-    """The component and batcher settings of configs/cpu.cfg that the runs copy."""
+    """harness.shipped_training, with the loss settings of the shipped groups."""
     from thinc.api import Config
 
     config = Config().from_disk(SHIPPED_CONFIG, interpolate=False)
-    batcher = config["training"]["batcher"]
     groups = config["components"]["mtl_textcat"]["groups"]
     group_loss = {
         name: {key: group[key] for key in LOSS_KEYS if key in group}
@@ -225,16 +224,9 @@ def shipped_training() -> Dict[str, Any]:
     for override in ARGS.group_weight:
         name, _, weight = override.partition("=")
         group_loss.setdefault(name, {})["weight"] = float(weight)
-    return {
-        "lr_scale": float(config["components"]["mtl_textcat"]["lr_scale"]),
-        # Loss settings of the shipped groups (weight, class_weights, pos_weight), copied onto
-        # the groups of the same name (setting (a)); other groups keep the defaults.
-        "group_loss": group_loss,
-        "batcher": batcher["@batchers"],
-        "alpha": float(batcher["alpha"]),
-        "sort_by_length": bool(batcher["sort_by_length"]),
-        "buffer": int(batcher["buffer"]),
-    }
+    # Loss settings of the shipped groups (weight, class_weights, pos_weight), copied onto
+    # the groups of the same name (setting (a)); other groups keep the defaults.
+    return {**harness.shipped_training(), "group_loss": group_loss}
 
 
 def load_data(setting: Setting) -> Dict[str, Dict[str, List[harness.Item]]]:
@@ -345,22 +337,6 @@ def build(run: str, model: str, groups: Dict[str, Dict[str, Any]], shipped: Dict
     return nlp
 
 
-def endless_batches(examples: List[Any], seed: int, shipped: Dict[str, Any]) -> Iterator[Any]:
-    """The registered mixed batcher's batches, epoch after epoch (as spaCy's loop calls it)."""
-    from spacy.util import registry
-
-    make = registry.batchers.get(shipped["batcher"])
-    batcher = make(
-        size=ARGS.batch_size,
-        alpha=shipped["alpha"],
-        sort_by_length=shipped["sort_by_length"],
-        buffer=shipped["buffer"],
-        seed=seed,
-    )
-    while True:
-        yield from batcher(examples)
-
-
 def train_and_score(
     run: str,
     seed: int,
@@ -406,7 +382,7 @@ def train_and_score(
     optimizer = Adam(
         learn_rate=schedule, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0, use_averages=False
     )
-    batches = endless_batches(examples, seed, shipped)
+    batches = harness.endless_batches(examples, seed, shipped, size=ARGS.batch_size)
     losses: Dict[str, float] = {}
     rates: List[float] = []
     seen: collections.Counter = collections.Counter()

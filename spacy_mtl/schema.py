@@ -532,6 +532,15 @@ class GroupSchema:
                     cond[:, start:end] = numpy.where(p > 0, joint[:, start:end] / p, 0.0)
         return cond
 
+    def scores_from_cats(self, cats: Any) -> numpy.ndarray:
+        """The scores the groups are decided and scored on, from doc.cats values in schema
+        order (n_docs, n_labels): a conditional group's joint ones made conditional
+        (`conditional_scores`), the others as they are. The one place that turns what
+        doc.cats holds back into `doc._.mtl_scores`' values; float64."""
+        if self.is_conditional:
+            return self.conditional_scores(cats)
+        return numpy.asarray(cats, dtype="f8")
+
     def fingerprint(self) -> Dict[str, Any]:
         """What the model's output columns mean: groups, kinds, labels and output width.
 

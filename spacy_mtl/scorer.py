@@ -81,10 +81,7 @@ def gold_and_scores(
             ) from None
     truths, masks = reader.read_batch(gold_rows)
     scores = numpy.asarray(score_rows, dtype="f8").reshape((len(score_rows), schema.n_labels))
-    if schema.is_conditional:
-        # doc.cats holds joint probabilities; the groups are scored on conditional ones.
-        scores = schema.conditional_scores(scores)
-    return truths, masks, scores.astype("f")
+    return truths, masks, schema.scores_from_cats(scores).astype("f")
 
 
 def score_arrays(

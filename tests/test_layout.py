@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spacy_mtl"
-# Not core: cli.py (the thin typer layer over everything) and the package's __init__ (the
-# public facade: it re-exports the DataFrame helpers lazily).
+# Not core: the package's __init__ (the public facade: it re-exports the DataFrame helpers
+# lazily) and __main__; cli/ (the thin typer layer over everything) is one of the outer packages.
 CORE = [
     "errors",
     "schema",
@@ -20,7 +20,7 @@ CORE = [
     "tables",
     "util",
 ]
-OUTER = ("trf", "training", "data", "workflows")
+OUTER = ("trf", "training", "data", "workflows", "cli")
 
 
 def _imports(path: Path) -> Iterator[Tuple[int, str]]:
@@ -57,4 +57,4 @@ def test_every_top_level_module_is_core_or_the_cli() -> None:
     """A new module at the top is a decision about the layers: put it in CORE (and keep it
     free of the outer packages) or in one of them."""
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top - set(CORE) == {"cli", "__main__", "__init__"}
+    assert top - set(CORE) == {"__main__", "__init__"}

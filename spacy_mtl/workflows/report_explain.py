@@ -68,7 +68,9 @@ def pick_cases(
     confident: List[Tuple[float, int, int]] = []
     wrong: List[Tuple[float, int, int]] = []
     if group.is_multiclass:
-        rows = numpy.flatnonzero(annotated[:, 0] & short) if p.shape[1] else []
+        rows = (
+            numpy.flatnonzero(annotated[:, 0] & short) if p.shape[1] else numpy.zeros(0, dtype=int)
+        )
         for i in rows:
             pred = int(chosen[i].argmax())
             target = confident if gold[i, pred] else wrong

@@ -144,9 +144,10 @@ class ShardWriter:
         self.shard_size = shard_size
         self.store_user_data = store_user_data
         # srsly.msgpack_dumps, which DocBin.add calls per doc for user_data, builds a new
-        # Packer each time and that scans the installed entry points: ~0.3 ms a doc, more
-        # than tokenizing. One packer per writer gives the same bytes (use_bin_type, as
-        # srsly does), appended to DocBin.user_data the way DocBin.add would.
+        # Packer each time and that scans the installed entry points, which costs more than
+        # tokenizing (docs/performance.md, section "convert: one msgpack packer per
+        # writer"). One packer per writer gives the same bytes (use_bin_type, as srsly
+        # does), appended to DocBin.user_data the way DocBin.add would.
         self._packer = srsly.msgpack.Packer(use_bin_type=True) if store_user_data else None
         self.paths: List[Path] = []
         self.n_docs = 0

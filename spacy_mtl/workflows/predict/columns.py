@@ -84,9 +84,8 @@ class OutputColumns:
         one decision rule, as the component applies it. `row` is read from doc.cats, so a
         conditional group's scores there are joint ones: they are made conditional first,
         and the group's decision is None where its condition is not met."""
-        if self.schema.is_conditional:
-            row = self.schema.conditional_scores([row])[0].tolist()
-        return list(self.schema.decide(row).values())
+        scores = self.schema.scores_from_cats([row])[0].tolist()
+        return list(self.schema.decide(scores).values())
 
     def labels(self, row: Scores) -> List[Label]:
         """Per group, the decided label(s); None / [] for an empty prediction."""

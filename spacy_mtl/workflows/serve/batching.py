@@ -126,8 +126,8 @@ class BatchQueue:
             # The window opens when the worker takes the job, not when it was queued: under
             # load, the clients of the batch that just finished send their next requests
             # now, and a window counted from queueing would leave them to the next batch,
-            # splitting the clients into two cohorts of half batches (measured: a mean
-            # batch of 16 texts for 32 clients).
+            # splitting the clients into two cohorts of half batches (measured: docs/serve.md,
+            # section "Benchmark").
             deadline = time.monotonic() + self.wait
             while n_texts < self.max_batch:
                 try:
