@@ -535,12 +535,13 @@ def read_chunks(
     start = skip
     seen_text_column = False
     while True:
-        batch = list(islice(rows, chunk_size))
-        if not batch:
-            return
+        # Each row is checked as it is read: a bad row is then the first one reported,
+        # not a structural error of a later row of the same chunk.
+        batch: List[Any] = []
         texts: List[Optional[str]] = []
         truncated = 0
-        for record, where in batch:
+        for record, where in islice(rows, chunk_size):
+            batch.append((record, where))
             if digest is not None:
                 digest.update(record)
             if not taken.isdisjoint(record):
@@ -556,6 +557,8 @@ def read_chunks(
                 text = text[:max_length]
                 truncated += 1
             texts.append(text)
+        if not batch:
+            return
         if not seen_text_column:
             # JSONL has no header to check up front: a record may lack the key (a missing
             # text), but a whole chunk without it is a misspelt --text-column.
