@@ -106,12 +106,17 @@ class Explanation:
         )
         if not page:
             return body
-        title = html.escape(f"{self.group}/{self.label}")
-        return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{title}</title>\n<style>{PAGE_CSS}</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n"
-        )
+        return html_page(f"{self.group}/{self.label}", body)
+
+
+def html_page(title: str, body: str, css: str = "") -> str:
+    """A whole self-contained HTML page (inline CSS, nothing loaded from elsewhere) around
+    `body` (markup), with the explanations' style and `css` after it."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{PAGE_CSS}{css}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
 
 
 PAGE_CSS = (

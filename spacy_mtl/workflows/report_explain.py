@@ -26,7 +26,7 @@ import numpy
 from spacy.language import Language
 from spacy.training import Example
 
-from .explain import PAGE_CSS, Explanation, explain
+from .explain import Explanation, explain, html_page
 
 if TYPE_CHECKING:
     from .report import GroupReport
@@ -202,12 +202,6 @@ def write_explanations_html(reports: Sequence["GroupReport"], path: Path, title:
                 f"predicted {pred}</p>"
             )
             body.append(case.explanation.to_html(page=False))
-    page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{PAGE_CSS} "
-        ".mtl-case { margin: 1.6em 0 0.3em; }</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+    page = html_page(title, "\n".join(body), " .mtl-case { margin: 1.6em 0 0.3em; }")
     path.write_text(page, encoding="utf8")
     return path
