@@ -318,6 +318,11 @@ class Errors:
         "fixed-length items (e.g. '(\\d{{3}},)+'), or match the rest of the line with "
         "'(?P<text>.*)'."
     )
+    # Reliability 3: a row error, in one of the numbers left free above.
+    E234 = (
+        "the number {number} is too large for a float: it would be read as infinity. Write "
+        "it as a string if it is a label, or fix the value."
+    )
     # Issue 15 (reliability): inputs and outputs, cells and specs that used to slip through.
     E270 = (
         "{what} {path} is an input ({input}): writing it would replace the input. Give "

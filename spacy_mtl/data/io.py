@@ -12,7 +12,9 @@ import contextlib
 import csv
 import errno
 import gzip
+import json
 import lzma
+import math
 import os
 import re
 import stat
@@ -230,6 +232,56 @@ def replace_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
     return value
+
+
+class FloatOverflow(ValueError):
+    """A JSON number too large for a float (1e400): Python's json reads it as infinity,
+    and the row would silently hold inf. `literal` is the number as written."""
+
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def parse_json_float(literal: str) -> float:
+    """`parse_float` of a JSON decoder: a number as float, `FloatOverflow` when it is too
+    large for one (the literals Infinity and NaN go to `parse_constant`, not here)."""
+    value = float(literal)
+    if math.isinf(value):
+        raise FloatOverflow(literal)
+    return value
+
+
+class _Overflowed:
+    """Stands for a number too large for a float while `overflowing_key` looks for it."""
+
+
+def _mark_overflow(literal: str) -> Any:
+    value = float(literal)
+    return _Overflowed() if math.isinf(value) else value
+
+
+def overflowing_key(json_text: str) -> Optional[str]:
+    """The top-level key of a JSON object whose value holds (at any depth) a number too
+    large for a float, for the error that `parse_json_float` started; None when there is
+    none to name (not an object, or the text does not parse to the end)."""
+    try:
+        value = json.loads(json_text, parse_float=_mark_overflow)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    for key, item in value.items():
+        stack = [item]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, _Overflowed):
+                return key
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return None
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:

@@ -109,6 +109,35 @@ def test_hostile_jsonl_rows_are_row_errors(tmp_path: Path, nlp: Language) -> Non
         convert([src], tmp_path / "out2", AB)
 
 
+def test_a_number_too_large_for_a_float_is_a_row_error(tmp_path: Path, nlp: Language) -> None:
+    """json reads 1e400 as inf: the id became "Infinity", a label "a float", silently or
+    with a message that hid the cause."""
+    lines = [
+        '{"text": "ok", "label": "a", "id": "1"}',
+        '{"text": "big label", "label": 1e400, "id": "2"}',
+        '{"text": 1e400, "label": "a", "id": "3"}',
+        '{"text": "big id", "label": "b", "id": -2e999}',
+        '{"text": "nested", "label": "b", "id": "5", "meta": {"x": [1.5e309]}}',
+        '{"text": "ok2", "label": "b", "id": "6"}',
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = convert([src], tmp_path / "out", {**AB, "id": "id"}, on_error="skip")
+    assert (summary.rows_read, summary.docs_written, summary.rows_rejected) == (6, 2, 4)
+    assert [d.text for d in read_docs(nlp, summary.files)] == ["ok", "ok2"]
+    rows = rejects_rows(summary.rejects)
+    assert [(r["line"], r["column"]) for r in rows] == [
+        ("2", "label"),
+        ("3", "text"),
+        ("4", "id"),
+        ("5", "meta"),
+    ]
+    assert all("too large for a float" in r["reason"] for r in rows)
+    assert "-2e999" in rows[2]["reason"]
+    with pytest.raises(RowError, match=r"in\.jsonl:2: column 'label': the number 1e400 is too"):
+        convert([src], tmp_path / "out2", {**AB, "id": "id"})
+
+
 def test_duplicate_key_in_a_joined_jsonl_file_names_that_file(tmp_path: Path) -> None:
     (tmp_path / "main.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
     (tmp_path / "main.labels.jsonl").write_text(

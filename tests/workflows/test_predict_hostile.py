@@ -246,6 +246,10 @@ HOSTILE_JSON = [
     ("duplicate key", '{"text": "a", "id": 1, "id": 2}', "key 'id' appears more than once"),
     ("nested duplicate", '{"text": "a", "m": {"k": 1, "k": 2}}', "key 'k' appears more"),
     ("duplicate text", '{"text": "a", "text": "b"}', "key 'text' appears more than once"),
+    # json reads these as inf: predicted as the text "inf", written back as Infinity.
+    ("overflowing text", '{"text": 1e400}', "key 'text': the number 1e400 is too large"),
+    ("overflowing id", '{"text": "a", "id": -2e999}', "key 'id': the number -2e999 is too"),
+    ("overflowing nested", '{"text": "a", "m": [[1e309]]}', "key 'm': the number 1e309 is"),
 ]
 
 

@@ -26,7 +26,17 @@ from typing import (
 )
 
 from ...errors import Errors
-from ..io import SEPARATORS, compression, csv_reader, decompressed, format_from_name, not_a_file
+from ..io import (
+    SEPARATORS,
+    FloatOverflow,
+    compression,
+    csv_reader,
+    decompressed,
+    format_from_name,
+    not_a_file,
+    overflowing_key,
+    parse_json_float,
+)
 from .exceptions import ConvertError
 from .spec import FORMATS, ConvertSpec
 from .values import clip
@@ -185,8 +195,9 @@ def _unique_pairs(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-# One decoder for every line (json.loads with a hook would build one per call).
-_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+# One decoder for every line (json.loads with a hook would build one per call). A number
+# too large for a float (1e400) is a bad row, not a silent inf.
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_float=parse_json_float)
 
 
 def looks_like_header(fields: Sequence[str], names: Sequence[str]) -> List[str]:
@@ -413,6 +424,10 @@ class Reader:
                 obj = _JSON.decode(text)
             except DuplicateKey as dup:
                 yield Record(self.path, line, None, raw, error=(None, dup.reason))
+                continue
+            except FloatOverflow as big:
+                reason = Errors.E234.format(number=clip(big.literal))
+                yield Record(self.path, line, None, raw, error=(overflowing_key(text), reason))
                 continue
             except RecursionError:
                 # ~1,000 nested brackets exhaust the parser's stack: this row is bad, not

@@ -16,11 +16,14 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from ...data.io import (
     SEPARATORS,
+    FloatOverflow,
     RecordBudget,
     RecordTooLong,
     TextLines,
     csv_reader,
     may_have_surrogates,
+    overflowing_key,
+    parse_json_float,
     replace_surrogates,
 )
 from .formats import (
@@ -131,9 +134,22 @@ def _too_deep(value: Any, limit: int) -> bool:
 def parse_json_line(line: str, where: str) -> Any:
     """One line of JSONL, or a PredictError naming `where` ('file:line') and the cause:
     invalid JSON, a key given twice in an object, nesting deeper than MAX_JSON_DEPTH, a
-    number of more digits than Python converts (4,300 by default)."""
+    number of more digits than Python converts (4,300 by default), a number too large for
+    a float (1e400: it would be predicted, or written back, as infinity)."""
     try:
-        value = json.loads(line, parse_constant=_json_constant, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            line,
+            parse_constant=_json_constant,
+            parse_float=parse_json_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except FloatOverflow as err:
+        key = overflowing_key(line)
+        field = "" if key is None else f"key {shorten(repr(key))}: "
+        raise PredictError(
+            f"{where}: {field}the number {shorten(err.literal)} is too large for a float "
+            "(it would be read as infinity); write it as a string, or fix the value."
+        ) from None
     except _DuplicateKey as err:
         raise PredictError(
             f"{where}: key {shorten(repr(err.key))} appears more than once in one object; "
