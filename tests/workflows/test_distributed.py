@@ -137,6 +137,27 @@ def test_unknown_output_suffix_is_refused_before_a_cluster_starts(
     )
 
 
+def test_a_label_that_contains_label_sep_is_refused_before_a_cluster_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    from spacy_mtl.workflows.distributed import run
+
+    def no_cluster(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(run, "_connected", no_cluster)
+    nlp = make_nlp({"emotion": {"kind": "multilabel", "labels": ["joy", "anger;rage"]}})
+    examples = make_examples(nlp, [("so happy", {"emotion/joy": 1.0, "emotion/anger;rage": 0.0})])
+    nlp.initialize(lambda: examples)
+    src = tmp_path / "in.csv"
+    src.write_text("text\ni love it\n", encoding="utf8")
+    with pytest.raises(PredictError, match=r"label 'anger;rage' contains the label separator ';'"):
+        run.predict_distributed(
+            "m", [str(src)], str(tmp_path / "o.csv"), label_sep=";", pipeline=nlp
+        )
+
+
 def test_file_mode_refuses_a_column_clash(model_dir: Path, tmp_path: Path) -> None:
     """The workers add score columns only, so the driver checks the label columns: an
     input column 'sentiment' was written twice, beside the predicted one."""

@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 
 import pytest
 import spacy
-from conftest import make_examples
+from conftest import make_examples, make_nlp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
@@ -235,6 +235,25 @@ def test_empty_label_sep_is_refused(tmp_path: Path, model_dir: Path) -> None:
     )
     assert result.exit_code == 1 and "must not be empty" in result.output
     assert _left(tmp_path, src) == []
+
+
+def test_a_label_that_contains_label_sep_is_refused(tmp_path: Path) -> None:
+    """A multilabel label 'anger|rage' made the cell 'joy|anger|rage' read as 3 labels."""
+    groups = {"emotion": {"kind": "multilabel", "labels": ["joy", "anger|rage"]}}
+    nlp = make_nlp(groups)
+    cats = {"emotion/joy": 1.0, "emotion/anger|rage": 0.0}
+    examples = make_examples(nlp, [("so happy", cats)])
+    nlp.initialize(lambda: examples)
+    src = _csv(tmp_path / "in.csv", 2)
+    with pytest.raises(PredictError) as info:
+        predict_file(nlp, src, tmp_path / "out.csv")
+    message = _one_line(info.value)
+    assert "Group 'emotion': label 'anger|rage' contains the label separator '|'" in message
+    assert "another --label-sep" in message
+    assert _left(tmp_path, src) == []
+    # Another separator, or an output of lists, is fine.
+    assert predict_file(nlp, src, tmp_path / "out.csv", label_sep=";").rows == 2
+    assert predict_file(nlp, src, tmp_path / "out.jsonl").rows == 2
 
 
 # -- hostile JSON ---------------------------------------------------------------------------

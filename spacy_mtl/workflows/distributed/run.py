@@ -205,6 +205,8 @@ def predict_distributed(
     # clear error before any worker starts, not one per actor.
     nlp = pipeline if pipeline is not None else load_model(model)
     schema = get_schema(nlp, component)
+    if out_fmt in ("csv", "tsv"):
+        OutputColumns(schema, label_sep=label_sep).check_label_sep()
     cpus = math.ceil(num_workers * cpus_per_worker) + 1  # one more to read and write
     with _connected(ray, address, cpus, math.ceil(num_workers * gpus_per_worker)):
         started = time.perf_counter()

@@ -69,6 +69,21 @@ class OutputColumns:
                 "give a --prefix for the predicted columns, e.g. --prefix pred_."
             )
 
+    def check_label_sep(self) -> None:
+        """Raise if a label of a multilabel group holds `label_sep`: the group's CSV/TSV
+        cell, its labels joined with it, could not be split back into those labels."""
+        for group in self.schema:
+            if group.is_multiclass:
+                continue
+            for label in group.labels:
+                if self.label_sep in label:
+                    raise PredictError(
+                        f"Group {group.name!r}: label {label!r} contains the label separator "
+                        f"{self.label_sep!r}, so its CSV/TSV cells could not be split back "
+                        "into labels; pass another --label-sep (label_sep) that no label of "
+                        "the group contains, or write JSONL or Parquet (lists of labels)."
+                    )
+
     def scores_of(self, cats: Mapping[str, float]) -> List[float]:
         """A doc's scores in the component's label order, read from doc.cats."""
         try:

@@ -196,6 +196,8 @@ def predict_file(
     sort_by_length = _resolve_sorting(nlp, component, sort_by_length, n_process)
     schema = get_schema(nlp, component)
     out = OutputColumns(schema, scores=scores, prefix=prefix, label_sep=label_sep)
+    if out_fmt in ("csv", "tsv"):
+        out.check_label_sep()
     settings = run_settings(
         nlp,
         model,
