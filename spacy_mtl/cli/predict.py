@@ -171,6 +171,13 @@ def predict_command(
     if resuming:
         msg.info(f"Continued an interrupted run after {summary.resumed_rows:,} rows")
     print_table(summary.table())
+    if summary.rows == 0:
+        # Exit 0 all the same: a file with no rows is valid input, and its output (the
+        # header, or an empty file) is written; but it is rarely the file that was meant.
+        msg.warn(
+            f"No rows were read from {input_path}: the output has no rows. Check that it "
+            "is the file you meant (a header only, or an empty or blank JSONL file)"
+        )
     if summary.replaced:
         shown = ", ".join(summary.replaced_at)
         more = "" if summary.replaced <= len(summary.replaced_at) else ", ..."

@@ -320,6 +320,26 @@ def test_empty_input_writes_header(tmp_path: Path, model_dir: Path) -> None:
     assert (tmp_path / "out.csv").read_text() == "id,text,sentiment,emotion\n"
 
 
+@pytest.mark.parametrize("name,content", [("in.csv", "id,text\n"), ("in.jsonl", "\n")])
+def test_cli_warns_about_an_input_without_rows(
+    tmp_path: Path, model_dir: Path, name: str, content: str
+) -> None:
+    src = tmp_path / name
+    src.write_text(content, encoding="utf8")
+    out = tmp_path / f"out{src.suffix}"
+    result = CliRunner().invoke(app, ["predict", str(model_dir), str(src), str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"No rows were read from {src}" in text
+    assert out.exists()  # the empty output, as before
+    full = tmp_path / "full.csv"
+    full.write_text("text\nhello\n", encoding="utf8")
+    result = CliRunner().invoke(
+        app, ["predict", str(model_dir), str(full), str(tmp_path / "f.csv")]
+    )
+    assert result.exit_code == 0 and "No rows" not in result.output
+
+
 # -- resume -------------------------------------------------------------------------------
 
 
