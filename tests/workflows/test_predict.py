@@ -452,7 +452,8 @@ def test_clear_errors(tmp_path: Path, model_dir: Path) -> None:
         predict_file(model_dir, src, tmp_path / "a.csv")
     with pytest.raises(PredictError, match="no component 'nope'"):
         predict_file(model_dir, src, tmp_path / "b.csv", text_column="body", component="nope")
-    with pytest.raises(PredictError, match="cannot tell the input format"):
+    (tmp_path / "in.txt").write_text("text\nhello\n", encoding="utf8")
+    with pytest.raises(PredictError, match=r"in\.txt: cannot tell the input format"):
         predict_file(model_dir, tmp_path / "in.txt", tmp_path / "c.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text('text\n"fine"\nnot,fine\n', encoding="utf8")
@@ -463,7 +464,12 @@ def test_clear_errors(tmp_path: Path, model_dir: Path) -> None:
     with pytest.raises(PredictError, match=r"bad.jsonl:2: column 'text': the text must be a str"):
         predict_file(model_dir, jsonl, tmp_path / "e.jsonl")
     # Failures before the first chunk was saved leave nothing to resume.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "bad.jsonl", "in.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.csv",
+        "bad.jsonl",
+        "in.csv",
+        "in.txt",
+    ]
 
 
 def test_typo_in_jsonl_text_column_can_be_fixed(tmp_path: Path, model_dir: Path) -> None:

@@ -384,6 +384,28 @@ def test_inputs_that_are_not_regular_files(tmp_path: Path, nlp: Language) -> Non
     assert not out.exists()
 
 
+def test_what_the_input_is_is_said_before_its_format_is_guessed(
+    tmp_path: Path, nlp: Language
+) -> None:
+    """Without --format, each of these was "cannot tell the input format from the file
+    name", which sent the user to --format for a folder or a missing file."""
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    for path, expected in [
+        (tmp_path / "loop", "a loop of symbolic links"),
+        (tmp_path / "fifo", r"a named pipe \(FIFO\), not a regular file"),
+        (Path("/dev/zero"), "a character device, not a regular file"),
+        (tmp_path / "folder", "a folder, not a regular file"),
+        (tmp_path / "data", "the input file does not exist"),
+    ]:
+        with pytest.raises(PredictError, match=rf"^{path}: {expected}"):
+            predict_file(nlp, path, out)
+    assert not out.exists()
+
+
 def test_an_output_folder_that_cannot_be_written(
     tmp_path: Path, nlp: Language, monkeypatch: pytest.MonkeyPatch
 ) -> None:

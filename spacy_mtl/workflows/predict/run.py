@@ -165,6 +165,9 @@ def predict_file(
     started = time.perf_counter()
     input_path = Path(input_path)
     output_path = Path(output_path)
+    # What the input is comes before what its name says: a folder, a FIFO or a missing
+    # file named without a data suffix would otherwise be "cannot tell the format".
+    check_input_file(input_path)
     in_fmt = file_format(input_path, input_format)
     out_fmt = resolve_output_format(output_path, output_format, in_fmt)
     if batch_size < 1 or chunk_size < 1 or n_process < 1:
@@ -179,7 +182,6 @@ def predict_file(
             "label_sep (--label-sep) must not be empty: the labels of a multilabel group "
             "could not be told apart in a CSV/TSV cell."
         )
-    check_input_file(input_path)
     if output_path.is_symlink() and not output_path.exists():
         # A dangling link would be replaced by the output; a loop is surely a mistake.
         try:
