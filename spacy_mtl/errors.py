@@ -323,6 +323,13 @@ class Errors:
         "the number {number} is too large for a float: it would be read as infinity. Write "
         "it as a string if it is a label, or fix the value."
     )
+    E239 = (
+        "the pattern {pattern!r} was stopped after {limit:g} s of CPU time on this line: it "
+        "backtracks, trying ever more ways to split a line it does not match (e.g. "
+        "'[^,]*[^;]*' or '.*.*', whose parts can take the same characters). Make the "
+        "parts exclude each other (e.g. '(?P<label>[^\\t]*)\\t(?P<text>.*)'), or use a "
+        "CSV, TSV or JSONL file."
+    )
     # Issue 15 (reliability): inputs and outputs, cells and specs that used to slip through.
     E270 = (
         "{what} {path} is an input ({input}): writing it would replace the input. Give "

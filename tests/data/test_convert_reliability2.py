@@ -12,6 +12,7 @@ import gzip
 import json
 import lzma
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ from spacy_mtl.data.convert import (
     RowError,
     SpecError,
     convert_files,
+    readers,
     writers,
 )
 from spacy_mtl.data.convert.readers import PATTERN_LINE_LIMIT
@@ -425,6 +427,25 @@ def test_long_line_is_not_matched_against_the_pattern(tmp_path: Path) -> None:
     summary = convert([src], tmp_path / "out", spec, on_error="skip")
     assert (summary.docs_written, summary.rows_rejected) == (1, 1)
     assert "characters long; `pattern` is applied" in rejects_rows(summary.rejects)[0]["reason"]
+
+
+def test_a_pattern_that_backtracks_is_stopped_per_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[^,]*[^;]*[^:]*!` passes check_pattern (no repeated group) but backtracks as n**3
+    on a line without '!': seconds at 2,500 characters, hours at 10,000. Such a line is
+    now a row error after PATTERN_CPU_SECONDS, and the other lines are converted."""
+    monkeypatch.setattr(readers, "PATTERN_CPU_SECONDS", 0.2)
+    before = signal.getsignal(signal.SIGVTALRM)
+    src = tmp_path / "in.txt"
+    src.write_text("a fine!\n" + "b " + "x" * 2500 + "\nb also fine!\n", encoding="utf-8")
+    spec = {"pattern": r"(?P<label>\w) (?P<text>[^,]*[^;]*[^:]*!)", **AB}
+    summary = convert([src], tmp_path / "out", spec, on_error="skip")
+    assert (summary.rows_read, summary.docs_written, summary.rows_rejected) == (3, 2, 1)
+    row = rejects_rows(summary.rejects)[0]
+    assert row["line"] == "2"
+    assert "was stopped after 0.2 s of CPU time on this line" in row["reason"]
+    assert signal.getsignal(signal.SIGVTALRM) == before  # the handler is put back
 
 
 def spec_of(data: Dict[str, Any]) -> ConvertSpec:

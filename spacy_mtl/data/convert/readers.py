@@ -8,6 +8,8 @@ import csv
 import json
 import lzma
 import re
+import signal
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Pattern,
     Sequence,
     Set,
     Tuple,
@@ -74,9 +77,62 @@ class Record:
 
 # What reading a (compressed) file can raise besides decoding errors.
 READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-# Lines longer than this are not matched against `pattern` (a row error): Python's regular
-# expressions cannot be stopped, and even a linear-time pattern is slow on a huge line.
+# Lines longer than this are not matched against `pattern` (a row error): even a
+# linear-time pattern is slow on a huge line.
 PATTERN_LINE_LIMIT = 10_000
+# CPU seconds `pattern` may take on one line; then the line is a row error. check_pattern
+# refuses the shapes that take exponential time, but not those that backtrack
+# polynomially (`[^,]*[^;]*!`: hours on a 10,000-character line), which cannot be told
+# from useful patterns by their shape.
+PATTERN_CPU_SECONDS = 2.0
+
+
+class PatternTimeout(Exception):
+    """`pattern` ran longer than its CPU time on one line (see `PatternClock`)."""
+
+
+def _stop_pattern(signum: int, frame: Any) -> None:
+    raise PatternTimeout
+
+
+class PatternClock:
+    """Stops `pattern.fullmatch` on a line after `seconds` of CPU time: Python's matcher
+    runs signal handlers between its steps, so a CPU timer (SIGVTALRM) raises
+    `PatternTimeout` from inside it. Use as a context manager around the lines of a
+    file: the handler is set once (setting it per line would cost more than matching),
+    the timer per line. Needs POSIX and the main thread (where Python runs signal
+    handlers); elsewhere matches are not bounded.
+    """
+
+    def __init__(self, seconds: float, *, enabled: bool = True) -> None:
+        self.seconds = seconds
+        self.active = (
+            enabled
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        self._previous: Any = None
+
+    def __enter__(self) -> "PatternClock":
+        if self.active:
+            self._previous = signal.signal(signal.SIGVTALRM, _stop_pattern)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            # A signal still pending now finds the old handler (or none): it stops nothing.
+            signal.signal(signal.SIGVTALRM, self._previous)
+
+    def fullmatch(self, pattern: Pattern[str], text: str) -> Optional[Any]:
+        """`pattern.fullmatch(text)`, or PatternTimeout after `seconds` of CPU time."""
+        if not self.active:
+            return pattern.fullmatch(text)
+        signal.setitimer(signal.ITIMER_VIRTUAL, self.seconds)
+        try:
+            return pattern.fullmatch(text)
+        finally:
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
 
 
 def os_cause(err: OSError) -> str:
@@ -467,6 +523,14 @@ class Reader:
                             loc=f"{self.path}:1", column=column, format="lines", columns=available
                         )
                     )
+        with PatternClock(PATTERN_CPU_SECONDS, enabled=pattern is not None) as clock:
+            yield from self._matched_lines(pattern, clock)
+
+    def _matched_lines(
+        self, pattern: Optional[Pattern[str]], clock: PatternClock
+    ) -> Iterator[Record]:
+        spec = self.spec
+        labels = self._labels
         source = self._source
         # Every line is a row, blank or not: in paired files, position is the alignment.
         for _line_text in source:
@@ -481,11 +545,16 @@ class Reader:
             elif pattern is not None and len(content) > PATTERN_LINE_LIMIT:
                 error = (None, Errors.E296.format(n=len(content), limit=PATTERN_LINE_LIMIT))
             elif pattern is not None:
-                match = pattern.fullmatch(content)
-                if match is None:
-                    error = (None, Errors.E251.format(pattern=spec.pattern))
+                try:
+                    match = clock.fullmatch(pattern, content)
+                except PatternTimeout:
+                    reason = Errors.E239.format(pattern=spec.pattern, limit=PATTERN_CPU_SECONDS)
+                    error = (None, reason)
                 else:
-                    cells = match.groupdict()
+                    if match is None:
+                        error = (None, Errors.E251.format(pattern=spec.pattern))
+                    else:
+                        cells = match.groupdict()
             else:
                 cells = {spec.text: content}
             if labels is not None:

@@ -221,9 +221,11 @@ def check_cell_value(source: str, group: str, value: str, delimiter: Optional[st
 def check_pattern(source: str, pattern: str) -> None:
     """Refuse a `pattern` whose repeated group holds anything of variable length, such as
     `(\\w+\\s?)+`: Python's backtracking matcher can take exponential time on a line
-    that does not match it, and nothing can stop it from Python. Inside a repeated group
+    that does not match it. Inside a repeated group
     (`+`, `*`, `{m,n}` with n > 1) only fixed-length items are accepted: `(ab)+`,
     `(\\d{3},)+` and character classes are fine; `+`, `*`, `?`, `{m,n}` and `|` are not.
+    Patterns that backtrack polynomially (`[^,]*[^;]*!`) pass: the reader stops those per
+    line after `readers.PATTERN_CPU_SECONDS` of CPU time.
     """
     try:
         from re import _parser as sre_parse  # type: ignore[attr-defined]
