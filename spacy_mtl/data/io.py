@@ -44,6 +44,14 @@ COMPRESSIONS: Dict[str, Callable[..., Any]] = {
 }
 # Cell separators of the delimited formats.
 SEPARATORS = {"csv": ",", "tsv": "\t"}
+# What a spreadsheet reads as a formula at the start of a cell (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(cell: str) -> str:
+    """`cell` with a "'" before it if a spreadsheet would run it as a formula (it starts
+    with one of FORMULA_STARTS): predict's --csv-safe output, convert's rejects file."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def compression(path: PathLike) -> Optional[str]:

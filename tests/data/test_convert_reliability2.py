@@ -456,6 +456,25 @@ def spec_of(data: Dict[str, Any]) -> ConvertSpec:
 # 7. A huge bad cell is not echoed whole
 
 
+def test_rejects_cells_that_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    """The rejects file is opened in a spreadsheet: a row '=HYPERLINK(...)' was copied
+    verbatim and ran as a formula there (CSV injection)."""
+    src = tmp_path / "in.csv"
+    rows = ['=HYPERLINK("http://x"),zz', "+1,zz", "-2,zz", "@SUM(A1),zz", "a=b,zz"]
+    src.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    summary = convert([src], tmp_path / "out", AB, on_error="skip")
+    got = rejects_rows(summary.rejects)
+    assert [r["content"] for r in got] == [
+        '\'=HYPERLINK("http://x"),zz',
+        "'+1,zz",
+        "'-2,zz",
+        "'@SUM(A1),zz",
+        "a=b,zz",
+    ]
+    assert [r["line"] for r in got] == ["2", "3", "4", "5", "6"]
+    assert all(r["reason"].startswith("unknown label value 'zz'") for r in got)
+
+
 def test_huge_bad_cell_is_capped_in_message_and_rejects(tmp_path: Path) -> None:
     big = "z" * 3_000_000
     src = tmp_path / "in.csv"

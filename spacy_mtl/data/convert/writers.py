@@ -15,6 +15,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 
 from ...errors import Errors
+from ..io import csv_safe_cell
 from .exceptions import ConvertError, RowError
 
 REJECT_FIELDS = ("file", "line", "column", "reason", "content")
@@ -186,7 +187,8 @@ class ShardWriter:
 
 
 class Rejects:
-    """The rejects CSV, written to a temporary file and renamed into place at the end."""
+    """The rejects CSV, written to a temporary file and renamed into place at the end. A
+    cell that a spreadsheet would run as a formula gets a "'" before it (`csv_safe_cell`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -215,8 +217,13 @@ class Rejects:
                 f"{content[:REJECT_CONTENT_LIMIT]}… [cut: {len(content):,} characters in "
                 f"all; the whole row is at {where}]"
             )
+        # The rejects are for reading in a spreadsheet, where a cell that starts with =,
+        # +, -, @, a tab or a carriage return would run as a formula (CSV injection).
+        cells = [str(error.path), line, column, error.reason, content]
         try:
-            self._writer.writerow([str(error.path), line, column, error.reason, content])
+            self._writer.writerow(
+                [csv_safe_cell(cell) if isinstance(cell, str) else cell for cell in cells]
+            )
         except OSError as err:
             raise write_error(self.path, "the rejects file", err) from err
 

@@ -92,13 +92,12 @@ def _sum(counts: List[Counts]) -> Counts:
 
 def csv_safe_table(table: Any) -> Any:
     """`table` with a "'" before each string cell that starts with what a spreadsheet runs
-    as a formula (`spacy_mtl.workflows.predict.writers.FORMULA_STARTS`); the column names
+    as a formula (`spacy_mtl.data.io.FORMULA_STARTS`); the column names
     too, which are the CSV header."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from ..predict import csv_safe_cell
-    from ..predict.writers import FORMULA_STARTS
+    from ...data.io import FORMULA_STARTS, csv_safe_cell
 
     pattern = "^[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_STARTS) + "]"
     columns = []

@@ -11,19 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
-from ...data.io import SEPARATORS, csv_reader
+from ...data.io import SEPARATORS, csv_reader, csv_safe_cell
 from .columns import OutputColumns, Scores
 from .formats import PARTIAL_SUFFIX, PARTS_SUFFIX, PredictError, import_parquet, shorten
 from .readers import Chunk, Reader
-
-# What a spreadsheet reads as a formula at the start of a cell (OWASP, "CSV Injection"):
-# with csv_safe, such a cell is written with a "'" before it.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe_cell(cell: str) -> str:
-    """`cell` with a "'" before it if a spreadsheet would run it as a formula."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _format_cell(value: Any) -> str:
