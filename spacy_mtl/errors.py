@@ -386,6 +386,12 @@ class Errors:
         "they were annotated where its parent condition {parent!r} does not hold. The rows "
         "are kept without the group's keys (missing)."
     )
+    W205 = (
+        "Group {group!r}: the inferred labels {values} differ only in case and are kept as "
+        "{n} labels. If they are one label, list the group's labels in the spec as a value "
+        "map that sends each spelling to it (`labels: {{{first}: {label}, {second}: "
+        "{label}, ...}}`), or write the cells one way."
+    )
     # convert: `join` (other files' columns) and `threshold` (soft scores).
     E280 = "Spec {spec}: join {n} ({path}): {problem}"
     E281 = (

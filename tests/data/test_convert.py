@@ -345,6 +345,43 @@ def test_plain_values_are_labels_inferred_in_sorted_order(tmp_path: Path, nlp: L
     assert list(docs[0].cats) == ["topic/art", "topic/sport"]
 
 
+def test_inferred_labels_that_differ_only_in_case_are_warned_about(
+    tmp_path: Path, nlp: Language
+) -> None:
+    """'pos' and 'Pos' became two classes without a word."""
+    data = {"groups": {"s": {"kind": "multiclass", "column": "s"}}}
+    content = "text,s\na,pos\nb,Pos\nc,neg\nd,NEG\ne,Neg\nf,other\n"
+    summary, docs = run(tmp_path, nlp, "a.csv", content, data)
+    assert summary.inferred_labels == {"s": ["NEG", "Neg", "Pos", "neg", "other", "pos"]}
+    clashes = [w for w in summary.warnings if "differ only in case" in w]
+    assert len(clashes) == 2
+    assert clashes[0].startswith("Group 's': the inferred labels ['NEG', 'Neg', 'neg'] differ")
+    assert clashes[1].startswith("Group 's': the inferred labels ['Pos', 'pos'] differ")
+    assert len(docs) == 6  # not merged: kept as they are
+    # Labels listed in the spec: nothing is inferred, nothing to warn about.
+    data = {"groups": {"s": {"kind": "multiclass", "column": "s", "labels": ["pos", "Pos"]}}}
+    summary, _ = run(tmp_path, nlp, "b.csv", "text,s\na,pos\nb,Pos\n", data)
+    assert summary.warnings == []
+    # The command prints it.
+    result = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "cli"),
+            "--spec",
+            str(
+                write(
+                    tmp_path / "s.json",
+                    json.dumps({"groups": {"s": {"kind": "multiclass", "column": "s"}}}),
+                )
+            ),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "['Pos', 'pos'] differ only in case" in " ".join(result.output.split())
+
+
 def test_inferred_numeric_labels_sort_as_numbers(tmp_path: Path, nlp: Language) -> None:
     data = {"groups": {"n": {"kind": "multiclass", "column": "n"}}}
     summary, _ = run(tmp_path, nlp, "a.csv", "text,n\na,10\nb,2\nc,1\n", data)

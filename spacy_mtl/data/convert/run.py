@@ -14,7 +14,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 from spacy.language import Language
 from tqdm import tqdm
 
-from ...errors import Errors
+from ...errors import Errors, format_labels
 from ..io import PathLike, base_name, input_clash, same_file
 from .exceptions import CellError, ConvertError, RowError, SpecError
 from .frames import FrameInput, Input, input_size, open_source
@@ -125,6 +125,7 @@ def convert_files(
         summary.inferred_labels = {g: list(labels) for g, labels in inferred.items() if labels}
         for group, labels in summary.inferred_labels.items():
             summary.warnings.append(Errors.W201.format(group=group, labels=labels))
+            summary.warnings.extend(_case_clashes(group, labels))
     for group_spec in spec.groups:
         if not group_spec.labels:
             # Nothing in the data for it either: the group cannot be written.
@@ -429,6 +430,27 @@ def _check_spellings(group: str, values: Iterable[str]) -> None:
     if clashes:
         shown = [value for values in clashes[:5] for value in values]
         raise ConvertError(Errors.E298.format(group=group, values=shown))
+
+
+def _case_clashes(group: str, labels: Sequence[str]) -> List[str]:
+    """A warning per set of inferred labels that differ only in case ('pos' and 'Pos'):
+    kept apart (they may be meant: 'US' and 'us'), but more often one label written two
+    ways, which would train as two classes."""
+    spellings: Dict[str, List[str]] = {}
+    for label in labels:
+        spellings.setdefault(label.casefold(), []).append(label)
+    return [
+        Errors.W205.format(
+            group=group,
+            values=format_labels(values),
+            n=len(values),
+            first=values[0],
+            second=values[1],
+            label=values[-1].casefold(),
+        )
+        for values in spellings.values()
+        if len(values) > 1
+    ]
 
 
 def _label_order(values: Iterable[str]) -> List[str]:
