@@ -144,13 +144,14 @@ def _marked(expl: Explanation, top: int = 3) -> str:
     strong = {i for i in expl.top(top) if expl.weights[i] > 0}
     parts = []
     for i, (token, space) in enumerate(zip(expl.tokens, expl.whitespace)):
-        text = _md(token)
+        text = md_cell(token)
         parts.append((f"**{text}**" if i in strong else text) + space)
     return "".join(parts).strip().replace("\n", " ")
 
 
-def _md(text: str) -> str:
-    """Text safe in a Markdown table cell."""
+def md_cell(text: str) -> str:
+    """Text safe in a Markdown table cell: Markdown's markup characters backslash-escaped
+    and line breaks made spaces. Shared with report_render (which imports this module)."""
     for char in "\\|*_`[]<>":
         text = text.replace(char, "\\" + char)
     return text.replace("\r", " ").replace("\n", " ")
@@ -174,13 +175,14 @@ def explanation_lines(report: "GroupReport", html_name: str = EXPLANATIONS_FILE)
     for case in report.explanations:
         expl = case.explanation
         top = ", ".join(
-            f"{_md(expl.tokens[i])} {expl.weights[i]:+.3f}"
+            f"{md_cell(expl.tokens[i])} {expl.weights[i]:+.3f}"
             for i in expl.top(3)
             if expl.weights[i] > 0
         )
         lines.append(
-            f"| {case.kind} | {_md(', '.join(case.gold)) or '–'} | "
-            f"{_md(', '.join(case.predicted)) or '–'} | {_md(expl.label)} ({expl.score:.3f}) | "
+            f"| {case.kind} | {md_cell(', '.join(case.gold)) or '–'} | "
+            f"{md_cell(', '.join(case.predicted)) or '–'} | "
+            f"{md_cell(expl.label)} ({expl.score:.3f}) | "
             f"{_marked(expl)} | {top or '–'} |"
         )
     lines.append("")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from .calibration import N_BINS
 from .plots import plot_confusion, plot_label_f1, plot_pr_curves, plot_reliability
-from .report_explain import explanation_lines
+from .report_explain import explanation_lines, md_cell
 
 if TYPE_CHECKING:  # report imports this module
     from .report import GroupReport
@@ -77,7 +77,8 @@ def render_report(
         ]
         for r in conditional:
             lines.append(
-                f"| {_md(r.name)} | {_md(r.group.parent or '')} | {r.e2e.get('n_docs', 0)} | "
+                f"| {md_cell(r.name)} | {md_cell(r.group.parent or '')} | "
+                f"{r.e2e.get('n_docs', 0)} | "
                 f"{_fmt(r.e2e.get('macro_f'))} | {_fmt(r.e2e.get('acc'))} |"
             )
         lines.append("")
@@ -104,7 +105,7 @@ def _group_section(r: "GroupReport", base: Path, multi_component: bool) -> List[
         ]
         for lab in r.labels:
             lines.append(
-                f"| {_md(lab.label)} | {_fmt(lab.p)} | {_fmt(lab.r)} | {_fmt(lab.f)} | "
+                f"| {md_cell(lab.label)} | {_fmt(lab.p)} | {_fmt(lab.r)} | {_fmt(lab.f)} | "
                 f"{lab.support} | {_fmt(lab.auc)} |"
             )
     else:
@@ -114,9 +115,9 @@ def _group_section(r: "GroupReport", base: Path, multi_component: bool) -> List[
         ]
         for lab in r.labels:
             lines.append(
-                f"| {_md(lab.label)} | {_fmt(lab.threshold, 2)} | {_fmt(lab.p)} | {_fmt(lab.r)} | "
-                f"{_fmt(lab.f)} | {lab.support} / {lab.n_annotated} | {_fmt(lab.auc)} | "
-                f"{_fmt(lab.ap)} |"
+                f"| {md_cell(lab.label)} | {_fmt(lab.threshold, 2)} | {_fmt(lab.p)} | "
+                f"{_fmt(lab.r)} | {_fmt(lab.f)} | {lab.support} / {lab.n_annotated} | "
+                f"{_fmt(lab.auc)} | {_fmt(lab.ap)} |"
             )
     lines.append("")
     captions = {
@@ -135,10 +136,6 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return f"{value:.{digits}f}"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 # -- plots ------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ import numpy
 import pytest
 
 from spacy_mtl.schema import LabelGroup
+from spacy_mtl.workflows import report_render
 from spacy_mtl.workflows.report import GroupReport, evaluate_to_dir
-from spacy_mtl.workflows.report_explain import CONFIDENT, WRONG, pick_cases
+from spacy_mtl.workflows.report_explain import CONFIDENT, WRONG, md_cell, pick_cases
 
 
 def _report(group: LabelGroup, probs, truths, masks) -> GroupReport:
@@ -92,3 +93,11 @@ def test_evaluate_explain_zero_writes_no_explanations(saved_pipeline, tmp_path) 
     assert result.explanations_path is None
     assert not (tmp_path / "explanations.html").exists()
     assert "### Explanations" not in result.report_path.read_text(encoding="utf8")
+
+
+def test_report_tables_share_one_markdown_escaper() -> None:
+    # report.md's metric tables and its explanation tables escape cells the same way.
+    assert report_render.md_cell is md_cell
+    assert md_cell("a|b") == "a\\|b"
+    assert md_cell("not_spam *x* [l](u) <b>") == "not\\_spam \\*x\\* \\[l\\](u) \\<b\\>"
+    assert md_cell("two\r\nlines") == "two  lines"
