@@ -20,7 +20,7 @@ DOCS: docs/evaluate.md, "Explanations".
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Set, Tuple
 
 import numpy
 from spacy.language import Language
@@ -54,15 +54,28 @@ class ExplainedCase:
     explanation: Explanation
 
 
+def decisions(report: "GroupReport") -> numpy.ndarray:
+    """The model's decisions on every evaluated doc of one group, (n_docs, n_labels)."""
+    p = report.probs
+    return report.group.decide_matrix(p) if len(p) else numpy.zeros(p.shape, dtype=bool)
+
+
 def pick_cases(
-    report: "GroupReport", lengths: Sequence[int], k: int, max_tokens: int
+    report: "GroupReport",
+    lengths: Sequence[int],
+    k: int,
+    max_tokens: int,
+    *,
+    chosen: Optional[numpy.ndarray] = None,
 ) -> List[Tuple[str, int, int]]:
     """The docs to explain for one group: (kind, row, label index), up to k of each kind,
-    the confident ones first. `lengths` is each doc's token count."""
+    the confident ones first. `lengths` is each doc's token count; `chosen` the group's
+    `decisions`, computed here when not given."""
     group = report.group
     p, y, m = report.probs, report.truths, report.masks
     short = numpy.asarray([0 < n <= max_tokens for n in lengths], dtype=bool)
-    chosen = group.decide_matrix(p) if len(p) else numpy.zeros(p.shape, dtype=bool)
+    if chosen is None:
+        chosen = decisions(report)
     gold = y > 0.5
     annotated = m > 0
     confident: List[Tuple[float, int, int]] = []
@@ -113,17 +126,18 @@ def explain_reports(
     n = 0
     for report in reports:
         group = report.group
+        labels = group.labels
+        # One decision pass over the whole matrix: picking and each case's labels share it.
+        chosen = decisions(report)
         cases = []
-        for kind, row, j in pick_cases(report, lengths, k, max_tokens):
-            labels = group.labels
+        for kind, row, j in pick_cases(report, lengths, k, max_tokens, chosen=chosen):
             gold_row = report.truths[row] > 0.5
-            chosen = group.decide_matrix(report.probs[row : row + 1])[0]
             cases.append(
                 ExplainedCase(
                     kind=kind,
                     row=row,
                     gold=tuple(label for label, on in zip(labels, gold_row) if on),
-                    predicted=tuple(label for label, on in zip(labels, chosen) if on),
+                    predicted=tuple(label for label, on in zip(labels, chosen[row]) if on),
                     explanation=explain(
                         nlp,
                         examples[row].reference.text,

@@ -81,6 +81,11 @@ def test_evaluate_report_explains_docs_with_their_own_scores(saved_pipeline, tmp
             # The explanation's full-text score is the score the report judged the doc on.
             assert expl.score == pytest.approx(report.probs[case.row, j], abs=1e-5)
             assert len(expl.weights) == len(examples[case.row].reference)
+            # Predicted: the group's decision rule on the doc's own row.
+            row = report.group.decide_matrix(report.probs[case.row : case.row + 1])[0]
+            assert case.predicted == tuple(
+                label for label, on in zip(report.group.labels, row) if on
+            )
             assert f"({expl.score:.3f})" in text
             total += 1
     assert page.count('class="mtl-explain"') == total
