@@ -4,6 +4,7 @@ local 2-worker Ray cluster over real GoEmotions texts (slow)."""
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -135,6 +136,46 @@ def test_unknown_output_suffix_is_refused_before_a_cluster_starts(
         "dir",
         "csv",
     )
+
+
+def test_what_an_input_is_is_said_before_its_format_is_guessed(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in `predict`: without --format each of these was "cannot tell the input format
+    from the file name", which sent the user to --format for a missing file or a FIFO."""
+    from spacy_mtl.workflows import distributed
+
+    def no_cluster(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(distributed, "local_cluster", no_cluster)
+    out = str(tmp_path / "out.jsonl")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    os.mkfifo(tmp_path / "fifo")
+    first = tmp_path / "in.jsonl"
+    first.write_text('{"text": "i love it"}\n', encoding="utf8")
+    cases = [
+        (tmp_path / "loop", "a loop of symbolic links"),
+        (tmp_path / "fifo", "a named pipe (FIFO), not a regular file"),
+        (Path("/dev/zero"), "a character device, not a regular file"),
+        (tmp_path / "data", "the input file does not exist"),
+    ]
+    for path, expected in cases:
+        with pytest.raises(PredictError, match=rf"^{re.escape(f'{path}: {expected}')}"):
+            distributed.check_paths([str(path)], out)
+        # Also when it is not the first input, whose name gives the format.
+        with pytest.raises(PredictError, match=re.escape(f"{path}: {expected}")):
+            distributed.check_paths([str(first), str(path)], out)
+        args = ["predict-distributed", str(model_dir), str(path), out]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert expected in " ".join(result.output.split())
+    assert not Path(out).exists()
+    # A folder, a glob and a URI are inputs of predict-distributed: left to the reader.
+    (tmp_path / "folder").mkdir()
+    for path in [str(tmp_path / "folder"), str(tmp_path / "*.jsonl"), "s3://bucket/in/"]:
+        assert distributed.check_paths([path], out, input_format="jsonl")[0] == "jsonl"
 
 
 def test_a_label_that_contains_label_sep_is_refused_before_a_cluster_starts(

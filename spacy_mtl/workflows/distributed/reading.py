@@ -1,11 +1,13 @@
 """Reading the input as a Ray Dataset: files, folders, globs or object-store URIs."""
 
 import io
+import os
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ...data.io import SEPARATORS, csv_reader
 from ..predict import PredictError, file_format
+from ..predict.readers import check_input_file
 from .cluster import import_ray
 
 
@@ -14,6 +16,18 @@ def as_list(inputs: Union[str, Path, Sequence[Union[str, Path]]]) -> List[str]:
     if isinstance(inputs, (str, Path)):
         return [str(inputs)]
     return [str(path) for path in inputs]
+
+
+def check_inputs(paths: Sequence[str]) -> None:
+    """Raise a PredictError for a local input that is missing, a loop of symbolic links,
+    a named pipe or a device, as `predict` does (`check_input_file`). A folder is an input
+    here (its files are read); URIs and globs that name no file are left to the reader."""
+    for path in paths:
+        if "://" in path or os.path.isdir(path):
+            continue
+        if any(char in path for char in "*?[") and not os.path.lexists(path):
+            continue
+        check_input_file(Path(path))
 
 
 def _first_file(path: str, fmt: str) -> Tuple[Any, str]:

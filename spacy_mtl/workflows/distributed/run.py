@@ -30,7 +30,7 @@ from ..predict import (
 )
 from .cluster import import_ray, local_cluster
 from .parts import list_parts, parts_sink
-from .reading import as_list, read_dataset
+from .reading import as_list, check_inputs, read_dataset
 from .worker import DEFAULT_ROWS_PER_CALL, MTLPredictor, count_rows
 
 # Times Ray restarts a worker whose process died and runs its calls again.
@@ -102,13 +102,18 @@ def check_paths(
     overwrite: bool = False,
 ) -> Tuple[str, str, str]:
     """The input format, output mode and output format of a run, checked (before a
-    cluster starts): a file output is checked as by `predict` (out.xlsx, out.csv.gz and
-    an existing file without `overwrite` are refused).
+    cluster starts): each local input first, as by `predict` (missing, a loop of symbolic
+    links, a FIFO or a device are refused; a folder is read), then its format; a file
+    output is checked as by `predict` (out.xlsx, out.csv.gz and an existing file without
+    `overwrite` are refused).
 
     RETURNS (Tuple[str, str, str]): (input format, 'file' or 'dir', output format).
     """
     if not inputs:
         raise PredictError("No input given.")
+    # What each input is comes before what its name says: a FIFO or a missing file named
+    # without a data suffix would otherwise be "cannot tell the format".
+    check_inputs(inputs)
     in_fmt = file_format(inputs[0], input_format)
     mode = output_mode(output, mode)
     if mode == "file":
