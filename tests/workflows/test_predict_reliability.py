@@ -4,12 +4,17 @@ their physical line, resuming into a damaged output, unknown output suffixes."""
 import csv
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 from typer.testing import CliRunner
 
+import spacy_mtl
 from spacy_mtl.cli import app
 from spacy_mtl.data.io import LineDecodeError, TextLines, replace_surrogates
 from spacy_mtl.workflows.predict import (
@@ -236,6 +241,59 @@ def test_cli_resume_after_truncation_exits_1(tmp_path: Path, model_dir: Path) ->
     assert result.exit_code == 1
     assert "cut short" in " ".join(result.output.split())
     assert len(partial.read_bytes()) == 50 and not out.exists()
+
+
+# -- --force and a live run ----------------------------------------------------------------
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from spacy_mtl.workflows.predict import OutputLock
+OutputLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _snapshot(folder: Path) -> Dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_force_refuses_an_output_a_live_run_holds(tmp_path: Path, model_dir: Path) -> None:
+    """--force is for stale outputs: while another live process holds OUTPUT.lock (its
+    partial output and progress file on disk), `predict --force` is refused naming that
+    process, and deletes or overwrites none of its files; once it is gone, --force
+    starts over."""
+    src, out = _interrupted(tmp_path, model_dir, "csv")
+    assert partial_path(out).exists() and progress_path(out).exists()
+    env = {**os.environ, "PYTHONPATH": str(Path(spacy_mtl.__file__).parents[1])}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = _snapshot(tmp_path)
+        assert f"{out.name}.lock" in before
+        with pytest.raises(
+            PredictError, match=rf"being written by another .*process {holder.pid} "
+        ):
+            predict_file(model_dir, src, out, chunk_size=4, overwrite=True)
+        result = CliRunner().invoke(
+            app, ["predict", str(model_dir), str(src), str(out), "--force", "--chunk-size", "4"]
+        )
+        assert result.exit_code == 1, result.output
+        assert f"process {holder.pid} on host" in " ".join(result.output.split())
+        assert _snapshot(tmp_path) == before  # the live run's files, byte for byte
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # Its process is gone: the lock is stale, and --force replaces the unfinished output.
+    summary = predict_file(model_dir, src, out, chunk_size=4, overwrite=True)
+    assert summary.resumed_rows == 0 and summary.rows == 30
+    assert [r["text"] for r in _read_csv(out)] == [f"text number {i}" for i in range(30)]
+    assert not partial_path(out).exists() and not progress_path(out).exists()
 
 
 # -- output names -------------------------------------------------------------------------
