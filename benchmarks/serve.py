@@ -27,13 +27,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# Server variants: the app's batching options and the server process's environment.
+# `default` is what `spacy-mtl serve` ships; the others are the candidates it was chosen from.
+SERVERS: Dict[str, Tuple[Dict[str, Any], Dict[str, str]]] = {
+    "default": ({}, {}),
+    "fixed5": ({"wait_ms": 5.0, "gap_ms": None}, {}),
+    "gap2": ({"wait_ms": 20.0, "gap_ms": 2.0}, {}),
+    "passive": ({"wait_ms": 5.0, "gap_ms": None}, {"OMP_WAIT_POLICY": "PASSIVE"}),
+    "gap2-passive": ({"wait_ms": 20.0, "gap_ms": 2.0}, {"OMP_WAIT_POLICY": "PASSIVE"}),
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -49,7 +60,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients to run")
     parser.add_argument("--batch-size", type=int, default=64, help="nlp.pipe batch; max_batch")
-    parser.add_argument("--wait-ms", type=float, default=5.0, help="the server's wait window")
+    parser.add_argument(
+        "--servers",
+        default="default",
+        help=f"server variants, each its own process and its own rows: {', '.join(SERVERS)}",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -117,14 +132,18 @@ def in_thread(run: Callable[..., Dict[str, Any]], *args: Any) -> Dict[str, Any]:
         return pool.submit(run, *args).result()
 
 
-def start_server(model_dir: Path, args: argparse.Namespace, max_batch: int) -> Any:
-    """The server in a subprocess with `max_batch`; (process, url) once /health answers."""
+def start_server(
+    model_dir: Path, args: argparse.Namespace, max_batch: int, variant: str = "default"
+) -> Any:
+    """The server in a subprocess with `max_batch` and the options and environment of
+    `variant` (SERVERS); (process, url) once /health answers."""
     import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    options = {"max_batch": max_batch, "wait_ms": args.wait_ms, "max_texts": 1024}
+    app_options, env = SERVERS[variant]
+    options = {"max_batch": max_batch, "max_texts": 1024, **app_options}
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]); import harness;"
         "harness.set_threads(int(sys.argv[2]));"
@@ -145,7 +164,7 @@ def start_server(model_dir: Path, args: argparse.Namespace, max_batch: int) -> A
             json.dumps(options),
         ],
         cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -245,11 +264,15 @@ def main() -> None:
         model_dir = Path(tmp) / "model"
         nlp.to_disk(model_dir)
         try:
-            process, url = start_server(model_dir, args, args.batch_size)
-            servers.append(process)
-            for n in clients:
-                contenders[f"serve_{n}"] = partial(run_clients, url, single if n == 1 else texts, n)
-            run_clients(url, warmup, 8)
+            for v, variant in enumerate(args.servers.split(",")):
+                process, url = start_server(model_dir, args, args.batch_size, variant)
+                servers.append(process)
+                prefix = "serve_" if v == 0 else f"serve-{variant}_"
+                for n in clients:
+                    contenders[f"{prefix}{n}"] = partial(
+                        run_clients, url, single if n == 1 else texts, n
+                    )
+                run_clients(url, warmup, 8)
             if args.unbatched_clients:
                 process, plain_url = start_server(model_dir, args, 1)
                 servers.append(process)
@@ -277,7 +300,19 @@ def main() -> None:
         ),
         2,
     )
+    # The same paired ratio for every server variant at the most clients.
+    result["variants_vs_pipe"] = {
+        name: round(
+            harness.median(
+                [a["docs_per_s"] / b["docs_per_s"] for a, b in zip(rows, rounds["pipe"])]
+            ),
+            2,
+        )
+        for name, rows in rounds.items()
+        if name.startswith("serve") and name.endswith(f"_{max(clients)}")
+    }
     print(table(result))
+    msg.text(f"× nlp.pipe at {max(clients)} clients: {result['variants_vs_pipe']}")
     harness.finish(result, started, args.out, "serve")
 
 
@@ -302,6 +337,8 @@ def table(result: Dict[str, Any]) -> str:
     ]
     for name, row in median.items():
         label = names.get(name, "`spacy-mtl serve`")
+        if name.startswith("serve-"):
+            label = f"serve, {name[len('serve-') :].rsplit('_', 1)[0]}"
         clients = int(row["clients"]) if "clients" in row else (1 if name == "calls" else "–")
         p50, p95 = row.get("p50_ms", "–"), row.get("p95_ms", "–")
         lines.append(

@@ -24,6 +24,7 @@ sliding threshold), `jemalloc` (LD_PRELOAD libjemalloc.so.2).
 """
 
 import argparse
+import atexit
 import json
 import os
 import subprocess
@@ -49,6 +50,10 @@ ENV_VARIANTS: Dict[str, Dict[str, str]] = {
     "arena2": {"MALLOC_ARENA_MAX": "2"},
     "mmap": {"MALLOC_MMAP_THRESHOLD_": "131072"},
     "jemalloc": {"LD_PRELOAD": JEMALLOC},
+    "mmap4m": {"MALLOC_MMAP_THRESHOLD_": str(4 * 2**20)},
+    # The mapped blocks in transparent huge pages (glibc >= 2.35, THP "madvise" or "always").
+    "mmap-thp": {"MALLOC_MMAP_THRESHOLD_": "131072", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+    "mmap-torch-thp": {"MALLOC_MMAP_THRESHOLD_": "131072", "THP_MEM_ALLOC_ENABLE": "1"},
 }
 
 
@@ -144,6 +149,10 @@ class Probe:
         self.started = time.time()
         self.lock = threading.Lock()
         threading.Thread(target=self._sample, daemon=True).start()
+        self.calls = 0
+        # The last evaluation runs after the last update: record its peak at exit (step -1),
+        # from the probe that training called (spaCy may build the callback more than once).
+        atexit.register(lambda: self.calls and self(-1))
 
     def _sample(self) -> None:
         while True:
@@ -155,7 +164,8 @@ class Probe:
             time.sleep(0.5)
 
     def __call__(self, step: int, **extra: Any) -> None:
-        if step % self.every and step not in self.census_steps:
+        self.calls += step >= 0
+        if step >= 0 and step % self.every and step not in self.census_steps:
             return
         now = rss_mb()
         account = malloc_account()
@@ -369,7 +379,7 @@ def summarize(rows: List[Dict[str, Any]], steps: int) -> Dict[str, Any]:
     """Peak RSS overall and over the first 50 updates, and the slope of the RSS between
     evaluations (least squares over records after step 50), extrapolated to 1,200 updates."""
     peak = max(r["peak_since_last_mb"] for r in rows)
-    early = max(r["peak_since_last_mb"] for r in rows if r["step"] <= 50)
+    early = max(r["peak_since_last_mb"] for r in rows if 0 <= r["step"] <= 50)
     late = [(r["step"], r["rss_mb"]) for r in rows if r["step"] > 50]
     slope = 0.0
     if len(late) >= 2:

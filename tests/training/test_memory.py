@@ -84,3 +84,62 @@ def test_real_malloc_trim_runs() -> None:
     """On glibc the real call is found and runs (a no-op elsewhere)."""
     found = memory._malloc_trim()
     assert release_memory(0, every=1) == (found is not None)
+
+
+MMAP_PROBE = """
+import ctypes, sys
+import numpy
+from spacy_mtl.training.memory import set_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",
+        "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+
+def mapped_growth(nbytes):
+    before = libc.mallinfo2().hblkhd
+    block = numpy.ones(nbytes // 8)
+    grown = libc.mallinfo2().hblkhd - before
+    del block
+    return grown
+
+big = numpy.ones(8 * 2**20 // 8)  # freeing 8 MiB raises glibc's sliding threshold to it
+del big
+default = mapped_growth(2**20)
+assert set_mmap_threshold(131072)
+fixed = mapped_growth(2**20)
+print(default, fixed)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_fixed_mmap_threshold_maps_tensor_sized_blocks(tmp_path: Path) -> None:
+    """The cause of the growth (issue 28): once glibc's sliding threshold has risen, a
+    freed 1 MiB block stays in the heap; with the threshold fixed it is mapped on its own
+    (and unmapped when freed). In a subprocess: the setting is for the whole process."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", MMAP_PROBE], capture_output=True, text=True, check=True
+    )
+    default, fixed = map(int, done.stdout.split())
+    assert default == 0
+    assert fixed >= 2**20
+
+
+def test_release_memory_callback_sets_the_threshold_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: List[int] = []
+    monkeypatch.setattr(memory, "set_mmap_threshold", lambda n: calls.append(n) or True)
+    monkeypatch.setattr(memory, "_trim", lambda pad: 1)
+    config = {"@callbacks": "spacy-mtl.release_memory.v1", "every": 0, "mmap_threshold": 4096}
+    callback = registry.resolve({"cb": config})["cb"]
+    for step in range(3):
+        callback(spacy.blank("en"), {"step": step, "epoch": 0})
+    assert calls == [4096]
+    for bad in (0, -1, 64 * 2**20, True, 1.5):
+        with pytest.raises(ValueError, match="mmap_threshold"):
+            make_release_memory(mmap_threshold=bad)  # type: ignore[arg-type]

@@ -168,6 +168,30 @@ def test_queue_waits_for_company_within_the_window() -> None:
     assert nlp.calls == [["a", "b"]]
 
 
+def test_queue_gap_closes_the_window_early_but_keeps_arrivals() -> None:
+    """With a gap, a job that waits alone runs once the gap passes (not the whole window),
+    while jobs arriving closer together than the gap keep joining the batch."""
+    nlp = FakeNLP()
+    batcher = BatchQueue(nlp, wait=5.0, gap=0.3)  # type: ignore[arg-type]
+    batcher.start()
+    start = time.monotonic()
+    assert len(batcher.predict(["alone"]).result(timeout=10)) == 1
+    alone = time.monotonic() - start
+    futures = []
+    for i in range(4):  # 0.1 s apart: each arrives within the gap of the one before
+        futures.append(batcher.predict([f"t{i}"]))
+        time.sleep(0.1)
+    assert all(len(f.result(timeout=10)) == 1 for f in futures)
+    batcher.close()
+    assert 0.3 <= alone < 2.0
+    assert nlp.calls == [["alone"], ["t0", "t1", "t2", "t3"]]
+
+
+def test_queue_refuses_a_negative_gap() -> None:
+    with pytest.raises(ValueError, match="gap"):
+        BatchQueue(FakeNLP(), gap=-1.0)  # type: ignore[arg-type]
+
+
 # -- bad input ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any, AsyncIterator, Dict, List, Union
+from typing import Any, AsyncIterator, Dict, List, Optional, Union
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -28,6 +28,7 @@ DEFAULT_MAX_BODY_BYTES = 1_000_000
 DEFAULT_MAX_EXPLAIN_TOKENS = 256
 DEFAULT_MAX_BATCH = 64
 DEFAULT_WAIT_MS = 5.0
+DEFAULT_GAP_MS: Optional[float] = None
 
 
 class PredictRequest(BaseModel):
@@ -90,6 +91,7 @@ def make_app(
     max_explain_tokens: int = DEFAULT_MAX_EXPLAIN_TOKENS,
     max_batch: int = DEFAULT_MAX_BATCH,
     wait_ms: float = DEFAULT_WAIT_MS,
+    gap_ms: Optional[float] = DEFAULT_GAP_MS,
 ) -> FastAPI:
     """The FastAPI app serving `nlp` (run it with uvicorn, or `spacy-mtl serve`).
 
@@ -98,19 +100,27 @@ def make_app(
     max_body_bytes (int): Largest request body in bytes (larger: 413).
     max_explain_tokens (int): Most tokens of an `/explain` text (n + 1 forward passes).
     max_batch (int): Most texts per `nlp.pipe` call gathered from concurrent requests.
-    wait_ms (float): How long a request waits for others to share its batch, ms.
+    wait_ms (float): How long a request waits at most for others to share its batch, ms.
+    gap_ms (Optional[float]): The wait ends early once no request has come for this long,
+        ms (None: always wait `wait_ms`).
     RETURNS (FastAPI): The app; its worker thread starts and stops with the app's lifespan.
     DOCS: docs/serve.md
     """
     comp = find_component(nlp)
     schema = comp.schema
-    batcher = BatchQueue(nlp, max_batch=max_batch, wait=wait_ms / 1000.0)
+    batcher = BatchQueue(
+        nlp,
+        max_batch=max_batch,
+        wait=wait_ms / 1000.0,
+        gap=None if gap_ms is None else gap_ms / 1000.0,
+    )
     limits = {
         "max_texts": max_texts,
         "max_body_bytes": max_body_bytes,
         "max_explain_tokens": max_explain_tokens,
         "max_batch": max_batch,
         "wait_ms": wait_ms,
+        "gap_ms": gap_ms,
     }
     info = _info(nlp, comp.name, schema, limits)
     page_text = page_html()

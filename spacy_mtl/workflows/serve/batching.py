@@ -6,7 +6,9 @@ handlers only put jobs on a queue and wait for their futures; the worker thread 
 first job, takes every job already waiting and those that arrive within a short window
 (up to a cap in texts), runs them as one `nlp.pipe`, and hands each job its docs back in
 order. A batch that reaches the cap runs at once; otherwise the window costs each batch
-at most `wait` seconds.
+at most `wait` seconds. With a `gap`, the window also closes as soon as no job has arrived
+for `gap` seconds: a lone client waits only `gap`, while clients that keep arriving (those
+whose previous batch just came back) join the batch until `wait` is up.
 """
 
 import queue
@@ -55,17 +57,29 @@ class BatchQueue:
     nlp (Language): The pipeline; only the worker thread calls it once started.
     max_batch (int): Most texts per `nlp.pipe` call gathered from several jobs (one job
         with more texts runs alone, through `nlp.pipe` in batches of `max_batch`).
-    wait (float): Seconds the worker waits, once it takes a job, for others to join it.
+    wait (float): Seconds the worker waits at most, once it takes a job, for others to join.
+    gap (Optional[float]): Seconds without a new job after which the window closes early;
+        None keeps the window open for the whole `wait`.
     """
 
-    def __init__(self, nlp: Language, *, max_batch: int = 64, wait: float = 0.005) -> None:
+    def __init__(
+        self,
+        nlp: Language,
+        *,
+        max_batch: int = 64,
+        wait: float = 0.005,
+        gap: Optional[float] = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}.")
         if wait < 0:
             raise ValueError(f"wait must be >= 0 seconds, got {wait}.")
+        if gap is not None and gap < 0:
+            raise ValueError(f"gap must be >= 0 seconds or None, got {gap}.")
         self.nlp = nlp
         self.max_batch = max_batch
         self.wait = wait
+        self.gap = gap
         self.stats = BatchStats()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: Optional[threading.Thread] = None
@@ -133,6 +147,8 @@ class BatchQueue:
                 try:
                     # Take what is waiting at once; wait for more only within the window.
                     remaining = deadline - time.monotonic()
+                    if self.gap is not None:
+                        remaining = min(remaining, self.gap)
                     nxt = (
                         self._queue.get(timeout=remaining)
                         if remaining > 0
