@@ -94,6 +94,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
+def cpu_name() -> str:
+    """The CPU's model name as `lscpu` gives it (speed figures compare only on one CPU)."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor()
+    match = re.search(r"Model name:\s*(.+)", out)
+    return match.group(1).strip() if match else platform.processor()
+
+
 def environment(n_threads: int, device: str) -> Dict[str, Any]:
     """What the numbers were measured on."""
     from importlib.metadata import version
@@ -103,6 +116,7 @@ def environment(n_threads: int, device: str) -> Dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": n_threads,
         "torch_threads": torch.get_num_threads(),

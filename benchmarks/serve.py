@@ -3,6 +3,7 @@ against `nlp.pipe` and one `nlp(text)` call per text in the same process.
 
     python benchmarks/serve.py                  # MiniLM, ~3 minutes on 2 loaded cores
     python benchmarks/serve.py --model /tmp/tiny_bert --n-texts 32 --clients 1,4 --rounds 1
+    python benchmarks/serve.py --render [--check]   # results/serve.json -> README, docs/serve.md
 
 The pipeline is the shipped configs' (mtl_transformer + mtl_textcat over the benchmark's
 three groups) with untrained heads, saved to a temp folder. The server runs in its own
@@ -34,6 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "serve.json"
+# The generated blocks: the README's short table and docs/serve.md's whole one.
+BLOCKS = {ROOT / "README.md": False, ROOT / "docs" / "serve.md": True}
+START, END = "<!-- serve:start", "<!-- serve:end -->"
 
 
 # Server variants: the app's batching options and the server process's environment.
@@ -66,6 +71,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help=f"server variants, each its own process and its own rows: {', '.join(SERVERS)}",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: write the table of --results into README.md and docs/serve.md",
+    )
+    parser.add_argument("--check", action="store_true", help="with --render: only check")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--unbatched-clients",
@@ -239,8 +251,47 @@ def stop(process: Any) -> None:
         process.kill()
 
 
+def render(results: Path, check: bool) -> int:
+    """Write (or check) the generated table blocks; RETURNS the exit code."""
+    result = json.loads(results.read_text(encoding="utf8"))
+    stale = []
+    for path, variants in BLOCKS.items():
+        text = path.read_text(encoding="utf8")
+        start, end = text.find(START), text.find(END)
+        if start < 0 or end < start:
+            print(f"{path}: no {START} ... {END} block", file=sys.stderr)
+            return 1
+        head = text.index("\n", start) + 1
+        block = f"{measured_on(result)}\n\n{table(result, variants)}\n"
+        new = text[:head] + block + text[end:]
+        if new != text:
+            stale.append(path)
+            if not check:
+                path.write_text(new, encoding="utf8")
+    if check and stale:
+        names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+        print(f"{names}: stale; run python benchmarks/serve.py --render", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measured_on(result: Dict[str, Any]) -> str:
+    """Where and how the figures were measured, from the results file."""
+    env = result["environment"]
+    load = result.get("load_start", ["?"])[0]
+    return (
+        f"Measured by `{result['command']}` ({result['started'][:10]}, "
+        f"{result['wall_seconds']:.0f} s) on {env['cpu_count']} cores of {env.get('cpu', '?')}, "
+        f"{env['torch_threads']} torch threads, load average {load} at the start; "
+        f"{result['n_texts']} texts of {result['mean_words']} words on average, medians of "
+        f"{result['args']['rounds']} rounds run in turns."
+    )
+
+
 def main() -> None:
     args = parse_args()
+    if args.render:
+        sys.exit(render(args.results, args.check))
     harness.set_threads(args.threads)
     started = time.time()
     model = args.model or harness.default_model()
@@ -322,8 +373,9 @@ def summarise(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {k: round(harness.median([row[k] for row in rows]), 2) for k in keys}
 
 
-def table(result: Dict[str, Any]) -> str:
-    """The Markdown table of docs/serve.md: medians over the rounds."""
+def table(result: Dict[str, Any], variants: bool = True) -> str:
+    """The Markdown table of docs/serve.md (with the server variants) or of the README
+    (without): medians over the rounds."""
     median = result["median"]
     pipe = median["pipe"]["docs_per_s"]
     names = {
@@ -336,6 +388,8 @@ def table(result: Dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in median.items():
+        if name.startswith("serve-") and not variants:
+            continue
         label = names.get(name, "`spacy-mtl serve`")
         if name.startswith("serve-"):
             label = f"serve, {name[len('serve-') :].rsplit('_', 1)[0]}"

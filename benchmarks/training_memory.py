@@ -175,6 +175,7 @@ class Probe:
             peak_in_use, self.peak_in_use = max(self.peak_in_use, in_use), in_use
         record = {
             "step": step,
+            "last_batch": dict(BATCH),
             "seconds": round(time.time() - self.started, 1),
             "rss_mb": round(now, 1),
             "peak_since_last_mb": round(peak, 1),
@@ -188,6 +189,26 @@ class Probe:
         self.out.flush()
 
 
+# The batch of the update under way (docs, characters, the longest doc's characters): the
+# probe records it with each step, to tell which batches the memory follows.
+BATCH: Dict[str, int] = {}
+
+
+def watch_batches() -> None:
+    """Wrap `Language.update` so that each record names the batch of its step."""
+    from spacy.language import Language
+
+    update = Language.update
+
+    def watched(self: Any, examples: Any, *args: Any, **kwargs: Any) -> Any:
+        examples = list(examples)
+        lengths = [len(eg.reference.text) for eg in examples]
+        BATCH.update(docs=len(lengths), chars=sum(lengths), longest=max(lengths, default=0))
+        return update(self, examples, *args, **kwargs)
+
+    Language.update = watched  # type: ignore[method-assign]
+
+
 def probe_from_env() -> Probe:
     steps = [int(s) for s in os.environ.get("MEM_PROBE_CENSUS", "").split(",") if s]
     return Probe(Path(os.environ["MEM_PROBE_OUT"]), int(os.environ["MEM_PROBE_EVERY"]), steps)
@@ -199,6 +220,7 @@ def make_memory_probe(
 ) -> Callable[[Any, Dict[str, Any]], None]:
     """`[training.before_update]` callback: the probe, then the config's own callback."""
     probe = probe_from_env()
+    watch_batches()
 
     def before_update(nlp: Any, info: Dict[str, Any]) -> None:
         if inner is not None:

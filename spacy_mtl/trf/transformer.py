@@ -36,6 +36,7 @@ token (`forward_tokenizing_with_rust`).
 DOCS: docs/performance.md ("Fast by default"), docs/benchmarks.md.
 """
 
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -62,6 +63,14 @@ from transformers.file_utils import ModelOutput
 from .align import align_by_offsets
 from .serving import serve_in_eval_mode
 from .span_getters import WordpieceSpans, encode_wordpieces, tokenize_windows
+
+# Padded wordpieces of one training batch above which the encoder keeps no activations for
+# the backward pass and recomputes them there instead (Hugging Face's gradient checkpointing,
+# `torch.utils.checkpoint` with the dropout masks replayed: the same gradients). A batch of
+# 32 docs of one window each has at most 32 x 128 = 4,096; a batch of long docs, cut into
+# many windows, held 7 GB of activations in the demo (docs/performance.md, "Training
+# memory"). Batches under the limit run as before.
+CHECKPOINT_WORDPIECES = 8192
 
 DEFAULT_CONFIG_STR = """
 [transformer]
@@ -528,7 +537,8 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     else:
         align = get_alignment(flat, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-    output, backprop_tensors = model.layers[0](wordpieces, is_train)
+    with checkpointing(model.layers[0], is_train and _padded(wordpieces) > CHECKPOINT_WORDPIECES):
+        output, backprop_tensors = model.layers[0](wordpieces, is_train)
     batch = FullTransformerBatch(
         spans=spans, wordpieces=wordpieces, model_output=output, align=align
     )
@@ -538,6 +548,31 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
         return docs
 
     return batch, backprop
+
+
+def _padded(wordpieces: WordpieceBatch) -> int:
+    """Rows x columns of the padded wordpiece batch the encoder runs on."""
+    shape = getattr(wordpieces.input_ids, "shape", (0, 0))
+    return int(shape[0]) * int(shape[1]) if len(shape) == 2 else 0
+
+
+@contextmanager
+def checkpointing(layer: Model, on: bool) -> Iterator[None]:
+    """Run `layer`'s Hugging Face model with gradient checkpointing within the block if
+    `on` (and the model supports it): its forward keeps only each layer's input, and the
+    backward pass recomputes the rest. The flag is read in the forward pass, so turning it
+    off after the block leaves the recorded backward pass as it is."""
+    hf = None
+    if on and layer.shims:
+        hf = getattr(getattr(layer.shims[0], "_hfmodel", None), "transformer", None)
+    if hf is None or not getattr(hf, "supports_gradient_checkpointing", False):
+        yield
+        return
+    hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        hf.gradient_checkpointing_disable()
 
 
 def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:

@@ -615,3 +615,49 @@ def test_save_and_load_need_no_model_folder(tiny_bert: Path, tmp_path: Path) -> 
     from_bytes = make_pipeline(tiny_bert, initialize=False)
     from_bytes.from_bytes(nlp.to_bytes())
     numpy.testing.assert_allclose(scores(list(from_bytes.pipe(TEXTS))), before, atol=1e-5)
+
+
+@pytest.mark.parametrize("limit", [0, 10**9])
+def test_big_training_batches_checkpoint_with_the_same_gradients(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """A training batch over CHECKPOINT_WORDPIECES runs the encoder with gradient
+    checkpointing (issue 28: a batch of long docs held 7 GB of activations): the weights
+    after two updates with dropout equal those without it, and the flag is off after each
+    forward pass."""
+    from spacy_mtl.trf import transformer as trf
+
+    def weights_after_updates(limit: int) -> Tuple[Dict[str, Any], int]:
+        monkeypatch.setattr(trf, "CHECKPOINT_WORDPIECES", limit)
+        nlp = make_pipeline(tiny_bert)
+        hf = nlp.get_pipe("transformer").model.layers[0].shims[0]._hfmodel.transformer
+        enabled: List[int] = []
+        enable = type(hf).gradient_checkpointing_enable
+
+        def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+            enabled.append(1)
+            return enable(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(hf), "gradient_checkpointing_enable", spy)
+        fix_random_seed(1)
+        optimizer = Adam(1e-3)
+        examples = make_examples(nlp)
+        for _ in range(2):
+            nlp.update(examples, sgd=optimizer, drop=0.1)
+            assert not hf.is_gradient_checkpointing
+        monkeypatch.undo()
+        return {n: p.detach().clone() for n, p in hf.named_parameters()}, len(enabled)
+
+    reference, never = weights_after_updates(10**9)
+    weights, times = weights_after_updates(limit)
+    assert never == 0 and times == (2 if limit == 0 else 0)
+    for name, value in reference.items():
+        assert numpy.allclose(value.numpy(), weights[name].numpy(), atol=1e-6), name
+    fresh = make_pipeline(tiny_bert).get_pipe("transformer").model.layers[0].shims[0]
+    initial = dict(fresh._hfmodel.transformer.named_parameters())
+    changed = [
+        n
+        for n, v in reference.items()
+        if not numpy.array_equal(v.numpy(), initial[n].detach().numpy())
+    ]
+    assert changed  # the updates did change the weights
