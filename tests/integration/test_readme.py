@@ -44,3 +44,23 @@ def test_readme_demo_block_is_generated_from_the_results() -> None:
     assert done.returncode == 0, done.stderr
     text = README.read_text(encoding="utf8")
     assert "<!-- demo:start" in text and "**joy**" in text
+
+
+def test_serve_tables_are_generated_from_the_results() -> None:
+    """The serve figures of the README and docs/serve.md are benchmarks/results/serve.json
+    rendered (`benchmarks/serve.py --render`), not typed in."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve.py"), "--render", "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((ROOT / "benchmarks" / "results" / "serve.json").read_text())
+    pipe = result["median"]["pipe"]["docs_per_s"]
+    for path in (README, ROOT / "docs" / "serve.md"):
+        block = path.read_text(encoding="utf8").split("<!-- serve:start")[1]
+        assert f"| {pipe:.1f} | 1.00 |" in block.split("<!-- serve:end -->")[0]
