@@ -537,7 +537,9 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     else:
         align = get_alignment(flat, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-    with checkpointing(model.layers[0], is_train and _padded(wordpieces) > CHECKPOINT_WORDPIECES):
+    with checkpointing(
+        model.layers[0], is_train and wordpieces.input_ids.size > CHECKPOINT_WORDPIECES
+    ):
         output, backprop_tensors = model.layers[0](wordpieces, is_train)
     batch = FullTransformerBatch(
         spans=spans, wordpieces=wordpieces, model_output=output, align=align
@@ -550,22 +552,14 @@ def forward_tokenizing_with_rust(model: Any, docs: List[Doc], is_train: bool) ->
     return batch, backprop
 
 
-def _padded(wordpieces: WordpieceBatch) -> int:
-    """Rows x columns of the padded wordpiece batch the encoder runs on."""
-    shape = getattr(wordpieces.input_ids, "shape", (0, 0))
-    return int(shape[0]) * int(shape[1]) if len(shape) == 2 else 0
-
-
 @contextmanager
 def checkpointing(layer: Model, on: bool) -> Iterator[None]:
     """Run `layer`'s Hugging Face model with gradient checkpointing within the block if
     `on` (and the model supports it): its forward keeps only each layer's input, and the
     backward pass recomputes the rest. The flag is read in the forward pass, so turning it
     off after the block leaves the recorded backward pass as it is."""
-    hf = None
-    if on and layer.shims:
-        hf = getattr(getattr(layer.shims[0], "_hfmodel", None), "transformer", None)
-    if hf is None or not getattr(hf, "supports_gradient_checkpointing", False):
+    hf = _hf_model(layer) if on else None
+    if not getattr(hf, "supports_gradient_checkpointing", False):
         yield
         return
     hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -651,7 +645,12 @@ def hf_encoder(component: Any) -> Any:
     fp32 = getattr(component, "_fp32", None)
     if fp32 is not None:
         return fp32
-    return component.model.layers[0].shims[0]._hfmodel.transformer
+    return _hf_model(component.model.layers[0])
+
+
+def _hf_model(layer: Model) -> Any:
+    """The Hugging Face model inside spacy-transformers' HF wrapper layer (its shim's)."""
+    return layer.shims[0]._hfmodel.transformer
 
 
 def sorts_by_length(component: Any) -> bool:
