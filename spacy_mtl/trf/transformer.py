@@ -558,7 +558,7 @@ def checkpointing(layer: Model, on: bool) -> Iterator[None]:
     `on` (and the model supports it): its forward keeps only each layer's input, and the
     backward pass recomputes the rest. The flag is read in the forward pass, so turning it
     off after the block leaves the recorded backward pass as it is."""
-    hf = _hf_model(layer) if on else None
+    hf: Any = _hf_model(layer) if on else None
     if not getattr(hf, "supports_gradient_checkpointing", False):
         yield
         return
@@ -650,7 +650,8 @@ def hf_encoder(component: Any) -> Any:
 
 def _hf_model(layer: Model) -> Any:
     """The Hugging Face model inside spacy-transformers' HF wrapper layer (its shim's)."""
-    return layer.shims[0]._hfmodel.transformer
+    shim: Any = layer.shims[0]
+    return shim._hfmodel.transformer
 
 
 def sorts_by_length(component: Any) -> bool:
