@@ -20,7 +20,7 @@ import re
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Union, cast
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union, cast
 
 PathLike = Union[str, Path]
 
@@ -240,6 +240,27 @@ def replace_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
     return value
+
+
+class DuplicateKey(ValueError):
+    """A key given twice in one JSON object (`unique_keys`); `key` is that key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """`object_pairs_hook` of a JSON decoder: the object as a dict, or `DuplicateKey` for a
+    key given twice (a plain JSON reader keeps the last value and drops the first)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: Set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return out
 
 
 class FloatOverflow(ValueError):

@@ -31,6 +31,7 @@ from typing import (
 from ...errors import Errors
 from ..io import (
     SEPARATORS,
+    DuplicateKey,
     FloatOverflow,
     compression,
     csv_reader,
@@ -39,6 +40,7 @@ from ..io import (
     not_a_file,
     overflowing_key,
     parse_json_float,
+    unique_keys,
 )
 from .exceptions import ConvertError
 from .spec import FORMATS, ConvertSpec
@@ -231,29 +233,9 @@ class LineSource:
         self._raw.close()
 
 
-class DuplicateKey(ValueError):
-    """A key given twice in one JSON object (json keeps the last value silently)."""
-
-    def __init__(self, key: str) -> None:
-        self.reason = Errors.E265.format(key=clip(key))
-        super().__init__(self.reason)
-
-
-def _unique_pairs(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    """A JSON object as a dict; DuplicateKey when a key is given twice."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: Set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKey(key)
-            seen.add(key)
-    return out
-
-
 # One decoder for every line (json.loads with a hook would build one per call). A number
 # too large for a float (1e400) is a bad row, not a silent inf.
-_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_float=parse_json_float)
+_JSON = json.JSONDecoder(object_pairs_hook=unique_keys, parse_float=parse_json_float)
 
 
 def looks_like_header(fields: Sequence[str], names: Sequence[str]) -> List[str]:
@@ -479,7 +461,8 @@ class Reader:
             try:
                 obj = _JSON.decode(text)
             except DuplicateKey as dup:
-                yield Record(self.path, line, None, raw, error=(None, dup.reason))
+                reason = Errors.E265.format(key=clip(dup.key))
+                yield Record(self.path, line, None, raw, error=(None, reason))
                 continue
             except FloatOverflow as big:
                 reason = Errors.E234.format(number=clip(big.literal))

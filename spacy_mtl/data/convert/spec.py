@@ -17,7 +17,7 @@ import srsly
 
 from ...errors import Errors, SchemaError, format_labels
 from ...schema import MULTICLASS, MULTILABEL, GroupSchema, LabelGroup, split_key
-from ..io import PathLike, base_name
+from ..io import DuplicateKey, PathLike, base_name, unique_keys
 from .exceptions import ConvertError, SpecError
 from .values import (
     as_list,
@@ -262,30 +262,14 @@ def load_spec(path: PathLike) -> ConvertSpec:
         if path.suffix.lower() == ".json":
             # Python's json, not srsly's: a duplicate key would silently keep the last value.
             text = path.read_text(encoding="utf-8-sig")
-            data = json.loads(text, object_pairs_hook=_unique_keys)
+            data = json.loads(text, object_pairs_hook=unique_keys)
         else:
             data = srsly.read_yaml(path)  # ruamel refuses duplicate keys itself
-    except _DuplicateKey as dup:
+    except DuplicateKey as dup:
         raise SpecError(Errors.E276.format(spec=path, key=dup.key)) from None
     except Exception as err:  # YAML and JSON parsers raise many types
         raise SpecError(Errors.E215.format(spec=path, error=f"cannot be parsed: {err}")) from err
     return ConvertSpec.from_dict(data, source=str(path))
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    """json.loads' object_pairs_hook: a dict, or _DuplicateKey for a key given twice."""
-    out: Dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
 
 
 def _parse_spec(data: Any, source: str) -> ConvertSpec:

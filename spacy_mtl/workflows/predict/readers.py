@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from ...data.io import (
     SEPARATORS,
+    DuplicateKey,
     FloatOverflow,
     RecordBudget,
     RecordTooLong,
@@ -25,6 +26,7 @@ from ...data.io import (
     overflowing_key,
     parse_json_float,
     replace_surrogates,
+    unique_keys,
 )
 from .formats import (
     DEFAULT_CHUNK_SIZE,
@@ -99,25 +101,6 @@ def check_input_file(path: Path) -> None:
     )
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    """A JSON object, refusing a key given twice (a JSON reader would keep the last value
-    and silently drop the first)."""
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return record
-
-
 def _too_deep(value: Any, limit: int) -> bool:
     """Whether lists and dicts nest more than `limit` levels in `value` (iterative: a
     recursive walk would itself hit Python's recursion limit)."""
@@ -141,7 +124,7 @@ def parse_json_line(line: str, where: str) -> Any:
             line,
             parse_constant=_json_constant,
             parse_float=parse_json_float,
-            object_pairs_hook=_unique_keys,
+            object_pairs_hook=unique_keys,
         )
     except FloatOverflow as err:
         key = overflowing_key(line)
@@ -150,7 +133,7 @@ def parse_json_line(line: str, where: str) -> Any:
             f"{where}: {field}the number {shorten(err.literal)} is too large for a float "
             "(it would be read as infinity); write it as a string, or fix the value."
         ) from None
-    except _DuplicateKey as err:
+    except DuplicateKey as err:
         raise PredictError(
             f"{where}: key {shorten(repr(err.key))} appears more than once in one object; "
             "a JSON reader keeps only the last value (the others would be lost): remove or "
